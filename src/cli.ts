@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+// `nec01` entry point: dispatches to src/commands/<name>.ts. Commands are loaded lazily so
+// `nec01 verify` never loads the service, the relay or the NSM addon.
+import { CliError, EXIT_USAGE, type CommandMain } from './exit.js'
+
+interface CommandEntry {
+  summary: string
+  load: () => Promise<{ main: CommandMain }>
+}
+
+const COMMANDS: Record<string, CommandEntry> = {
+  verify: { summary: 'verify a kind:23793 event, a tee_root carrier or a raw attestation', load: () => import('./commands/verify.js') },
+}
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length))
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+  return [
+    'nec01 — AWS Nitro Enclave attestations for Nostr (NEC-01)',
+    '',
+    'usage: nec01 <command> [options]   (nec01 <command> --help for its options)',
+    '',
+    'commands:',
+    ...lines,
+  ].join('\n')
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage())
+    return name === undefined ? EXIT_USAGE : 0
+  }
+  const entry = COMMANDS[name]
+  if (entry === undefined) throw new CliError(`unknown command '${name}' (try: nec01 --help)`)
+  const { main } = await entry.load()
+  return main(rest)
+}
+
+run(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    // One line for the user, never a stack trace; NEC01_DEBUG=1 shows the stack.
+    if (err instanceof CliError) {
+      console.error(`nec01: ${err.message}`)
+      process.exitCode = err.exitCode
+      return
+    }
+    const message = err instanceof Error ? err.message : String(err)
+    console.error(`nec01: internal error: ${message.split('\n')[0]}`)
+    if (process.env.NEC01_DEBUG === '1' && err instanceof Error) console.error(err.stack)
+    process.exitCode = EXIT_USAGE
+  },
+)
