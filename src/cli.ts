@@ -9,7 +9,12 @@ interface CommandEntry {
 }
 
 const COMMANDS: Record<string, CommandEntry> = {
+  serve: { summary: 'run the attested Nostr service (--dev: simulated NSM)', load: () => import('./commands/serve.js') },
   verify: { summary: 'verify a kind:23793 event, a tee_root carrier or a raw attestation', load: () => import('./commands/verify.js') },
+  dm: { summary: 'DM an attested service, wait for the reply and verify its tee_root', load: () => import('./commands/dm.js') },
+  attest: { summary: 'get a fresh attestation bound to your nonce and data, and verify it', load: () => import('./commands/attest.js') },
+  fetch: { summary: "fetch a service's profile, announcement and notes and verify their tee_root", load: () => import('./commands/fetch.js') },
+  parent: { summary: 'the parent instance proxy: the enclave\'s only way out, to allowed relays', load: () => import('./commands/parent.js') },
 }
 
 export function usage(): string {

@@ -1,0 +1,245 @@
+// Certificate path validation for a Nitro attestation (RFC 5280 §6, profiled by
+// aws-nitro-enclaves-nsm-api docs/attestation_process.md §3.2.3):
+//   trusted root = cabundle[0] → cabundle[1] → … → cabundle[n-1] → certificate (leaf)
+// and a bounded cache of verified paths, because a real NSM reuses one leaf for ~3 hours.
+import { certLabel, parseCertificate, KEY_USAGE, type Certificate } from './cert.js'
+import { bytesEqual, bytesToKey, copyBytes, onArrayBuffer } from './encoding.js'
+import { VerifyError } from './result.js'
+import { isoTime } from './time.js'
+
+/** The key type WebCrypto hands back (named this way so both the DOM and Node typings agree). */
+export type VerifyKey = Awaited<ReturnType<typeof globalThis.crypto.subtle.importKey>>
+
+const P384_IMPORT = { name: 'ECDSA', namedCurve: 'P-384' } as const
+const ES384_VERIFY = { name: 'ECDSA', hash: 'SHA-384' } as const
+
+/** Verified paths remembered: a few hundred enclaves' chains, ~1 KiB of key bytes each. */
+export const CHAIN_CACHE_LIMIT = 256
+/** Parsed and imported trusted roots remembered (normally one: the AWS root). */
+const ROOT_CACHE_LIMIT = 16
+
+export interface CertWindow {
+  label: string
+  /** ms since the epoch, inclusive */
+  notBefore: number
+  notAfter: number
+}
+
+export interface VerifiedChain {
+  /** the leaf's public key, for the document signature */
+  leafKey: VerifyKey
+  /** every certificate's validity, root first; checked against `now` on every use */
+  windows: CertWindow[]
+  /** true when this path came from the cache */
+  cached: boolean
+  /** outcome of the `alongside` verification, when one was given */
+  alongside: boolean | null
+}
+
+interface TrustedRoot {
+  cert: Certificate
+  key: VerifyKey
+}
+
+interface CachedChain extends Omit<VerifiedChain, 'cached' | 'alongside'> {
+  /** own copies of the trusted root and cabundle this path was verified with */
+  root: Uint8Array
+  cabundle: Uint8Array[]
+}
+
+/** Keyed by the leaf's exact DER (short, and what real NSMs reuse); the rest is compared on a hit. */
+const chainCache = new Map<string, CachedChain>()
+const rootCache = new Map<string, TrustedRoot>()
+let hits = 0
+let misses = 0
+
+/** Forgets every verified path and root, and zeroes the counters (benchmarks measure cold). */
+export function clearVerifierCaches(): void {
+  chainCache.clear()
+  rootCache.clear()
+  hits = 0
+  misses = 0
+}
+
+export interface VerifierCacheStats {
+  /** verifications that reused a verified path */
+  hits: number
+  /** verifications that had to validate the path */
+  misses: number
+  /** paths currently remembered */
+  size: number
+}
+
+export function verifierCacheStats(): VerifierCacheStats {
+  return { hits, misses, size: chainCache.size }
+}
+
+function remember<V>(cache: Map<string, V>, key: string, value: V, limit: number): void {
+  cache.delete(key)
+  cache.set(key, value)
+  // Map iteration is insertion order, so the first key is the least recently used
+  while (cache.size > limit) {
+    const oldest = cache.keys().next().value
+    if (oldest === undefined) break
+    cache.delete(oldest)
+  }
+}
+
+/** The rest of the path a cached entry was verified with; a hit needs every byte equal. */
+function samePath(entry: CachedChain, root: Uint8Array, cabundle: Uint8Array[]): boolean {
+  if (!bytesEqual(entry.root, root) || entry.cabundle.length !== cabundle.length) return false
+  for (let i = 0; i < cabundle.length; i++) if (!bytesEqual(entry.cabundle[i]!, cabundle[i]!)) return false
+  return true
+}
+
+function importP384(point: Uint8Array<ArrayBuffer>): Promise<VerifyKey> {
+  return globalThis.crypto.subtle.importKey('raw', point, P384_IMPORT, false, ['verify'])
+}
+
+function verifyEs384(key: VerifyKey, signature: Uint8Array<ArrayBuffer>, data: Uint8Array): Promise<boolean> {
+  return globalThis.crypto.subtle.verify(ES384_VERIFY, key, signature, onArrayBuffer(data)).catch(() => false)
+}
+
+function chainError(message: string): VerifyError {
+  return new VerifyError('chain', message)
+}
+
+async function trustedRoot(der: Uint8Array): Promise<TrustedRoot> {
+  const id = bytesToKey(der)
+  const known = rootCache.get(id)
+  if (known !== undefined) return known
+  let cert: Certificate
+  try {
+    cert = parseCertificate(der)
+  } catch (err) {
+    throw chainError(`root: ${err instanceof Error ? err.message : 'unparseable'}`)
+  }
+  const key = await importP384(cert.publicKey).catch(() => null)
+  if (key === null) throw chainError('root: public key is not a valid P-384 point')
+  const root = { cert, key }
+  remember(rootCache, id, root, ROOT_CACHE_LIMIT)
+  return root
+}
+
+/** cabundle[0] must be the trusted root byte for byte: subject and serial can be copied, bytes cannot. */
+export function isTrustedRoot(cabundle0: Uint8Array, root: Uint8Array): boolean {
+  return bytesEqual(cabundle0, root)
+}
+
+/**
+ * CA rules for the certificate at `index` (0 = root) of a path of `length` certificates
+ * (RFC 5280 §4.2.1.9, §4.2.1.3, §6.1.4 (k)-(n)). pathLenConstraint counts the CA
+ * certificates below this one; no intermediate is treated as self-issued, which can only
+ * make the count stricter.
+ */
+function checkCa(cert: Certificate, label: string, index: number, length: number): void {
+  if (cert.ca !== true) throw chainError(`${label} is not a CA (basicConstraints cA is not true) but issues ${index === length - 2 ? 'the leaf' : 'a CA'}`)
+  if (cert.keyUsage === null || (cert.keyUsage & KEY_USAGE.keyCertSign) === 0) {
+    throw chainError(`${label} may not sign certificates (keyUsage lacks keyCertSign)`)
+  }
+  const below = length - 2 - index
+  if (cert.pathLen !== null && below > cert.pathLen) {
+    throw chainError(`${label} allows ${cert.pathLen} CA certificate(s) below it (pathLenConstraint), the path has ${below}`)
+  }
+}
+
+function checkLeaf(cert: Certificate, label: string): void {
+  if (cert.ca === true) throw chainError(`${label} is a CA (basicConstraints cA true); the document signer must be an end entity`)
+  if (cert.pathLen !== null) throw chainError(`${label} has a pathLenConstraint but is not a CA`)
+  // attestation_process.md §3.2.3.3: the target certificate has digitalSignature
+  if (cert.keyUsage === null || (cert.keyUsage & KEY_USAGE.digitalSignature) === 0) {
+    throw chainError(`${label} keyUsage lacks digitalSignature`)
+  }
+}
+
+/**
+ * Validates the path from the trusted root (which the caller has matched to cabundle[0])
+ * to the leaf: structure, names, CA constraints, then every signature. Validity periods
+ * are NOT checked here but returned, so a cached path is re-checked against each `now`.
+ * `alongside` (the document signature) runs with the leaf key concurrently with the link
+ * signatures; its outcome is returned, and means nothing unless the path verified.
+ * Throws VerifyError('chain').
+ */
+export async function verifyChain(
+  root: Uint8Array,
+  cabundle: Uint8Array[],
+  leaf: Uint8Array,
+  alongside?: (leafKey: VerifyKey) => Promise<boolean>,
+): Promise<VerifiedChain> {
+  const key = bytesToKey(leaf)
+  const known = chainCache.get(key)
+  if (known !== undefined && samePath(known, root, cabundle)) {
+    hits++
+    remember(chainCache, key, known, CHAIN_CACHE_LIMIT)
+    const extra = alongside === undefined ? null : await alongside(known.leafKey).catch(() => false)
+    return { leafKey: known.leafKey, windows: known.windows, cached: true, alongside: extra }
+  }
+  misses++
+
+  const anchor = await trustedRoot(root)
+  const certs: Certificate[] = [anchor.cert]
+  const labels: string[] = [`root (${certLabel(anchor.cert)})`]
+  const ders = [...cabundle.slice(1), leaf]
+  ders.forEach((der, j) => {
+    const name = j === ders.length - 1 ? 'leaf certificate' : `cabundle[${j + 1}]`
+    let cert: Certificate
+    try {
+      cert = parseCertificate(der)
+    } catch (err) {
+      throw chainError(`${name}: ${err instanceof Error ? err.message : 'unparseable'}`)
+    }
+    certs.push(cert)
+    labels.push(`${name} (${certLabel(cert)})`)
+  })
+
+  // Everything that needs no cryptography first, so a malformed path costs no signatures.
+  const n = certs.length
+  for (let i = 1; i < n; i++) {
+    // RFC 5280 §6.1.3 (a)(4): issuer equals the working issuer name; compared as DER bytes,
+    // which AWS's CAs produce identically (RFC 5280 §7.1 allows binary comparison)
+    if (!bytesEqual(certs[i]!.issuer, certs[i - 1]!.subject)) throw chainError(`${labels[i]} was not issued by ${labels[i - 1]} (issuer ≠ subject)`)
+    checkCa(certs[i - 1]!, labels[i - 1]!, i - 1, n)
+  }
+  checkLeaf(certs[n - 1]!, labels[n - 1]!)
+
+  // Import every key and check every link concurrently: WebCrypto runs them in parallel
+  // where it can, and the verdict is only read once all have settled.
+  const keys = await Promise.all(certs.map((c, i) => (i === 0 ? Promise.resolve(anchor.key) : importP384(c.publicKey).catch(() => null))))
+  const bad = keys.findIndex((k) => k === null)
+  if (bad >= 0) throw chainError(`${labels[bad]}: public key is not a valid P-384 point`)
+  const leafKey = keys[n - 1]!
+  const extra = alongside === undefined ? Promise.resolve(null) : alongside(leafKey).catch(() => false)
+  const links = await Promise.all(certs.slice(1).map((c, j) => verifyEs384(keys[j]!, c.signature, c.tbs)))
+  const extraOutcome = await extra
+  const broken = links.indexOf(false)
+  if (broken >= 0) throw chainError(`the signature on ${labels[broken + 1]} does not verify with the key of ${labels[broken]}`)
+
+  const verified: CachedChain = {
+    leafKey,
+    windows: certs.map((c, i) => ({ label: labels[i]!, notBefore: c.notBefore, notAfter: c.notAfter })),
+    root: copyBytes(root),
+    cabundle: cabundle.map(copyBytes),
+  }
+  // Only a fully verified path is remembered; time is not part of the verdict cached.
+  remember(chainCache, key, verified, CHAIN_CACHE_LIMIT)
+  return { leafKey, windows: verified.windows, cached: false, alongside: extraOutcome }
+}
+
+export interface TimeVerdict {
+  ok: boolean
+  detail: string
+}
+
+/** Every certificate valid at `nowMs`, both bounds inclusive (RFC 5280 §4.1.2.5). */
+export function checkValidity(windows: CertWindow[], nowMs: number): TimeVerdict {
+  const at = `validation time ${isoTime(nowMs)}`
+  let from = -Infinity
+  let until = Infinity
+  for (const w of windows) {
+    if (nowMs < w.notBefore) return { ok: false, detail: `${w.label} is not valid before ${isoTime(w.notBefore)}; ${at}` }
+    if (nowMs > w.notAfter) return { ok: false, detail: `${w.label} expired at ${isoTime(w.notAfter)}; ${at}` }
+    from = Math.max(from, w.notBefore)
+    until = Math.min(until, w.notAfter)
+  }
+  return { ok: true, detail: `all ${windows.length} certificates valid at ${isoTime(nowMs)} (path valid ${isoTime(from)} .. ${isoTime(until)})` }
+}

@@ -1,0 +1,189 @@
+// nec01 serve: the enclave service. Without --dev it needs /dev/nsm; with --dev it runs on
+// the NSM simulator, and --embedded-relay gives it a real relay on loopback.
+import { parseArgs } from 'node:util'
+import { join, resolve } from 'node:path'
+import { createLogger } from '../log.js'
+import { defaultStateDir, isSimulated, openNsm } from '../nsm/open.js'
+import { isNsmError } from '../nsm/types.js'
+import { ConfigError, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
+import { startService, SERVICE_NAME } from '../service/service.js'
+import { CliError, EXIT_OK } from '../exit.js'
+import { VERSION } from '../version.js'
+
+export const USAGE = `usage: nec01 serve [--dev] [--relays FILE | --relay URL...] [--health-port N] [--state-dir DIR]
+                   [--t prod|dev] [--proxy URL] [--embedded-relay] [options]
+
+Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (/dev/nsm).
+
+  --dev                  use the NSM simulator (not an enclave: t is always dev)
+  --relays FILE          relay list (default: relays.json beside the package)
+  --relay URL            a relay to read and write; repeatable; replaces --relays
+  --embedded-relay       start a real relay on ws://127.0.0.1:7777 and use only it (dev)
+  --embedded-port N      port of the embedded relay (default 7777)
+  --health-port N        health endpoint on 127.0.0.1 (default 8765; 0 picks a free port)
+  --state-dir DIR        simulator state (default ~/.nec01 or $NEC01_STATE_DIR)
+  --t prod|dev           the t tag of the root event (default prod; dev with --dev)
+  --proxy URL            send every relay connection through this HTTP CONNECT proxy
+                         (default $NEC01_PROXY; in an enclave: http://127.0.0.1:1080)
+  --margin SEC           refresh the attestation this long before it expires (default 3600)
+  --name TEXT            profile name (default nec01)
+  --about TEXT           profile about text
+  --picture URL          profile picture
+  --rate N               requests per second per sender (default 1)
+  --burst N              burst per sender (default 10)
+  --max-request-bytes N  drop larger requests (default 65536)
+  --leaf-lifetime SEC    dev only: simulated leaf certificate lifetime (default 10800)
+
+Logs go to standard error, one JSON object per line (NEC01_LOG_LEVEL=debug|info|warn|error).`
+
+const DEFAULT_HEALTH_PORT = 8765
+const DEFAULT_EMBEDDED_PORT = 7777
+
+function intOption(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) throw new CliError(`--${name}: expected a whole number from ${min} to ${max}, got '${value}'`)
+  return Number(value)
+}
+
+function numberOption(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new CliError(`--${name}: expected a positive number, got '${value}'`)
+  return n
+}
+
+export async function main(args: string[]): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        dev: { type: 'boolean' },
+        relays: { type: 'string' },
+        relay: { type: 'string', multiple: true },
+        'embedded-relay': { type: 'boolean' },
+        'embedded-port': { type: 'string' },
+        'health-port': { type: 'string' },
+        'state-dir': { type: 'string' },
+        t: { type: 'string' },
+        proxy: { type: 'string' },
+        margin: { type: 'string' },
+        name: { type: 'string' },
+        about: { type: 'string' },
+        picture: { type: 'string' },
+        rate: { type: 'string' },
+        burst: { type: 'string' },
+        'max-request-bytes': { type: 'string' },
+        'leaf-lifetime': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+  } catch (err) {
+    throw new CliError(`${err instanceof Error ? err.message : String(err)} (see nec01 serve --help)`)
+  }
+  const v = parsed.values
+  if (v.help === true) {
+    console.log(USAGE)
+    return EXIT_OK
+  }
+  const dev = v.dev === true
+  if (v.t !== undefined && v.t !== 'prod' && v.t !== 'dev') throw new CliError(`--t: expected prod or dev, got '${v.t}'`)
+  if (v['embedded-relay'] === true && !dev) throw new CliError('--embedded-relay is for development: use it with --dev')
+  if (v['leaf-lifetime'] !== undefined && !dev) throw new CliError('--leaf-lifetime only applies to the simulator (--dev)')
+  if (v.relay !== undefined && v.relays !== undefined) throw new CliError('give --relays FILE or --relay URL..., not both')
+  const healthPort = intOption('health-port', v['health-port'], DEFAULT_HEALTH_PORT, 0, 65535)
+  const embeddedPort = intOption('embedded-port', v['embedded-port'], DEFAULT_EMBEDDED_PORT, 0, 65535)
+  const marginSec = intOption('margin', v.margin, 3600, 0, 86400)
+  const leafLifetimeSec = v['leaf-lifetime'] === undefined ? undefined : intOption('leaf-lifetime', v['leaf-lifetime'], 10800, 60, 86400)
+  const rate = numberOption('rate', v.rate, 1)
+  const burst = intOption('burst', v.burst, 10, 1, 100000)
+  const maxRequestBytes = intOption('max-request-bytes', v['max-request-bytes'], 64 * 1024, 1024, 16 * 1024 * 1024)
+  const proxy = v.proxy ?? (process.env.NEC01_PROXY === '' ? undefined : process.env.NEC01_PROXY)
+  const stateDir = resolve(v['state-dir'] ?? defaultStateDir())
+  const log = createLogger({ service: SERVICE_NAME })
+
+  // Relays: the embedded one, --relay, or the relays.json file (validated before anything starts).
+  let embedded: { url: string; close(): Promise<void> } | null = null
+  let relays: RelayEntry[]
+  try {
+    if (v['embedded-relay'] === true) {
+      const { startEmbeddedRelay } = await import('../relays/embedded.js')
+      try {
+        embedded = await startEmbeddedRelay({ host: '127.0.0.1', port: embeddedPort, logger: log.child({ part: 'embedded-relay' }) })
+      } catch (err) {
+        throw new CliError(`cannot start the embedded relay on 127.0.0.1:${embeddedPort}: ${err instanceof Error ? err.message : String(err)}`)
+      }
+      relays = [...(v.relay === undefined ? [] : relaysFromUrls(v.relay).relays), { url: embedded.url, read: true, write: true }]
+    } else if (v.relay !== undefined) {
+      relays = relaysFromUrls(v.relay).relays
+    } else {
+      relays = loadRelayConfig(v.relays ?? new URL('../../../relays.json', import.meta.url).pathname).relays
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message)
+    throw err
+  }
+
+  let nsm
+  try {
+    nsm = await openNsm({ dev, stateDir, ...(leafLifetimeSec === undefined ? {} : { leafLifetimeSec, leafRenewMarginSec: Math.min(marginSec + 300, Math.floor(leafLifetimeSec / 2)) }) })
+  } catch (err) {
+    await embedded?.close()
+    if (isNsmError(err)) throw new CliError(err.message)
+    throw err
+  }
+  const simulator = isSimulated(nsm) ? nsm : null
+  const simulated = simulator !== null
+  let service
+  try {
+    service = await startService({
+      nsm,
+      ...(simulator !== null ? { trustRoot: simulator.rootDer() } : {}),
+      tee: simulated ? 'simulated' : 'nsm',
+      t: (v.t as 'prod' | 'dev' | undefined) ?? (dev ? 'dev' : 'prod'),
+      relays,
+      ...(proxy === undefined ? {} : { proxy }),
+      healthPort,
+      marginSec,
+      name: v.name ?? SERVICE_NAME,
+      ...(v.about === undefined ? {} : { about: v.about }),
+      ...(v.picture === undefined ? {} : { picture: v.picture }),
+      version: VERSION,
+      rateLimit: { ratePerSec: rate, burst },
+      maxRequestBytes,
+      log,
+    })
+  } catch (err) {
+    await nsm.close().catch(() => undefined)
+    await embedded?.close()
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'EADDRINUSE') throw new CliError(`health port ${healthPort} is in use (pick another with --health-port)`)
+    throw err
+  }
+
+  const rootPath = simulator !== null ? simulator.rootPemPath() : null
+  const relayList = relays.map((r) => r.url)
+  const trust = simulated ? `--root ${rootPath ?? join(stateDir, 'nsm-simulator', 'root.pem')} --any-pcrs --expect dev` : '--pcrs pcrs.json'
+  console.log(
+    [
+      `nec01 serve ${VERSION} — ${simulated ? 'DEV MODE: simulated NSM, not an enclave (t=dev)' : `Nitro Enclave (t=${service.t})`}`,
+      `npub:    ${service.identity.npub}`,
+      `relays:  ${relayList.join(' ')}${embedded !== null ? '  (embedded relay)' : ''}`,
+      ...(rootPath !== null ? [`root:    ${rootPath}  (the simulator's root certificate: trust it only for development)`] : []),
+      `health:  http://127.0.0.1:${service.healthPort}/health`,
+      `try:     npx nec01 dm ${service.identity.npub} ping --relay ${relayList[0] ?? ''} ${trust}`,
+    ].join('\n'),
+  )
+
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: string): void => {
+      log.info('shutting down', { signal })
+      resolveStop()
+    }
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+  })
+  await service.close()
+  await embedded?.close()
+  return EXIT_OK
+}

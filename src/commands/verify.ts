@@ -1,0 +1,105 @@
+// nec01 verify: check a kind:23793 root event, any event carrying a tee_root tag, or a
+// bare attestation document (base64, hex or raw CBOR).
+import { parseArgs } from 'node:util'
+import { verifyAttestation } from '../../nec01/attestation.js'
+import { ROOT_KIND, TEE_ROOT_TAG, verifyRootEvent, verifyTeeRoot } from '../../nec01/event.js'
+import type { VerifyOptions, VerifyResult } from '../../nec01/types.js'
+import { CliError, EXIT_INVALID, EXIT_OK } from '../exit.js'
+import { formatResult } from '../format.js'
+import { readInput } from '../input.js'
+import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../trust.js'
+
+export const USAGE = `usage: nec01 verify [INPUT|-] [trust options] [--json]
+
+Verifies a kind:23793 event, any event with a tee_root tag, or a bare attestation
+document (base64, hex or raw CBOR), read from INPUT or standard input.
+
+${TRUST_USAGE}
+  --json             print the result object as JSON
+
+exit: 0 valid, 1 invalid, 2 usage error or unreadable input`
+
+type InputKind = 'root-event' | 'carrier' | 'attestation'
+
+export interface DetectedInput {
+  kind: InputKind
+  event?: unknown
+  document?: Uint8Array
+}
+
+/** CBOR heads that can open a COSE_Sign1: array(4), or tag 18 then array(4). */
+function looksLikeCbor(bytes: Uint8Array): boolean {
+  return bytes[0] === 0x84 || (bytes[0] === 0xd2 && bytes[1] === 0x84)
+}
+
+const HEX_TEXT = /^(?:[0-9a-fA-F]{2})+$/
+const BASE64_TEXT = /^[A-Za-z0-9+/_-]+={0,2}$/
+
+/** Decides what the input is. Throws CliError(exit 1) for well-read input of no known type. */
+export function detectInput(bytes: Uint8Array): DetectedInput {
+  if (bytes.length === 0) throw new CliError('input is empty', EXIT_INVALID)
+  if (looksLikeCbor(bytes)) return { kind: 'attestation', document: bytes }
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes).trim()
+  } catch {
+    throw new CliError('input is neither JSON, base64, hex nor a CBOR attestation document', EXIT_INVALID)
+  }
+  if (text.startsWith('{')) {
+    let event: unknown
+    try {
+      event = JSON.parse(text)
+    } catch (err) {
+      throw new CliError(`input is not valid JSON: ${err instanceof Error ? err.message : String(err)}`, EXIT_INVALID)
+    }
+    const e = event as { kind?: unknown; tags?: unknown }
+    if (e.kind === ROOT_KIND) return { kind: 'root-event', event }
+    if (Array.isArray(e.tags) && e.tags.some((t) => Array.isArray(t) && t[0] === TEE_ROOT_TAG)) return { kind: 'carrier', event }
+    throw new CliError(`input is a JSON object but neither a kind:${ROOT_KIND} event nor an event with a tee_root tag`, EXIT_INVALID)
+  }
+  const compact = text.replace(/\s+/g, '')
+  if (HEX_TEXT.test(compact)) return { kind: 'attestation', document: Uint8Array.from(Buffer.from(compact, 'hex')) }
+  if (BASE64_TEXT.test(compact)) {
+    const decoded = Uint8Array.from(Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64'))
+    if (looksLikeCbor(decoded)) return { kind: 'attestation', document: decoded }
+  }
+  throw new CliError('input is neither JSON, base64, hex nor a CBOR attestation document', EXIT_INVALID)
+}
+
+export function verifyDetected(input: DetectedInput, options: VerifyOptions): Promise<VerifyResult> {
+  if (input.kind === 'root-event') return verifyRootEvent(input.event, options)
+  if (input.kind === 'carrier') return verifyTeeRoot(input.event, options)
+  return verifyAttestation(input.document ?? new Uint8Array(), options)
+}
+
+export async function main(args: string[]): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { ...TRUST_ARG_OPTIONS, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    })
+  } catch (err) {
+    throw new CliError(`${err instanceof Error ? err.message : String(err)} (see nec01 verify --help)`)
+  }
+  const { values, positionals } = parsed
+  if (values.help === true) {
+    console.log(USAGE)
+    return EXIT_OK
+  }
+  if (positionals.length > 1) throw new CliError(`expected one INPUT, got ${positionals.length} (see nec01 verify --help)`)
+  const { options, warnings } = trustOptions(values)
+  for (const w of warnings) console.error(w)
+  const bytes = await readInput(positionals[0])
+  let result: VerifyResult
+  try {
+    result = await verifyDetected(detectInput(bytes), options)
+  } catch (err) {
+    // Input we could read but not recognise is an invalid verdict, reported like any other.
+    if (!(err instanceof CliError) || err.exitCode !== EXIT_INVALID) throw err
+    result = { valid: false, reason: 'input', checks: [{ id: 'input', ok: false, detail: err.message }], attestation: null }
+  }
+  console.log(values.json === true ? JSON.stringify(result, null, 2) : formatResult(result))
+  return result.valid ? EXIT_OK : EXIT_INVALID
+}

@@ -1,0 +1,32 @@
+// Human rendering of a verifier result: one line per check, then what the document says,
+// then the verdict. Shared by verify, dm, attest and fetch.
+import { isoTime } from '../nec01/time.js'
+import type { VerifyResult } from '../nec01/types.js'
+
+const OK = '✓'
+const FAIL = '✗'
+
+export function formatResult(result: VerifyResult): string {
+  const lines = result.checks.map((c) => `${c.ok ? OK : FAIL} ${c.id.padEnd(10)} ${c.detail}`)
+  const att = result.attestation
+  if (att !== null) {
+    lines.push('')
+    lines.push(`module      ${att.module_id}`)
+    lines.push(`timestamp   ${isoTime(att.timestamp)}`)
+    lines.push(`certificate ${iso(att.certificate.notBefore)} .. ${iso(att.certificate.notAfter)}`)
+    for (const [index, value] of Object.entries(att.pcrs)) {
+      if (/^0+$/.test(value) && Number(index) > 2) continue // unused PCRs add nothing to read
+      lines.push(`PCR${index.padEnd(8)} ${value}`)
+    }
+    if (att.public_key !== null) lines.push(`public_key  ${att.public_key}`)
+    if (att.user_data !== null) lines.push(`user_data   ${att.user_data}`)
+    if (att.nonce !== null) lines.push(`nonce       ${att.nonce}`)
+    if (att.pcr16_binds_public_key !== null) lines.push(`PCR16 ${att.pcr16_binds_public_key ? 'binds' : 'does not bind'} public_key`)
+  }
+  if (result.event !== undefined) lines.push(`pubkey      ${result.event.pubkey}`)
+  lines.push('')
+  lines.push(result.valid ? 'VALID' : `INVALID (${result.reason ?? 'unknown'})`)
+  return lines.join('\n')
+}
+
+const iso = (unixSeconds: number): string => isoTime(unixSeconds * 1000)

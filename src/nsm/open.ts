@@ -1,0 +1,61 @@
+// One entry point for the service and the CLI: the real module by default, the simulator
+// only when asked for (--dev). Never falls back from hardware to the simulator: outside an
+// enclave the hardware adapter fails with NoDevice and a hint, so nobody ships a service that
+// silently attests with a key anyone can hold.
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { HardwareNsm, type NsmAddon } from './hardware.js'
+import { NsmSimulator } from './simulator.js'
+import type { MeasureOptions } from './pcrs.js'
+
+/** Overrides the default state directory (~/.nec01) when set. */
+export const STATE_DIR_ENV = 'NEC01_STATE_DIR'
+const DEFAULT_STATE_SUBDIR = '.nec01'
+
+export function defaultStateDir(): string {
+  const fromEnv = process.env[STATE_DIR_ENV]
+  return resolve(fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), DEFAULT_STATE_SUBDIR))
+}
+
+export interface OpenNsmOptions {
+  /** use the simulator instead of /dev/nsm */
+  dev?: boolean
+  /** simulator state (its CA); default ~/.nec01 or $NEC01_STATE_DIR */
+  stateDir?: string
+  /** simulator: debug-mode enclave (PCR0..2 zero) */
+  debug?: boolean
+  /** simulator: explicit boot values for PCR0..15 */
+  bootPcrs?: Record<number, Uint8Array>
+  /** simulator: clock in ms */
+  now?: () => number
+  /** simulator: leaf lifetime and renew margin in seconds */
+  leafLifetimeSec?: number
+  leafRenewMarginSec?: number
+  /** simulator: where the measured code lives */
+  measure?: MeasureOptions
+  /** hardware: device path checked before loading the addon (default /dev/nsm) */
+  devicePath?: string
+  /** hardware: addon stand-in for tests */
+  addon?: NsmAddon
+}
+
+export type OpenedNsm = HardwareNsm | NsmSimulator
+
+export async function openNsm(options: OpenNsmOptions = {}): Promise<OpenedNsm> {
+  if (options.dev !== true) {
+    return HardwareNsm.open({ devicePath: options.devicePath, addon: options.addon })
+  }
+  return NsmSimulator.open({
+    stateDir: options.stateDir ?? defaultStateDir(),
+    now: options.now,
+    leafLifetimeSec: options.leafLifetimeSec,
+    leafRenewMarginSec: options.leafRenewMarginSec,
+    debug: options.debug,
+    bootPcrs: options.bootPcrs,
+    measure: options.measure,
+  })
+}
+
+export function isSimulated(nsm: OpenedNsm): nsm is NsmSimulator {
+  return nsm instanceof NsmSimulator
+}

@@ -1,0 +1,507 @@
+// The parent instance's only way out for the enclave: an HTTP CONNECT proxy that opens
+// TCP tunnels to an allowlist of relay host:port pairs and to nothing else.
+//
+// Trust: TLS runs end to end from the enclave to the relay (wss://). The parent sees only
+// ciphertext; it can block, delay or drop a tunnel, but it can never read or forge what
+// the enclave says to a relay, because it has neither the enclave's Nostr key nor the
+// relay's TLS session keys. The allowlist exists so a compromised enclave image or a
+// confused service cannot use the parent as an open relay into the VPC or the internet;
+// it is not what makes the enclave's events trustworthy (the attestation is).
+//
+// The request head is parsed here rather than by node:http so every refusal is exact and
+// bounded: nothing is forwarded and no upstream connection is made before the target is
+// checked against the allowlist.
+import { createServer, connect, isIP, type Server, type Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
+
+/** One allowed tunnel target. host is compared case-insensitively, exactly. */
+export interface AllowEntry {
+  host: string
+  port: number
+}
+
+/** Stable reason codes of refusals and tunnel ends; part of the log format (docs/deploy.md). */
+export type RefuseReason =
+  | 'bad_request' // 400: malformed request line, header or target
+  | 'method_not_allowed' // 405: a method other than CONNECT
+  | 'not_allowed' // 403: target not on the allowlist
+  | 'head_too_large' // 431: request head larger than maxHeadBytes
+  | 'too_many_tunnels' // 503: maxTunnels tunnels already open
+  | 'head_timeout' // 408: no complete request head in time
+  | 'connect_failed' // 502: the target refused or could not be resolved
+  | 'connect_timeout' // 504: the target did not answer in time
+
+export type CloseReason = 'client_closed' | 'target_closed' | 'idle' | 'error' | 'shutdown'
+
+/** A tunnel was established: the target accepted the TCP connection. */
+export interface OpenEvent {
+  event: 'open'
+  ts: string
+  id: number
+  client: string
+  target: string
+}
+
+/** A tunnel ended; up = bytes client → target, down = bytes target → client. */
+export interface CloseEvent {
+  event: 'close'
+  ts: string
+  id: number
+  client: string
+  target: string
+  up: number
+  down: number
+  ms: number
+  reason: CloseReason
+}
+
+/** A request was answered with an error status and the connection closed. */
+export interface RefuseEvent {
+  event: 'refuse'
+  ts: string
+  client: string
+  target: string | null
+  status: number
+  reason: RefuseReason
+  detail?: string
+}
+
+export type ProxyEvent = OpenEvent | CloseEvent | RefuseEvent
+
+export interface ParentProxyOptions {
+  /** listen address; keep it on loopback: only the vsock bridge should reach it */
+  host?: string
+  /** listen port; 0 picks an ephemeral one */
+  port?: number
+  allow: readonly AllowEntry[]
+  maxTunnels?: number
+  /** close a tunnel after this long without a byte in either direction */
+  idleTimeoutMs?: number
+  /** give up on a target that does not accept the TCP connection in this time */
+  connectTimeoutMs?: number
+  /** a client must send its complete request head within this time */
+  headTimeoutMs?: number
+  /** largest accepted request head (request line and headers) */
+  maxHeadBytes?: number
+  log?: (event: ProxyEvent) => void
+}
+
+export interface ParentProxy {
+  host: string
+  port: number
+  /** number of tunnels open or being opened */
+  tunnels(): number
+  /** stop listening and cut every tunnel; resolves once the listening socket is closed */
+  close(): Promise<void>
+}
+
+export type ParentProxyErrorCode = 'bad_allow' | 'bad_option' | 'bad_relay_url' | 'listen_failed'
+
+export class ParentProxyError extends Error {
+  readonly code: ParentProxyErrorCode
+  constructor(code: ParentProxyErrorCode, message: string) {
+    super(message)
+    this.name = 'ParentProxyError'
+    this.code = code
+  }
+}
+
+export const DEFAULT_PROXY_PORT = 1080
+export const DEFAULT_MAX_TUNNELS = 64
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+export const DEFAULT_HEAD_TIMEOUT_MS = 10_000
+export const DEFAULT_MAX_HEAD_BYTES = 8 * 1024
+/** how long the surviving side of a tunnel may take to flush after the other side closed */
+const CLOSE_GRACE_MS = 5_000
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'Connection Established',
+  400: 'Bad Request',
+  403: 'Forbidden',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+}
+
+// A DNS name as a client would ask for it: labels of letters, digits and hyphens. No
+// trailing dot, no underscore, no percent-encoding: anything unusual is refused rather
+// than normalised, so the name compared is the name connected to.
+const DNS_NAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
+const PORT = /^[0-9]{1,5}$/
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+// Header values: visible ASCII, space and tab only. Refuses NUL, bare CR and 8-bit bytes.
+const FIELD_VALUE = /^[\t\x20-\x7e]*$/
+
+/** Normalises a host for comparison: lowercase, IPv6 brackets removed. null if invalid. */
+export function normalizeHost(raw: string): string | null {
+  let host = raw.toLowerCase()
+  if (host.startsWith('[') && host.endsWith(']')) {
+    host = host.slice(1, -1)
+    return isIP(host) === 6 ? host : null
+  }
+  if (isIP(host) === 4) return host
+  if (isIP(host) === 6) return host
+  return DNS_NAME.test(host) ? host : null
+}
+
+function parsePort(raw: string): number | null {
+  if (!PORT.test(raw)) return null
+  const port = Number(raw)
+  return port >= 1 && port <= 65535 ? port : null
+}
+
+/** Splits "host:port" or "[v6]:port". null when either part is invalid. */
+export function splitHostPort(raw: string): AllowEntry | null {
+  const colon = raw.lastIndexOf(':')
+  if (colon <= 0) return null
+  const hostPart = raw.slice(0, colon)
+  // An unbracketed IPv6 literal ("::1:443") is ambiguous: refuse it.
+  if (hostPart.includes(':') && !hostPart.startsWith('[')) return null
+  const host = normalizeHost(hostPart)
+  const port = parsePort(raw.slice(colon + 1))
+  return host === null || port === null ? null : { host, port }
+}
+
+/** Formats an entry back to "host:port" ("[v6]:port" for IPv6). */
+export function formatHostPort(entry: AllowEntry): string {
+  return isIP(entry.host) === 6 ? `[${entry.host}]:${entry.port}` : `${entry.host}:${entry.port}`
+}
+
+/** Parses a --allow value; throws ParentProxyError('bad_allow'). */
+export function parseAllowEntry(raw: string): AllowEntry {
+  const entry = splitHostPort(raw.trim())
+  if (entry === null) throw new ParentProxyError('bad_allow', `--allow '${raw}' is not HOST:PORT (port 1..65535; IPv6 as [addr]:port)`)
+  return entry
+}
+
+/**
+ * The tunnel targets for a relay list: each ws(s):// URL's host and port (wss → 443,
+ * ws → 80 when the URL names none), then the extra entries, without duplicates.
+ */
+export function allowlistFromRelays(relays: ReadonlyArray<{ url: string }>, extra: readonly AllowEntry[] = []): AllowEntry[] {
+  const out: AllowEntry[] = []
+  const seen = new Set<string>()
+  const add = (entry: AllowEntry): void => {
+    const key = formatHostPort(entry)
+    if (seen.has(key)) return
+    seen.add(key)
+    out.push(entry)
+  }
+  for (const relay of relays) {
+    let url: URL
+    try {
+      url = new URL(relay.url)
+    } catch {
+      throw new ParentProxyError('bad_relay_url', `relay URL '${relay.url}' is not a URL`)
+    }
+    if (url.protocol !== 'wss:' && url.protocol !== 'ws:') {
+      throw new ParentProxyError('bad_relay_url', `relay URL '${relay.url}' is not ws:// or wss://`)
+    }
+    const host = normalizeHost(url.hostname)
+    const port = url.port === '' ? (url.protocol === 'wss:' ? 443 : 80) : Number(url.port)
+    if (host === null) throw new ParentProxyError('bad_relay_url', `relay URL '${relay.url}' has an unsupported host`)
+    add({ host, port })
+  }
+  for (const entry of extra) {
+    const host = normalizeHost(entry.host)
+    if (host === null || !Number.isInteger(entry.port) || entry.port < 1 || entry.port > 65535) {
+      throw new ParentProxyError('bad_allow', `allowlist entry '${entry.host}:${entry.port}' is not a valid host:port`)
+    }
+    add({ host, port: entry.port })
+  }
+  return out
+}
+
+type ParsedHead =
+  | { ok: true; target: AllowEntry; targetText: string }
+  | { ok: false; status: 400 | 405; reason: 'bad_request' | 'method_not_allowed'; target: string | null; detail: string }
+
+/** Parses a complete request head (without the blank line). Pure: easy to reason about. */
+export function parseConnectHead(head: string): ParsedHead {
+  const lines = head.split(/\r?\n/)
+  const requestLine = lines[0] ?? ''
+  const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([^ ]+) HTTP\/1\.[01]$/.exec(requestLine)
+  if (m === null) return { ok: false, status: 400, reason: 'bad_request', target: null, detail: 'malformed request line' }
+  const method = m[1] ?? ''
+  const targetText = m[2] ?? ''
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':')
+    if (colon <= 0 || !TOKEN.test(line.slice(0, colon)) || !FIELD_VALUE.test(line.slice(colon + 1))) {
+      return { ok: false, status: 400, reason: 'bad_request', target: null, detail: 'malformed header line' }
+    }
+  }
+  if (method !== 'CONNECT') return { ok: false, status: 405, reason: 'method_not_allowed', target: null, detail: `method ${method.slice(0, 16)}` }
+  const target = splitHostPort(targetText)
+  if (target === null) return { ok: false, status: 400, reason: 'bad_request', target: null, detail: 'target is not host:port' }
+  return { ok: true, target, targetText: formatHostPort(target) }
+}
+
+function positiveInt(name: string, value: number, max: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new ParentProxyError('bad_option', `${name} must be an integer 1..${max}, got ${value}`)
+  return value
+}
+
+function endpoint(socket: Socket): string {
+  const addr = socket.remoteAddress ?? '?'
+  return `${isIP(addr) === 6 ? `[${addr}]` : addr}:${socket.remotePort ?? 0}`
+}
+
+/** Starts the proxy; resolves once it listens. Throws ParentProxyError on bad options. */
+export async function startParentProxy(options: ParentProxyOptions): Promise<ParentProxy> {
+  const host = options.host ?? '127.0.0.1'
+  const maxTunnels = positiveInt('maxTunnels', options.maxTunnels ?? DEFAULT_MAX_TUNNELS, 65_536)
+  const idleTimeoutMs = positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 2_147_483_647)
+  const connectTimeoutMs = positiveInt('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 2_147_483_647)
+  const headTimeoutMs = positiveInt('headTimeoutMs', options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS, 2_147_483_647)
+  const maxHeadBytes = positiveInt('maxHeadBytes', options.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES, 1024 * 1024)
+  const port = options.port ?? DEFAULT_PROXY_PORT
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ParentProxyError('bad_option', `port must be 0..65535, got ${port}`)
+  const allowed = new Set(allowlistFromRelays([], options.allow).map(formatHostPort))
+  if (allowed.size === 0) throw new ParentProxyError('bad_allow', 'the allowlist is empty: the proxy would refuse everything')
+  const log = options.log ?? (() => {})
+  const emit = (event: ProxyEvent): void => {
+    try {
+      log(event)
+    } catch {
+      // A failing logger must not take a tunnel down with it.
+    }
+  }
+
+  const sockets = new Set<Socket>()
+  /** sockets flushing their last bytes after the other side of their tunnel closed */
+  const lingering = new Set<Socket>()
+  let active = 0
+  let nextId = 1
+  let closing = false
+  const closers = new Set<(reason: CloseReason) => void>()
+
+  const refuse = (client: Socket, status: number, reason: RefuseReason, target: string | null, detail?: string): void => {
+    const event: RefuseEvent = { event: 'refuse', ts: new Date().toISOString(), client: endpoint(client), target, status, reason }
+    if (detail !== undefined) event.detail = detail
+    emit(event)
+    const extra = status === 405 ? 'Allow: CONNECT\r\n' : ''
+    client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n${extra}Connection: close\r\nContent-Length: 0\r\n\r\n`)
+    // Whatever the client keeps sending is never read or forwarded.
+    client.removeAllListeners('data')
+    client.resume()
+    const kill = setTimeout(() => client.destroy(), 1000)
+    kill.unref()
+    client.once('close', () => clearTimeout(kill))
+  }
+
+  const openTunnel = (client: Socket, target: AllowEntry, targetText: string, rest: Buffer): void => {
+    active += 1
+    const id = nextId++
+    const clientText = endpoint(client)
+    const started = performance.now()
+    let last = started
+    let up = 0
+    let down = 0
+    let established = false
+    let done = false
+    let idleTimer: NodeJS.Timeout | undefined
+
+    const upstream = connect({ host: target.host, port: target.port })
+    const connectTimer = setTimeout(() => {
+      if (established || done) return
+      done = true
+      finishPending()
+      refuse(client, 504, 'connect_timeout', targetText)
+    }, connectTimeoutMs)
+
+    const finishPending = (): void => {
+      active -= 1
+      closers.delete(finish)
+      clearTimeout(connectTimer)
+      upstream.destroy()
+    }
+
+    const finish = (reason: CloseReason): void => {
+      if (done) return
+      done = true
+      if (!established) {
+        finishPending()
+        client.destroy()
+        return
+      }
+      active -= 1
+      closers.delete(finish)
+      if (idleTimer !== undefined) clearTimeout(idleTimer)
+      // When one side closed, the other still gets what was already piped to it (a relay's
+      // last NOTICE, a TLS close_notify), then FIN; it is cut after CLOSE_GRACE_MS at most.
+      const survivor = reason === 'client_closed' ? upstream : reason === 'target_closed' ? client : null
+      if (survivor !== null && !survivor.destroyed) {
+        const other = survivor === client ? upstream : client
+        other.destroy()
+        lingering.add(survivor)
+        const cut = setTimeout(() => survivor.destroy(), CLOSE_GRACE_MS)
+        cut.unref()
+        survivor.once('close', () => {
+          clearTimeout(cut)
+          lingering.delete(survivor)
+        })
+        survivor.end()
+      } else {
+        client.destroy()
+        upstream.destroy()
+      }
+      const ms = Math.round(performance.now() - started)
+      emit({ event: 'close', ts: new Date().toISOString(), id, client: clientText, target: targetText, up, down, ms, reason })
+    }
+    closers.add(finish)
+
+    const checkIdle = (): void => {
+      const idle = performance.now() - last
+      if (idle >= idleTimeoutMs) finish('idle')
+      else idleTimer = setTimeout(checkIdle, Math.max(1, Math.ceil(idleTimeoutMs - idle)))
+    }
+
+    upstream.once('connect', () => {
+      if (done) return
+      established = true
+      clearTimeout(connectTimer)
+      emit({ event: 'open', ts: new Date().toISOString(), id, client: clientText, target: targetText })
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+      if (rest.length > 0) {
+        up += rest.length
+        upstream.write(rest)
+      }
+      client.on('data', (chunk: Buffer) => {
+        up += chunk.length
+        last = performance.now()
+      })
+      upstream.on('data', (chunk: Buffer) => {
+        down += chunk.length
+        last = performance.now()
+      })
+      client.pipe(upstream)
+      upstream.pipe(client)
+      client.resume()
+      idleTimer = setTimeout(checkIdle, idleTimeoutMs)
+    })
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (done) return
+      if (!established) {
+        done = true
+        finishPending()
+        refuse(client, 502, 'connect_failed', targetText, err.code ?? 'error')
+        return
+      }
+      finish('error')
+    })
+    upstream.on('close', () => finish('target_closed'))
+    client.on('close', () => finish('client_closed'))
+    client.on('error', () => finish('error'))
+  }
+
+  const onConnection = (client: Socket): void => {
+    if (closing) {
+      client.destroy()
+      return
+    }
+    sockets.add(client)
+    client.on('close', () => sockets.delete(client))
+    client.on('error', () => client.destroy())
+    let buffered = Buffer.alloc(0)
+    let decided = false
+    const headTimer = setTimeout(() => {
+      if (decided) return
+      decided = true
+      refuse(client, 408, 'head_timeout', null)
+    }, headTimeoutMs)
+    client.once('close', () => clearTimeout(headTimer))
+
+    const onData = (chunk: Buffer): void => {
+      if (decided) return
+      const scanFrom = Math.max(0, buffered.length - 3)
+      buffered = Buffer.concat([buffered, chunk])
+      const end = findHeadEnd(buffered, scanFrom)
+      if (end === null) {
+        if (buffered.length > maxHeadBytes) {
+          decided = true
+          clearTimeout(headTimer)
+          refuse(client, 431, 'head_too_large', null)
+        }
+        return
+      }
+      decided = true
+      clearTimeout(headTimer)
+      client.removeListener('data', onData)
+      client.pause()
+      if (end.headEnd > maxHeadBytes) {
+        refuse(client, 431, 'head_too_large', null)
+        return
+      }
+      // latin1 keeps one byte per char, so the field checks also see 8-bit bytes.
+      const parsed = parseConnectHead(buffered.subarray(0, end.headEnd).toString('latin1'))
+      if (!parsed.ok) {
+        refuse(client, parsed.status, parsed.reason, parsed.target, parsed.detail)
+        return
+      }
+      if (!allowed.has(parsed.targetText)) {
+        refuse(client, 403, 'not_allowed', parsed.targetText)
+        return
+      }
+      if (active >= maxTunnels) {
+        refuse(client, 503, 'too_many_tunnels', parsed.targetText)
+        return
+      }
+      openTunnel(client, parsed.target, parsed.targetText, buffered.subarray(end.bodyStart))
+    }
+    client.on('data', onData)
+  }
+
+  const server: Server = createServer({ allowHalfOpen: false, pauseOnConnect: false }, onConnection)
+  // Bounds sockets that have not (yet) become tunnels, so a flood of idle connections
+  // cannot exhaust file descriptors; the head timeout reaps them.
+  server.maxConnections = maxTunnels * 2 + 32
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new ParentProxyError('listen_failed', `cannot listen on ${host}:${port} (${err.code ?? err.message})`))
+    }
+    server.once('error', onError)
+    server.listen(port, host, () => {
+      server.removeListener('error', onError)
+      resolve()
+    })
+  })
+  server.on('error', () => {
+    // After listening, errors are per-connection and handled there.
+  })
+  const address = server.address()
+  const boundPort = typeof address === 'object' && address !== null ? address.port : port
+
+  return {
+    host,
+    port: boundPort,
+    tunnels: () => active,
+    close: () => {
+      closing = true
+      for (const finish of [...closers]) finish('shutdown')
+      for (const socket of sockets) socket.destroy()
+      for (const socket of lingering) socket.destroy()
+      return new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+/** Finds the blank line ending a request head: CRLFCRLF, or LFLF from lenient clients. */
+function findHeadEnd(buf: Buffer, from: number): { headEnd: number; bodyStart: number } | null {
+  for (let i = from; i < buf.length; i++) {
+    if (buf[i] !== 0x0a) continue
+    const headEnd = i > 0 && buf[i - 1] === 0x0d ? i - 1 : i
+    if (buf[i + 1] === 0x0a) return { headEnd, bodyStart: i + 2 }
+    if (buf[i + 1] === 0x0d && buf[i + 2] === 0x0a) return { headEnd, bodyStart: i + 3 }
+  }
+  return null
+}
+
+/** A ProxyEvent logger writing one JSON object per line. */
+export function jsonLineLogger(write: (line: string) => void): (event: ProxyEvent) => void {
+  return (event) => write(`${JSON.stringify(event)}\n`)
+}

@@ -1,0 +1,330 @@
+// A real Nostr relay in-process, for `npm start` (ws://127.0.0.1:7777) and for every test:
+// @nostr-relay/core with its SQLite event repository behind a `ws` server, NIP-11 on the same
+// HTTP port. It is a development tool, so @nostr-relay/* is imported lazily and the production
+// service never needs it installed.
+//
+// What is added on top of @nostr-relay/core, and why:
+// - input validation (client-messages.ts): core expects pre-validated messages;
+// - NIP-70: core ignores the ["-"] tag; here a protected event is accepted only from a
+//   connection authenticated (NIP-42) as its author;
+// - requireAuth: publishing needs AUTH, and DMs (kind 4 and kind 1059 gift wraps; core only
+//   knows kind 4) are served only to an authenticated author or p-tagged recipient;
+// - live events are re-checked against the subscription's tag filters, which core's
+//   broadcast matcher skips (it only compares ids/authors/kinds/since/until);
+// - maxMessageLength: advertised in NIP-11 and enforced with an OK/CLOSED/NOTICE refusal.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { WebSocketServer, WebSocket, type RawData } from 'ws'
+import { matchFilter, type Filter } from 'nostr-tools/filter'
+import type { ClientContext, HandleMessagePlugin, HandleMessageResult, IncomingMessage as RelayIncoming, Logger as RelayLogger } from '@nostr-relay/common'
+import { createLogger, type Logger } from '../log.js'
+import { parseClientMessage, MAX_FILTERS, MAX_SUBID_LENGTH, type ClientMessage, type ClientMessageError, type WireEvent } from './client-messages.js'
+
+export interface EmbeddedRelayOptions {
+  host?: string
+  /** 0 (default) picks a free port */
+  port?: number
+  /** ':memory:' (default) or a file; reuse the file to restart a relay with its events */
+  dbPath?: string
+  /** NIP-42: publishing needs AUTH; DMs are only served to their author or recipient */
+  requireAuth?: boolean
+  /** bytes of one client message; advertised in NIP-11 and enforced */
+  maxMessageLength?: number
+  /** host name that AUTH events' relay tag must carry; default the host (localhost for 0.0.0.0/::) */
+  authHostname?: string
+  logger?: Logger
+}
+
+export interface EmbeddedRelay {
+  url: string
+  host: string
+  port: number
+  /** clients currently connected */
+  connections(): number
+  /** closes every client socket, the server and the database; safe to call twice */
+  close(): Promise<void>
+}
+
+export const EMBEDDED_MAX_SUBSCRIPTIONS = 20
+/** NIP-17 gift wraps and NIP-04 DMs: only their parties may read them. */
+const DM_KINDS = new Set([4, 1059])
+// ws drops a connection whose frame exceeds maxPayload; messages between the advertised limit
+// and this hard cap get a protocol-level refusal instead.
+const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
+
+interface Connection {
+  ws: WebSocket
+  /** the Client handed to core: sends pass through the delivery checks below */
+  client: { readonly readyState: 0 | 1 | 2 | 3; send(data: string): void }
+  ctx?: ClientContext
+  /** REQs being answered: their EVENTs are stored results, already matched by SQL */
+  answering: Set<string>
+}
+
+export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Promise<EmbeddedRelay> {
+  const host = options.host ?? '127.0.0.1'
+  const requireAuth = options.requireAuth ?? false
+  const maxMessageLength = options.maxMessageLength
+  if (maxMessageLength !== undefined && (!Number.isSafeInteger(maxMessageLength) || maxMessageLength < 64)) {
+    throw new RangeError('maxMessageLength must be an integer >= 64')
+  }
+  const log = (options.logger ?? createLogger()).child({ component: 'embedded-relay' })
+  const authHostname = options.authHostname ?? (host === '0.0.0.0' || host === '::' ? 'localhost' : host)
+
+  const [{ NostrRelay }, { EventRepositorySqlite }] = await Promise.all([
+    import('@nostr-relay/core'),
+    import('@nostr-relay/event-repository-sqlite'),
+  ])
+  const repo = new EventRepositorySqlite(options.dbPath ?? ':memory:')
+  await repo.init()
+  // hostname turns on core's NIP-42 (challenge on connect, AUTH verification). The two caches
+  // are off: a 1 s filter-result cache would hide events published just before a REQ.
+  const relay = new NostrRelay(repo, {
+    hostname: authHostname,
+    logger: relayLogger(log),
+    maxSubscriptionsPerClient: EMBEDDED_MAX_SUBSCRIPTIONS,
+    filterResultCacheTtl: 0,
+    eventHandlingResultCacheTtl: 0,
+  })
+
+  const connections = new Map<object, Connection>()
+  const inflight = new Set<Promise<void>>()
+
+  const plugin: HandleMessagePlugin = {
+    async handleMessage(ctx, message, next): Promise<HandleMessageResult> {
+      const conn = connections.get(ctx.client)
+      if (conn) conn.ctx = ctx
+      if (message[0] === 'EVENT') {
+        const event = message[1]
+        const refusal = eventRefusal(event, ctx.pubkey, requireAuth)
+        if (refusal !== null) {
+          ctx.sendMessage(['OK', event.id, false, refusal])
+          if (refusal.startsWith('auth-required:')) ctx.sendMessage(['AUTH', ctx.id])
+          return { messageType: 'EVENT', success: false, message: refusal }
+        }
+      }
+      if (message[0] === 'REQ') {
+        const [, subId, ...filters] = message
+        if (requireAuth && ctx.pubkey === undefined && filters.some(asksForDms)) {
+          ctx.sendMessage(['CLOSED', subId, 'auth-required: DMs are only served to authenticated recipients'])
+          ctx.sendMessage(['AUTH', ctx.id])
+          return { messageType: 'REQ', events: [] }
+        }
+        conn?.answering.add(subId)
+        try {
+          return await next()
+        } finally {
+          conn?.answering.delete(subId)
+        }
+      }
+      return next()
+    },
+  }
+  relay.register(plugin)
+
+  const nip11 = JSON.stringify({
+    name: 'nec01 embedded relay',
+    description: 'development relay for nec01 (not for production use)',
+    software: 'nec01 embedded relay (@nostr-relay/core + SQLite)',
+    supported_nips: [1, 9, 11, 40, 42, 70],
+    limitation: {
+      ...(maxMessageLength !== undefined ? { max_message_length: maxMessageLength } : {}),
+      max_subscriptions: EMBEDDED_MAX_SUBSCRIPTIONS,
+      max_filters: MAX_FILTERS,
+      max_subid_length: MAX_SUBID_LENGTH,
+      auth_required: false,
+      restricted_writes: requireAuth,
+    },
+  })
+
+  const server = createServer((req, res) => serveHttp(req, res, nip11))
+  const wss = new WebSocketServer({
+    server,
+    maxPayload: maxMessageLength !== undefined ? Math.max(2 * maxMessageLength, maxMessageLength + 65_536) : DEFAULT_MAX_PAYLOAD,
+  })
+
+  wss.on('connection', (ws, req) => {
+    const conn: Connection = {
+      ws,
+      client: {
+        get readyState() {
+          return ws.readyState
+        },
+        send: (data: string) => deliver(conn, data),
+      },
+      answering: new Set(),
+    }
+    connections.set(conn.client, conn)
+    ws.on('error', (err) => log.debug('client socket error', { error: err }))
+    ws.on('close', () => {
+      connections.delete(conn.client)
+      relay.handleDisconnect(conn.client)
+    })
+    ws.on('message', (data, isBinary) => {
+      const p = onMessage(conn, data, isBinary).catch((err: unknown) => log.warn('message handling failed', { error: err }))
+      inflight.add(p)
+      void p.finally(() => inflight.delete(p))
+    })
+    relay.handleConnection(conn.client, req.socket.remoteAddress)
+  })
+  wss.on('error', (err) => log.warn('websocket server error', { error: err }))
+
+  function deliver(conn: Connection, data: string): void {
+    if (conn.ws.readyState !== WebSocket.OPEN) return
+    if (data.startsWith('["EVENT",') && !mayDeliver(conn, data)) return
+    conn.ws.send(data)
+  }
+
+  function mayDeliver(conn: Connection, data: string): boolean {
+    let subId: unknown
+    let event: WireEvent
+    try {
+      ;[, subId, event] = JSON.parse(data) as [string, unknown, WireEvent]
+    } catch {
+      return false
+    }
+    if (typeof subId !== 'string') return false
+    const ctx = conn.ctx
+    if (!conn.answering.has(subId)) {
+      const filters = ctx?.subscriptions.get(subId)
+      if (filters !== undefined && !filters.some((f) => matchFilter(f as Filter, event))) return false
+    }
+    if (requireAuth && DM_KINDS.has(event.kind)) {
+      const me = ctx?.pubkey
+      if (me === undefined) return false
+      return event.pubkey === me || event.tags.some((t) => t[0] === 'p' && t[1] === me)
+    }
+    return true
+  }
+
+  async function onMessage(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
+    const buf = toBuffer(data)
+    if (isBinary) return reply(conn, { reply: 'NOTICE', message: 'invalid: binary messages are not supported' })
+    const parsed = parseClientMessage(buf.toString('utf8'))
+    if ('reply' in parsed) return reply(conn, parsed)
+    if (maxMessageLength !== undefined && buf.length > maxMessageLength) {
+      return reply(conn, tooLarge(parsed, `invalid: message too large (${buf.length} bytes > max_message_length ${maxMessageLength})`))
+    }
+    try {
+      await relay.handleMessage(conn.client, toRelayMessage(parsed))
+    } catch (err) {
+      log.warn('message handling failed', { error: err, type: parsed.type })
+      reply(conn, tooLarge(parsed, 'error: internal relay error'))
+    }
+  }
+
+  function reply(conn: Connection, r: ClientMessageError): void {
+    if (conn.ws.readyState !== WebSocket.OPEN) return
+    const msg = r.reply === 'OK' ? ['OK', r.id, false, r.message] : r.reply === 'CLOSED' ? ['CLOSED', r.subId, r.message] : ['NOTICE', r.message]
+    conn.ws.send(JSON.stringify(msg))
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  }).catch(async (err: unknown) => {
+    await relay.destroy()
+    await repo.destroy()
+    throw err
+  })
+  server.on('error', (err) => log.warn('http server error', { error: err }))
+
+  const port = (server.address() as AddressInfo).port
+  const url = `ws://${host.includes(':') ? `[${host}]` : host}:${port}`
+  log.info('embedded relay listening', { url, require_auth: requireAuth, db: options.dbPath ?? ':memory:' })
+
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      for (const conn of connections.values()) conn.ws.terminate()
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      // Queries still running would otherwise hit a closed database.
+      await Promise.allSettled([...inflight])
+      await relay.destroy()
+      await repo.destroy()
+      log.info('embedded relay closed', { url })
+    })()
+    return closing
+  }
+
+  return { url, host, port, connections: () => connections.size, close }
+}
+
+function eventRefusal(event: { pubkey: string; tags: string[][] }, authed: string | undefined, requireAuth: boolean): string | null {
+  const isProtected = event.tags.some((t) => t.length >= 1 && t[0] === '-')
+  if (isProtected && authed !== event.pubkey) {
+    return authed === undefined
+      ? 'auth-required: this event may only be published by its author'
+      : 'restricted: this event may only be published by its author'
+  }
+  if (requireAuth && authed === undefined) return 'auth-required: this relay only accepts events from authenticated users'
+  return null
+}
+
+function asksForDms(filter: { kinds?: number[] }): boolean {
+  return filter.kinds?.some((k) => DM_KINDS.has(k)) ?? false
+}
+
+/** A refusal addressed the way the client can match it: OK for events, CLOSED for REQs. */
+function tooLarge(msg: ClientMessage, message: string): ClientMessageError {
+  switch (msg.type) {
+    case 'EVENT':
+    case 'AUTH':
+      return { reply: 'OK', id: msg.event.id, message }
+    case 'REQ':
+      return { reply: 'CLOSED', subId: msg.subId, message }
+    case 'CLOSE':
+      return { reply: 'NOTICE', message }
+  }
+}
+
+function toRelayMessage(msg: ClientMessage): RelayIncoming {
+  switch (msg.type) {
+    case 'EVENT':
+      return ['EVENT', msg.event]
+    case 'AUTH':
+      return ['AUTH', msg.event]
+    case 'REQ':
+      return ['REQ', msg.subId, ...msg.filters]
+    case 'CLOSE':
+      return ['CLOSE', msg.subId]
+  }
+}
+
+function serveHttp(req: IncomingMessage, res: ServerResponse, nip11: string): void {
+  // NIP-11 requires CORS so browser clients can read the document.
+  res.setHeader('Access-Control-Allow-Origin', '*')
+  res.setHeader('Access-Control-Allow-Headers', '*')
+  res.setHeader('Access-Control-Allow-Methods', 'GET, OPTIONS')
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204).end()
+    return
+  }
+  if ((req.headers.accept ?? '').includes('application/nostr+json')) {
+    res.writeHead(200, { 'Content-Type': 'application/nostr+json' }).end(nip11)
+    return
+  }
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('nec01 embedded relay: connect with a websocket client\n')
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  if (Array.isArray(data)) return Buffer.concat(data)
+  return Buffer.from(data)
+}
+
+function relayLogger(log: Logger): RelayLogger {
+  const fields = (args: unknown[]): Record<string, unknown> => (args.length > 0 ? { detail: args } : {})
+  return {
+    setLogLevel: () => undefined,
+    debug: (message: string, ...args: unknown[]) => log.debug(message, fields(args)),
+    info: (message: string, ...args: unknown[]) => log.debug(message, fields(args)),
+    warn: (message: string, ...args: unknown[]) => log.warn(message, fields(args)),
+    error: (message: string, ...args: unknown[]) => log.error(message, fields(args)),
+  }
+}

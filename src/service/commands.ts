@@ -1,0 +1,219 @@
+// The command set, one for every transport: DMs send text ("attest abc {...}"), programs
+// send JSON-RPC methods. A command returns a result object and its text rendering; the
+// reply layer picks the one its transport speaks.
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
+import { verifyAttestation } from '../../nec01/attestation.js'
+import { canonicalJson } from '../../nec01/canonical.js'
+import { buildRootEvent } from '../../nec01/event.js'
+import type { RpcErrorCode } from '../../nec01/rpc.js'
+import type { AttestationInfo, NostrEvent } from '../../nec01/types.js'
+import type { Nsm } from '../nsm/types.js'
+import type { Identity } from './identity.js'
+
+
+export class CommandError extends Error {
+  readonly code: RpcErrorCode
+  constructor(code: RpcErrorCode, message: string) {
+    super(message)
+    this.name = 'CommandError'
+    this.code = code
+  }
+}
+
+export type Transport = 'nip17' | 'nip04' | 'rpc'
+
+export interface CommandRequest {
+  transport: Transport
+  /** the authenticated sender: the seal signer (NIP-17) or the event author */
+  sender: string
+  /** the request event's created_at */
+  createdAt: number
+  /** id of the request (the rumor for NIP-17), for replay protection */
+  requestId: string
+  method: string
+  params: unknown
+}
+
+export interface CommandReply {
+  result: unknown
+  text: string
+}
+
+export interface ServiceFacts {
+  version: string
+  tee: 'nsm' | 'simulated'
+  t: 'prod' | 'dev'
+  startedAt: number
+  relays: () => string[]
+  pcrs: () => Record<string, string>
+}
+
+export interface CommandDeps {
+  nsm: Nsm
+  identity: Identity
+  facts: ServiceFacts
+  trustRoot?: Uint8Array
+  /** a fresh document showed a leaf: lets the root keeper rotate early */
+  leafSeen: (attestation: AttestationInfo) => void
+  now?: () => number
+}
+
+export type CommandHandler = (req: CommandRequest, deps: CommandDeps) => Promise<CommandReply>
+
+interface CommandSpec {
+  summary: string
+  example: string
+  handler: CommandHandler
+}
+
+/** The largest nonce the NSM accepts (bytes), as in the NSM API. */
+const MAX_NONCE = 1024
+
+/** nonce text: hex, else base64, else its UTF-8 bytes. */
+export function parseNonce(text: string): Uint8Array {
+  let bytes: Uint8Array
+  if (/^(?:[0-9a-fA-F]{2})+$/.test(text)) bytes = hexToBytes(text.toLowerCase())
+  else if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0))
+  else bytes = utf8ToBytes(text)
+  if (bytes.length === 0) throw new CommandError('INVALID_REQUEST', 'nonce is empty')
+  if (bytes.length > MAX_NONCE) throw new CommandError('INVALID_REQUEST', `nonce is ${bytes.length} bytes, at most ${MAX_NONCE}`)
+  return bytes
+}
+
+/** Splits DM text "attest [nonce] [custom JSON]" into nonce and custom data. */
+function parseAttestText(rest: string): { nonce?: string; data?: unknown } {
+  const text = rest.trim()
+  if (text === '') return {}
+  let nonce: string | undefined
+  let json = text
+  if (!text.startsWith('{') && !text.startsWith('[')) {
+    const space = text.search(/\s/)
+    nonce = space < 0 ? text : text.slice(0, space)
+    json = space < 0 ? '' : text.slice(space).trim()
+  }
+  if (json === '') return nonce === undefined ? {} : { nonce }
+  try {
+    return { ...(nonce === undefined ? {} : { nonce }), data: JSON.parse(json) as unknown }
+  } catch {
+    throw new CommandError('INVALID_REQUEST', 'custom data is not valid JSON (usage: attest [nonce] [custom JSON])')
+  }
+}
+
+const attest: CommandHandler = async (req, deps) => {
+  const params = (typeof req.params === 'object' && req.params !== null ? req.params : {}) as { nonce?: unknown; data?: unknown }
+  if (params.nonce !== undefined && typeof params.nonce !== 'string') throw new CommandError('INVALID_REQUEST', 'nonce must be a string')
+  const nonce = params.nonce === undefined ? undefined : parseNonce(params.nonce)
+  let customDigest: string | undefined
+  let userData: Uint8Array | undefined
+  if (params.data !== undefined) {
+    let canonical: string
+    try {
+      canonical = canonicalJson(params.data)
+    } catch (err) {
+      throw new CommandError('INVALID_REQUEST', `custom data: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    userData = sha256(utf8ToBytes(canonical))
+    customDigest = bytesToHex(userData)
+  }
+  const doc = await deps.nsm.attest({
+    publicKey: hexToBytes(deps.identity.pubkey),
+    ...(nonce === undefined ? {} : { nonce }),
+    ...(userData === undefined ? {} : { userData }),
+  })
+  // Read the leaf's notAfter for the expiration tag (and let the root keeper notice a new leaf).
+  const checked = await verifyAttestation(doc, {
+    anyPcrs: true,
+    publicKey: deps.identity.pubkey,
+    ...(deps.trustRoot === undefined ? {} : { root: deps.trustRoot }),
+  })
+  if (checked.attestation === null) throw new CommandError('INTERNAL', 'the NSM returned a document that does not decode')
+  deps.leafSeen(checked.attestation)
+  const now = Math.floor((deps.now ?? Date.now)() / 1000)
+  const event: NostrEvent = deps.identity.sign(
+    buildRootEvent({ attestation: doc, t: deps.facts.t, expiration: checked.attestation.certificate.notAfter, created_at: now }),
+  )
+  const result: Record<string, unknown> = { event }
+  if (nonce !== undefined) result.nonce = bytesToHex(nonce)
+  if (customDigest !== undefined) {
+    result.custom_digest = customDigest
+    result.custom = params.data
+  }
+  return { result, text: JSON.stringify(result) }
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  ping: {
+    summary: 'check the service answers',
+    example: 'ping',
+    handler: async () => ({ result: 'pong', text: 'pong' }),
+  },
+  info: {
+    summary: 'npub, TEE mode, t, PCRs, version, uptime and relays',
+    example: 'info',
+    handler: async (_req, deps) => {
+      const f = deps.facts
+      const uptime = Math.floor(((deps.now ?? Date.now)() - f.startedAt) / 1000)
+      const result = {
+        npub: deps.identity.npub,
+        pubkey: deps.identity.pubkey,
+        tee: f.tee,
+        t: f.t,
+        pcrs: f.pcrs(),
+        version: f.version,
+        uptime_sec: uptime,
+        relays: f.relays(),
+      }
+      const text = [
+        `npub: ${result.npub}`,
+        `tee: ${result.tee}   t: ${result.t}   version: ${result.version}   uptime: ${uptime}s`,
+        ...Object.entries(result.pcrs).map(([i, v]) => `PCR${i}: ${v}`),
+        `relays: ${result.relays.join(' ')}`,
+      ].join('\n')
+      return { result, text }
+    },
+  },
+  attest: {
+    summary: 'a fresh attestation with your nonce (hex, base64 or text) and optional custom JSON in user_data',
+    example: 'attest 3f9a0c1d {"order":42}',
+    handler: attest,
+  },
+  help: {
+    summary: 'this list',
+    example: 'help',
+    handler: async () => ({ result: helpList(), text: helpText() }),
+  },
+}
+
+function helpList(): Array<{ command: string; summary: string; example: string }> {
+  return Object.entries(COMMANDS).map(([command, c]) => ({ command, summary: c.summary, example: c.example }))
+}
+
+export function helpText(): string {
+  return [
+    'Commands (replies carry a tee_root attestation; verify with `nec01 verify`):',
+    ...helpList().map((c) => `• ${c.command} — ${c.summary}\n  e.g. ${c.example}`),
+  ].join('\n')
+}
+
+/** DM text → method and params. */
+export function parseDmText(text: string): { method: string; params: unknown } {
+  const trimmed = text.trim()
+  const space = trimmed.search(/\s/)
+  const word = (space < 0 ? trimmed : trimmed.slice(0, space)).toLowerCase()
+  const rest = space < 0 ? '' : trimmed.slice(space + 1)
+  if (word === 'attest') return { method: 'attest', params: parseAttestText(rest) }
+  return { method: word, params: rest === '' ? {} : { text: rest } }
+}
+
+/**
+ * Runs one request. Unknown methods: NOT_IMPLEMENTED (the DM layer answers with help).
+ * Extra commands (operator controls) are merged in by the caller.
+ */
+export async function runCommand(req: CommandRequest, deps: CommandDeps, extra: Record<string, CommandSpec> = {}): Promise<CommandReply> {
+  const spec = Object.hasOwn(extra, req.method) ? extra[req.method] : Object.hasOwn(COMMANDS, req.method) ? COMMANDS[req.method] : undefined
+  if (spec === undefined) throw new CommandError('NOT_IMPLEMENTED', `unknown method '${req.method.slice(0, 64)}'`)
+  return spec.handler(req, deps)
+}
+
+export type { CommandSpec }

@@ -1,0 +1,270 @@
+// Requests in: subscriptions for the three transports, then for each event the same
+// gauntlet — size, duplicate, expiry, addressee, signature, rate, decryption — before a
+// command runs and its reply goes out. Anything malformed is dropped and counted; nothing
+// malformed ever gets a reply, and no event can throw out of here.
+import { getEventHash, verifyEvent } from 'nostr-tools/pure'
+import type { Filter } from 'nostr-tools/filter'
+import { parseRpcRequest, RPC_KIND, type RpcErrorCode } from '../../nec01/rpc.js'
+import type { NostrEvent } from '../../nec01/types.js'
+import { CommandError, helpText, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
+import { createSeenStore, DEDUP_TTL_SEC, type SeenStore } from './dedup.js'
+import type { Identity } from './identity.js'
+import { createRateLimiter, type RateLimitConfig } from './ratelimit.js'
+import { KIND_CHAT, KIND_NIP04_DM, type Replier, type ReplyTarget } from './reply.js'
+import type { Logger } from '../log.js'
+
+/** NIP-59 gift wrap */
+export const KIND_GIFT_WRAP = 1059
+/** NIP-17 DM inbox relays */
+const KIND_DM_RELAYS = 10050
+
+/** kind 4 and RPC requests older than this at subscription time are not ours to answer */
+export const RECENT_WINDOW_SEC = 60
+/** gift wraps are backdated up to two days (NIP-59); one hour more of margin */
+export const GIFT_WRAP_WINDOW_SEC = 2 * 24 * 3600 + 3600
+
+export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
+
+export interface InboxSource {
+  /** `filters` is called at every (re)subscription so `since` moves with time */
+  subscribe(filters: () => Filter[], onevent: (event: NostrEvent, relay: string) => void): { close(): void }
+  /** the latest event matching the filter from any relay, or null after the timeout */
+  fetchLatest(filter: Filter, timeoutMs: number): Promise<NostrEvent | null>
+}
+
+export interface InboxOptions {
+  identity: Identity
+  source: InboxSource
+  replier: Replier
+  /** runs a command; throws CommandError for a refusal */
+  run: (req: CommandRequest) => Promise<CommandReply>
+  log: Logger
+  counters: Record<string, number>
+  maxRequestBytes?: number
+  rateLimit?: RateLimitConfig
+  now?: () => number
+}
+
+type Drop =
+  | 'too_large'
+  | 'duplicate'
+  | 'expired'
+  | 'wrong_p'
+  | 'bad_signature'
+  | 'undecryptable'
+  | 'bad_rumor'
+  | 'invalid_rpc'
+  | 'wrong_kind'
+  | 'rate_limited'
+
+interface Decoded {
+  transport: Transport
+  sender: string
+  requestId: string
+  createdAt: number
+  /** DM text, or the RPC request */
+  text?: string
+  rpc?: { id: string; method: string; params: unknown }
+}
+
+/** Inbox relays of a sender, cached: one lookup per sender per TTL, bounded. */
+const INBOX_CACHE_TTL_MS = 10 * 60_000
+const INBOX_CACHE_LIMIT = 10_000
+const INBOX_LOOKUP_TIMEOUT_MS = 2_500
+
+export function startInbox(opts: InboxOptions): { close(): void; seen: SeenStore } {
+  const now = opts.now ?? Date.now
+  const nowSec = (): number => Math.floor(now() / 1000)
+  const seen = createSeenStore({ ttlSec: DEDUP_TTL_SEC, now })
+  const limiter = createRateLimiter(opts.rateLimit, { now })
+  const maxBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES
+  const me = opts.identity.pubkey
+  const inboxCache = new Map<string, { relays: string[]; at: number }>()
+
+  const count = (name: string): void => {
+    opts.counters[name] = (opts.counters[name] ?? 0) + 1
+  }
+  const drop = (reason: Drop, event: NostrEvent, relay: string): void => {
+    count(`dropped_${reason}`)
+    if (reason !== 'duplicate') opts.log.debug('request dropped', { reason, id: event.id, kind: event.kind, relay })
+  }
+
+  function decode(event: NostrEvent, relay: string): Decoded | null {
+    if (event.kind === KIND_GIFT_WRAP) {
+      let rumor
+      try {
+        // verifies the wrap's and the seal's signatures and seal pubkey == rumor pubkey
+        rumor = opts.identity.unwrap(event)
+      } catch {
+        drop('undecryptable', event, relay)
+        return null
+      }
+      if (typeof rumor.id !== 'string' || rumor.id !== getEventHash(rumor) || rumor.kind !== KIND_CHAT) {
+        drop('bad_rumor', event, relay)
+        return null
+      }
+      if (!rumor.tags.some((t) => t[0] === 'p' && t[1] === me)) {
+        drop('wrong_p', event, relay)
+        return null
+      }
+      if (!seen.firstSeen(`rumor:${rumor.id}`)) {
+        drop('duplicate', event, relay)
+        return null
+      }
+      return { transport: 'nip17', sender: rumor.pubkey, requestId: rumor.id, createdAt: rumor.created_at, text: rumor.content }
+    }
+    if (!verifyEvent(event)) {
+      drop('bad_signature', event, relay)
+      return null
+    }
+    if (event.kind === KIND_NIP04_DM) {
+      try {
+        return { transport: 'nip04', sender: event.pubkey, requestId: event.id, createdAt: event.created_at, text: opts.identity.nip04Decrypt(event.pubkey, event.content) }
+      } catch {
+        drop('undecryptable', event, relay)
+        return null
+      }
+    }
+    if (event.kind === RPC_KIND) {
+      let plain: string
+      try {
+        plain = opts.identity.nip44Decrypt(event.pubkey, event.content)
+      } catch {
+        drop('undecryptable', event, relay)
+        return null
+      }
+      const rpc = parseRpcRequest(plain)
+      if (rpc === null) {
+        drop('invalid_rpc', event, relay)
+        return null
+      }
+      return { transport: 'rpc', sender: event.pubkey, requestId: event.id, createdAt: event.created_at, rpc }
+    }
+    drop('wrong_kind', event, relay)
+    return null
+  }
+
+  async function inboxRelays(sender: string): Promise<string[]> {
+    const cached = inboxCache.get(sender)
+    if (cached !== undefined && now() - cached.at < INBOX_CACHE_TTL_MS) return cached.relays
+    let relays: string[] = []
+    try {
+      const ev = await opts.source.fetchLatest({ kinds: [KIND_DM_RELAYS], authors: [sender], limit: 1 }, INBOX_LOOKUP_TIMEOUT_MS)
+      if (ev !== null && verifyEvent(ev)) {
+        relays = ev.tags.filter((t) => t[0] === 'relay' && typeof t[1] === 'string' && /^wss?:\/\//.test(t[1])).map((t) => t[1] as string).slice(0, 8)
+      }
+    } catch {
+      relays = []
+    }
+    if (inboxCache.size >= INBOX_CACHE_LIMIT) {
+      const oldest = inboxCache.keys().next().value
+      if (oldest !== undefined) inboxCache.delete(oldest)
+    }
+    inboxCache.set(sender, { relays, at: now() })
+    return relays
+  }
+
+  async function answer(req: Decoded, relay: string): Promise<void> {
+    const target: ReplyTarget = { transport: req.transport, sender: req.sender, requestId: req.requestId, sourceRelays: [relay] }
+    if (req.transport === 'nip17') target.inboxRelays = await inboxRelays(req.sender)
+
+    const decision = limiter.take(req.sender)
+    if (decision !== 'allow') {
+      count('rate_limited')
+      if (decision === 'refuse-silent') return
+      await refuse(req, target, 'RATE_LIMITED', 'too many requests: slow down and try again in a minute')
+      return
+    }
+
+    const method = req.rpc?.method ?? parseDmText(req.text ?? '').method
+    const params = req.rpc?.params ?? parseDmText(req.text ?? '').params
+    const cmd: CommandRequest = { transport: req.transport, sender: req.sender, createdAt: req.createdAt, requestId: req.requestId, method, params }
+    let reply: CommandReply
+    try {
+      reply = await opts.run(cmd)
+    } catch (err) {
+      if (err instanceof CommandError) {
+        // Over DMs an unknown command gets the help text rather than an error.
+        if (err.code === 'NOT_IMPLEMENTED' && req.transport !== 'rpc') {
+          await send(req, target, { result: null, text: `I don't know "${method.slice(0, 32)}".\n\n${helpText()}` })
+          return
+        }
+        await refuse(req, target, err.code, err.message)
+        return
+      }
+      count('errors')
+      opts.log.error('command failed', { method, error: err instanceof Error ? err.message : String(err) })
+      await refuse(req, target, 'INTERNAL', 'internal error')
+      return
+    }
+    await send(req, target, reply)
+  }
+
+  async function send(req: Decoded, target: ReplyTarget, reply: CommandReply): Promise<void> {
+    const sent =
+      req.rpc !== undefined ? await opts.replier.rpc(target, { id: req.rpc.id, result: reply.result }) : await opts.replier.text(target, reply.text)
+    count('answered')
+    opts.log.info('answered', {
+      transport: req.transport,
+      request: req.requestId,
+      reply: sent.event.id,
+      relays: sent.results.map((r) => `${r.url} ${r.ok ? 'ok' : `refused: ${r.message}`}`),
+    })
+  }
+
+  async function refuse(req: Decoded, target: ReplyTarget, code: RpcErrorCode, message: string): Promise<void> {
+    if (req.rpc !== undefined) await opts.replier.rpc(target, { id: req.rpc.id, error: { code, message } })
+    else await opts.replier.text(target, `${code}: ${message}`)
+    count(`refused_${code.toLowerCase()}`)
+  }
+
+  function onEvent(event: NostrEvent, relay: string): void {
+    count('received')
+    // Relays re-deliver on every reconnect and through every relay: the id decides first.
+    // It is recorded only once the signature checks out, so a forged copy carrying a real
+    // request's id cannot shadow the real one.
+    if (seen.has(`event:${event.id}`)) {
+      drop('duplicate', event, relay)
+      return
+    }
+    if (JSON.stringify(event).length > maxBytes) {
+      drop('too_large', event, relay)
+      return
+    }
+    const exp = event.tags.find((t) => t[0] === 'expiration')?.[1]
+    if (exp !== undefined && (!/^[0-9]+$/.test(exp) || Number(exp) <= nowSec())) {
+      drop('expired', event, relay)
+      return
+    }
+    if (!event.tags.some((t) => t[0] === 'p' && t[1] === me)) {
+      drop('wrong_p', event, relay)
+      return
+    }
+    let req: Decoded | null
+    try {
+      req = decode(event, relay)
+    } catch {
+      drop('undecryptable', event, relay)
+      return
+    }
+    if (req === null) return
+    if (!seen.firstSeen(`event:${event.id}`)) {
+      drop('duplicate', event, relay)
+      return
+    }
+    answer(req, relay).catch((err: unknown) => {
+      count('errors')
+      opts.log.error('reply failed', { request: req.requestId, error: err instanceof Error ? err.message : String(err) })
+    })
+  }
+
+  const sub = opts.source.subscribe(
+    () => [
+      { kinds: [KIND_NIP04_DM, RPC_KIND], '#p': [me], since: nowSec() - RECENT_WINDOW_SEC },
+      { kinds: [KIND_GIFT_WRAP], '#p': [me], since: nowSec() - GIFT_WRAP_WINDOW_SEC },
+    ],
+    onEvent,
+  )
+
+  return { close: () => sub.close(), seen }
+}

@@ -1,0 +1,80 @@
+// Replies, in the scheme of the request: a kind 4 for NIP-04, a gift-wrapped kind 14
+// rumor for NIP-17, an encrypted RPC event for programs. Each carries tee_root (for
+// NIP-17 the rumor does, and the seal is signed by the service key).
+import { RPC_KIND, type RpcResponse } from '../../nec01/rpc.js'
+import type { NostrEvent } from '../../nec01/types.js'
+import type { Identity } from './identity.js'
+import type { Publisher, RelayResult } from './publish.js'
+import type { Transport } from './commands.js'
+
+/** NIP-04 direct message */
+export const KIND_NIP04_DM = 4
+/** NIP-17 chat message (the rumor inside seal and gift wrap) */
+export const KIND_CHAT = 14
+
+export interface ReplyTarget {
+  transport: Transport
+  sender: string
+  /** the request's id: the event for NIP-04 and RPC, the rumor for NIP-17 */
+  requestId: string
+  /** the relays the request arrived from */
+  sourceRelays: string[]
+  /** the sender's NIP-17 inbox relays (kind 10050), when known */
+  inboxRelays?: string[]
+}
+
+export interface SentReply {
+  /** the signed event handed to relays (for NIP-17: the gift wrap) */
+  event: NostrEvent
+  results: RelayResult[]
+}
+
+export function createReplier(deps: { identity: Identity; publisher: Publisher; writeRelays: () => string[] }) {
+  const { identity, publisher } = deps
+
+  function union(a: string[], b: string[]): string[] {
+    return [...new Set([...a, ...b])]
+  }
+
+  /** A DM reply (NIP-04 or NIP-17) with plain text. */
+  async function text(target: ReplyTarget, body: string): Promise<SentReply> {
+    const tags = [
+      ['p', target.sender],
+      ['e', target.requestId],
+    ]
+    if (target.transport === 'nip04') {
+      const { event, results } = await publisher.publish(
+        { kind: KIND_NIP04_DM, created_at: 0, content: identity.nip04Encrypt(target.sender, body), tags },
+        { relays: union(deps.writeRelays(), target.sourceRelays) },
+      )
+      return { event, results }
+    }
+    // NIP-17: the rumor carries tee_root; the wrap goes to the sender's inbox relays,
+    // or back where the request came from when the sender published none.
+    const { template } = publisher.carrier({ kind: KIND_CHAT, created_at: 0, content: body, tags })
+    const { wrap } = identity.giftWrap(template, target.sender)
+    const relays = target.inboxRelays !== undefined && target.inboxRelays.length > 0 ? target.inboxRelays : target.sourceRelays
+    return { event: wrap, results: await publisher.send(wrap, { relays }) }
+  }
+
+  /** A JSON-RPC response, NIP-44 encrypted to the caller. */
+  async function rpc(target: ReplyTarget, response: RpcResponse): Promise<SentReply> {
+    const { event, results } = await publisher.publish(
+      {
+        kind: RPC_KIND,
+        created_at: 0,
+        content: identity.nip44Encrypt(target.sender, JSON.stringify(response)),
+        tags: [
+          ['p', target.sender],
+          ['e', target.requestId],
+        ],
+      },
+      { relays: union(deps.writeRelays(), target.sourceRelays) },
+    )
+    return { event, results }
+  }
+
+  return { text, rpc }
+}
+
+export type Replier = ReturnType<typeof createReplier>

@@ -1,0 +1,239 @@
+// `nec01 serve`, assembled: NSM → identity → PCR16 binding → root event → relays →
+// announcements → inbox. Read top to bottom, this is the service's lifecycle.
+import { AWS_NITRO_ROOT_G1_DER } from '../../nec01/aws-root.js'
+import { RPC_KIND } from '../../nec01/rpc.js'
+import type { Logger } from '../log.js'
+import type { NostrEvent } from '../../nec01/types.js'
+import type { Nsm } from '../nsm/types.js'
+import { certificatePem } from '../nsm/pki.js'
+import type { RelayEntry } from '../relays/config.js'
+import { createRelayPool, type RelayPool } from '../relays/pool.js'
+import { announcementTemplate, dmRelaysTemplate, profileTemplate, relayListTemplate } from './announce.js'
+import { runCommand, type CommandDeps, type CommandSpec, type ServiceFacts } from './commands.js'
+import { startHealthServer, type HealthReport, type HealthServer } from './health.js'
+import { createIdentity, type Identity } from './identity.js'
+import { KIND_GIFT_WRAP, startInbox, type InboxSource } from './inbox.js'
+import { createPublisher, type Publisher, type RelayResult } from './publish.js'
+import type { RateLimitConfig } from './ratelimit.js'
+import { createReplier } from './reply.js'
+import { bindIdentityPcr, createRootKeeper, type RootKeeper, type RootState } from './root.js'
+import { KIND_NIP04_DM } from './reply.js'
+
+export const SERVICE_NAME = 'nec01'
+
+export interface ServiceConfig {
+  nsm: Nsm
+  /** the trust root the service checks its own documents against: the simulator's in dev */
+  trustRoot?: Uint8Array
+  tee: 'nsm' | 'simulated'
+  /** configured t; forced to dev on a simulator or a debug-mode module */
+  t: 'prod' | 'dev'
+  relays: RelayEntry[]
+  proxy?: string
+  healthPort: number
+  healthHost?: string
+  /** refresh this long before the attestation expires (seconds) */
+  marginSec: number
+  name: string
+  about?: string
+  picture?: string
+  version: string
+  rateLimit?: RateLimitConfig
+  maxRequestBytes?: number
+  log: Logger
+  /** extra commands (operator controls) */
+  extraCommands?: Record<string, CommandSpec>
+}
+
+export interface Service {
+  identity: Pick<Identity, 'pubkey' | 'npub'>
+  t: 'prod' | 'dev'
+  healthPort: number
+  roots: RootKeeper
+  pool: RelayPool
+  publisher: Publisher
+  counters: Record<string, number>
+  health(): HealthReport
+  close(): Promise<void>
+}
+
+function toHexPcrs(values: Map<number, Uint8Array>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [i, v] of values) out[String(i)] = Buffer.from(v).toString('hex')
+  return out
+}
+
+export async function startService(config: ServiceConfig): Promise<Service> {
+  const { nsm, log } = config
+  const startedAt = Date.now()
+  const counters: Record<string, number> = {}
+
+  // 1. The module, and what it says about itself.
+  const description = await nsm.describe()
+  let t = config.t
+  if (config.tee === 'simulated' && t !== 'dev') {
+    log.warn('the simulator can only attest dev: forcing t=dev', { configured: t })
+    t = 'dev'
+  }
+  if (description.debug) {
+    log.warn('DEBUG-MODE ENCLAVE: PCR0/1/2 are zero and every client rejects these attestations; t=dev', {})
+    t = 'dev'
+  }
+  const boot = new Map<number, Uint8Array>()
+  for (const i of [0, 1, 2]) boot.set(i, (await nsm.describePcr(i)).value)
+
+  // 2. The identity, born here from the module's randomness, and bound into PCR16.
+  const identity = await createIdentity((n) => nsm.random(n))
+  await bindIdentityPcr(nsm, identity)
+  log.info('identity created', { pubkey: identity.pubkey, npub: identity.npub, tee: config.tee, t })
+
+  // 3. The attestation, kept fresh; every new root republishes what describes the service.
+  const writeRelays = (): string[] => config.relays.filter((r) => r.write).map((r) => r.url)
+  const announce = async (root: RootState, relays?: string[]): Promise<void> => {
+    const now = Math.floor(Date.now() / 1000)
+    const templates = [
+      profileTemplate({ name: config.name, ...(config.about === undefined ? {} : { about: config.about }), ...(config.picture === undefined ? {} : { picture: config.picture }), version: config.version, npub: identity.npub }, now),
+      dmRelaysTemplate(config.relays, now),
+      relayListTemplate(config.relays, now),
+      announcementTemplate({ root, relays: config.relays, t, version: config.version, kinds: [KIND_NIP04_DM, KIND_GIFT_WRAP, RPC_KIND] }, now),
+    ]
+    for (const template of templates) {
+      try {
+        await publisher.publish(template, relays === undefined ? {} : { relays })
+        counters.published = (counters.published ?? 0) + 1
+      } catch (err) {
+        log.error('publish failed', { kind: template.kind, error: err instanceof Error ? err.message : String(err) })
+      }
+    }
+  }
+  const roots = createRootKeeper({
+    nsm,
+    identity,
+    t,
+    ...(config.trustRoot === undefined ? {} : { trustRoot: config.trustRoot }),
+    expectedPcrs: toHexPcrs(boot),
+    marginSec: config.marginSec,
+    debug: description.debug,
+    log: log.child({ part: 'attestation' }),
+    onRotate: (root) => {
+      counters.root_rotations = (counters.root_rotations ?? 0) + 1
+      if (pool !== null) void announce(root)
+    },
+  })
+  // The pool comes after the first root; until then nothing could be published anyway.
+  let pool: RelayPool | null = null
+  const relaySink = {
+    publish: async (event: NostrEvent, opts?: { relays?: string[] }): Promise<RelayResult[]> => {
+      if (pool === null) return []
+      const inPool = new Set(pool.status().map((s) => s.url))
+      const relays = opts?.relays?.filter((r) => inPool.has(r))
+      return pool.publish(event, relays === undefined || relays.length === 0 ? {} : { relays })
+    },
+  }
+  const publisher: Publisher = createPublisher({ identity, roots, relays: relaySink, log: log.child({ part: 'publish' }) })
+  await roots.start()
+
+  // 4. The relays, once a root exists: AUTH is answered with the service key, on an event
+  // carrying tee_root like everything else it signs. A relay that comes back (restart,
+  // network) gets the announcements again: it may have lost them, and clients look there.
+  const everConnected = new Set<string>()
+  const relayPool = createRelayPool({
+    relays: config.relays,
+    logger: log.child({ part: 'relays' }),
+    onStatusChange: (status) => {
+      if (!status.connected) return
+      if (everConnected.has(status.url)) {
+        const root = roots.current()
+        if (root !== null) void announce(root, [status.url])
+      }
+      everConnected.add(status.url)
+    },
+    ...(config.proxy === undefined ? {} : { proxy: config.proxy }),
+    signAuth: async (template) => publisher.sign(template),
+  })
+  pool = relayPool
+  const first = roots.current()
+  if (first !== null) void announce(first)
+
+  // 5. Requests: relay → inbox → command → reply → publish.
+  const lastPcrs = (): Record<string, string> => roots.current()?.attestation.pcrs ?? toHexPcrs(boot)
+  const facts: ServiceFacts = {
+    version: config.version,
+    tee: config.tee,
+    t,
+    startedAt,
+    relays: () => config.relays.map((r) => r.url),
+    pcrs: () => {
+      const all = lastPcrs()
+      const shown: Record<string, string> = {}
+      for (const [i, v] of Object.entries(all)) if (Number(i) <= 2 || Number(i) === 4 || Number(i) === 8 || Number(i) === 16) shown[i] = v
+      return shown
+    },
+  }
+  const deps: CommandDeps = {
+    nsm,
+    identity,
+    facts,
+    ...(config.trustRoot === undefined ? {} : { trustRoot: config.trustRoot }),
+    leafSeen: (att) => roots.leafSeen(att),
+  }
+  const source: InboxSource = {
+    subscribe: (filters, onevent) => relayPool.subscribe(filters, { onevent }),
+    fetchLatest: async (filter, timeoutMs) => {
+      const events = await relayPool.fetchEvents([filter], { timeoutMs })
+      return events.reduce<(typeof events)[number] | null>((best, e) => (best === null || e.created_at > best.created_at ? e : best), null)
+    },
+  }
+  const replier = createReplier({ identity, publisher, writeRelays })
+  const inbox = startInbox({
+    identity,
+    source,
+    replier,
+    run: (req) => runCommand(req, deps, config.extraCommands),
+    log: log.child({ part: 'inbox' }),
+    counters,
+    ...(config.maxRequestBytes === undefined ? {} : { maxRequestBytes: config.maxRequestBytes }),
+    ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
+  })
+
+  // 6. Health, on loopback only.
+  const rootPem = certificatePem(config.trustRoot ?? AWS_NITRO_ROOT_G1_DER)
+  const health = (): HealthReport => {
+    const root = roots.current()
+    const relays = relayPool.status().map((s) => ({ url: s.url, connected: s.connected, authed: s.authed, last_error: s.last_error }))
+    return {
+      status: root === null ? 'no_attestation' : relays.some((r) => r.connected) ? 'ok' : 'degraded',
+      pubkey: identity.pubkey,
+      npub: identity.npub,
+      tee: config.tee,
+      t,
+      attestation: { expires_at: root?.expiresAt ?? null, refreshed_at: root?.refreshedAt ?? null },
+      relays,
+      counters: { ...counters, dedup_entries: inbox.seen.size },
+    }
+  }
+  const healthServer: HealthServer = await startHealthServer({
+    port: config.healthPort,
+    ...(config.healthHost === undefined ? {} : { host: config.healthHost }),
+    report: health,
+    rootPem: () => rootPem,
+  })
+
+  return {
+    identity: { pubkey: identity.pubkey, npub: identity.npub },
+    t,
+    healthPort: healthServer.port,
+    roots,
+    pool: relayPool,
+    publisher,
+    counters,
+    health,
+    async close() {
+      inbox.close()
+      roots.stop()
+      await healthServer.close()
+      await relayPool.close()
+      await nsm.close()
+    },
+  }
+}
