@@ -83,7 +83,11 @@ function hexOrNull(bytes: Uint8Array | null): string | null {
   return bytes === null ? null : bytesToHex(bytes)
 }
 
-async function attestationInfo(payload: AttestationPayload, leaf: CertWindow): Promise<AttestationInfo> {
+async function attestationInfo(payload: AttestationPayload, windows: CertWindow[]): Promise<AttestationInfo> {
+  const leaf = windows[windows.length - 1]!
+  // The path is valid where every certificate is: the latest notBefore to the earliest notAfter.
+  const pathFrom = Math.max(...windows.map((w) => w.notBefore))
+  const pathUntil = Math.min(...windows.map((w) => w.notAfter))
   const pcrs: Record<string, string> = {}
   for (const [index, value] of [...payload.pcrs].sort((a, b) => a[0] - b[0])) pcrs[String(index)] = bytesToHex(value)
   return {
@@ -95,6 +99,7 @@ async function attestationInfo(payload: AttestationPayload, leaf: CertWindow): P
     user_data: hexOrNull(payload.user_data),
     nonce: hexOrNull(payload.nonce),
     certificate: { notBefore: leaf.notBefore / 1000, notAfter: leaf.notAfter / 1000 },
+    chain: { notBefore: pathFrom / 1000, notAfter: pathUntil / 1000 },
     pcr16_binds_public_key: await pcr16Binds(payload),
   }
 }
@@ -197,7 +202,7 @@ export async function verifyAttestation(doc: Uint8Array, options?: VerifyOptions
       'chain',
       `${chain.windows.length - 1} ES384 certificate signatures verify from the root to the leaf; names chain, CA flags, keyUsage and pathLen hold${chain.cached ? ' (cached path)' : ''}`,
     )
-    attestation = await attestationInfo(payload, chain.windows[chain.windows.length - 1]!)
+    attestation = await attestationInfo(payload, chain.windows)
 
     stage = 'time'
     const time = checkValidity(chain.windows, opts.nowMs)

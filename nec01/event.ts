@@ -2,7 +2,9 @@
 // that hold it in a ["tee_root", <JSON>] tag. A feed of notes from one service repeats
 // the same tee_root string, so a verified root is memoized and a carrier then costs one
 // Schnorr verification plus a lookup.
-import { getEventHash, validateEvent, verifyEvent, type EventTemplate } from 'nostr-tools/pure'
+import { getEventHash, validateEvent, type EventTemplate } from 'nostr-tools/pure'
+import { schnorr } from '@noble/curves/secp256k1.js'
+import { hexToBytes } from './encoding.js'
 import { verifyAttestation } from './attestation.js'
 import { base64ToBytes, bytesToBase64 } from './encoding.js'
 import { check, failure, finish as finishChecks } from './result.js'
@@ -56,6 +58,20 @@ function finish(checks: Check[], base: { attestation: AttestationInfo | null; ev
   return base.event === undefined ? result : { ...result, event: base.event }
 }
 
+/**
+ * id and Schnorr signature, computed every time. nostr-tools' verifyEvent remembers its
+ * verdict on the object, and a spread copy carries that memory to an edited event; a
+ * verifier must judge the bytes in front of it.
+ */
+function verifySignature(event: NostrEvent): boolean {
+  try {
+    const id = getEventHash(event)
+    return id === event.id && /^[0-9a-f]{128}$/.test(event.sig) && schnorr.verify(hexToBytes(event.sig), hexToBytes(id), hexToBytes(event.pubkey))
+  } catch {
+    return false
+  }
+}
+
 function safeNow(options: VerifyOptions): number | null {
   try {
     return toUnixSeconds(options.now)
@@ -99,7 +115,8 @@ export async function verifyRootEvent(event: unknown, options: VerifyOptions = {
   const ev = event as NostrEvent
   const now = safeNow(options)
   if (now === null) return failure('input', 'options.now must be a Date or unix seconds')
-  check(checks, 'event', verifyEvent(ev), verifyEvent(ev) ? 'event id and Schnorr signature valid' : 'event id or Schnorr signature invalid')
+  const signed = verifySignature(ev)
+  check(checks, 'event', signed, signed ? 'event id and Schnorr signature valid' : 'event id or Schnorr signature invalid')
   check(checks, 'kind', ev.kind === ROOT_KIND, `kind ${ev.kind}${ev.kind === ROOT_KIND ? '' : `, expected ${ROOT_KIND}`}`)
   const isProtected = ev.tags.some((t) => t[0] === '-')
   check(checks, 'protected', isProtected, isProtected ? 'NIP-70 ["-"] tag present' : 'NIP-70 ["-"] tag missing')
@@ -143,9 +160,11 @@ const iso = (unixSeconds: number): string => isoTime(unixSeconds * 1000)
 
 interface MemoEntry {
   result: VerifyResult
-  /** window in which the memoized verdict holds: the leaf's notBefore .. min(notAfter, expiration) */
+  /** the verdict holds while every certificate is valid (bounds inclusive, as RFC 5280
+   * says) and the root event has not expired (expiration exclusive) */
   from: number
   until: number
+  expiration: number
 }
 
 const memo = new Map<string, MemoEntry>()
@@ -185,7 +204,7 @@ function optionsKey(o: VerifyOptions): string {
 async function verifyRootMemo(teeRoot: string, root: unknown, options: VerifyOptions, now: number): Promise<VerifyResult> {
   const key = `${optionsKey(options)}\n${teeRoot}`
   const hit = memo.get(key)
-  if (hit !== undefined && now >= hit.from && now < hit.until) {
+  if (hit !== undefined && now >= hit.from && now <= hit.until && now < hit.expiration) {
     memoHits++
     // refresh LRU position
     memo.delete(key)
@@ -197,7 +216,8 @@ async function verifyRootMemo(teeRoot: string, root: unknown, options: VerifyOpt
   // mistaken for a pass, and a success is bounded by its own validity window.
   if (result.valid && result.attestation !== null && result.event !== undefined) {
     const expiration = Number(tagValues(result.event, 'expiration')[0])
-    memo.set(key, { result, from: result.attestation.certificate.notBefore, until: Math.min(result.attestation.certificate.notAfter + 1, expiration) })
+    const path = result.attestation.chain
+    memo.set(key, { result, from: path.notBefore, until: path.notAfter, expiration })
     if (memo.size > MEMO_LIMIT) {
       const oldest = memo.keys().next().value
       if (oldest !== undefined) memo.delete(oldest)
@@ -233,7 +253,7 @@ export async function verifyTeeRoot(carrier: unknown, options: TeeRootOptions = 
       ev.pubkey === sealSigner.toLowerCase() ? 'rumor pubkey equals the seal signer' : `rumor pubkey ${ev.pubkey} is not the seal signer ${sealSigner}`,
     )
   } else {
-    const signed = typeof ev.id === 'string' && typeof ev.sig === 'string' && verifyEvent(ev as NostrEvent)
+    const signed = typeof ev.id === 'string' && typeof ev.sig === 'string' && verifySignature(ev as NostrEvent)
     check(checks, 'carrier', signed, signed ? 'carrier id and Schnorr signature valid' : 'carrier id or Schnorr signature invalid')
   }
 

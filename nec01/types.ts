@@ -69,6 +69,8 @@ export interface AttestationInfo {
   nonce: string | null
   /** leaf certificate validity, unix seconds */
   certificate: { notBefore: number; notAfter: number }
+  /** where the whole path root..leaf is valid (latest notBefore, earliest notAfter), unix seconds */
+  chain: { notBefore: number; notAfter: number }
   /**
    * When PCR16 is present and public_key is set: whether
    * PCR16 == SHA384(0^48 ‖ SHA256(public_key)). null when either is absent.

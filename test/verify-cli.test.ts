@@ -1,0 +1,155 @@
+// `nec01 verify` as a user runs it: real documents in every input form, trust options,
+// exit codes, and one-line errors for anything broken.
+import { test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure'
+import { hexToBytes } from '@noble/hashes/utils.js'
+import { buildRootEvent, withTeeRoot } from '../nec01/event.js'
+import { NsmSimulator } from '../src/nsm/simulator.js'
+import { NEC01_DIR, NITRO_DIR, nitroFixtures } from './fixtures.js'
+import { tempDir } from './service-harness.js'
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js')
+const work = tempDir('nec01-cli-')
+after(() => work.remove())
+
+function run(args: string[], input?: string | Uint8Array): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, 'verify', ...args], { input, encoding: 'utf8', timeout: 30_000 })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+function file(name: string, data: string | Uint8Array): string {
+  const path = join(work.path, name)
+  mkdirSync(dirname(path), { recursive: true })
+  writeFileSync(path, data)
+  return path
+}
+
+const fixtures = nitroFixtures()
+const good = fixtures.find((f) => f.name === 'turnkey-2025-09-16a-nondebug')!
+const debug = fixtures.find((f) => f.name === 'eternis-2024-09-09-debug')!
+const inside = (f: typeof good): string => String(Math.floor((f.validFrom + f.validUntil) / 2))
+
+test('raw CBOR, base64 and hex documents are recognised and verified', () => {
+  const raw = join(NITRO_DIR, `${good.name}.cose`)
+  const b64 = file('doc.b64', Buffer.from(good.bytes).toString('base64') + '\n')
+  const hex = file('doc.hex', Buffer.from(good.bytes).toString('hex'))
+  for (const path of [raw, b64, hex]) {
+    const r = run([path, '--any-pcrs', '--at', inside(good)])
+    assert.equal(r.code, 0, `${path}: ${r.stdout}${r.stderr}`)
+    assert.match(r.stdout, /^✓ signature/m)
+    assert.match(r.stdout, /\nVALID\n?$/)
+    assert.match(r.stderr, /warning: --any-pcrs/)
+  }
+  // standard input too
+  const piped = run(['-', '--any-pcrs', '--at', inside(good)], good.bytes)
+  assert.equal(piped.code, 0)
+})
+
+test('--pcrs reads nitro-cli output and plain maps; a mismatch is invalid with pcrs', () => {
+  const measurements = file('pcrs.json', JSON.stringify({ Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: good.pcr0, PCR1: good.pcr1, PCR2: good.pcr2 } }))
+  const ok = run([join(NITRO_DIR, `${good.name}.cose`), '--pcrs', measurements, '--at', inside(good)])
+  assert.equal(ok.code, 0, ok.stdout)
+  const plain = file('plain.json', JSON.stringify({ 0: good.pcr0 }))
+  assert.equal(run([join(NITRO_DIR, `${good.name}.cose`), '--pcrs', plain, '--at', inside(good)]).code, 0)
+  const wrong = run([join(NITRO_DIR, `${good.name}.cose`), '--pcr', `1=${'ab'.repeat(48)}`, '--at', inside(good)])
+  assert.equal(wrong.code, 1)
+  assert.match(wrong.stdout, /INVALID \(pcrs\)/)
+  // the real encli build output parses too
+  const encli = run([join(NITRO_DIR, `${good.name}.cose`), '--pcrs', join(NEC01_DIR, 'encli-build-pcrs.json'), '--at', inside(good)])
+  assert.equal(encli.code, 1)
+  assert.match(encli.stdout, /INVALID \(pcrs\)/)
+})
+
+test('without trusted PCRs the verdict is invalid, and debug mode is always rejected', () => {
+  const none = run([join(NITRO_DIR, `${good.name}.cose`), '--at', inside(good)])
+  assert.equal(none.code, 1)
+  assert.match(none.stdout, /no expected PCRs given/)
+  const dbg = run([join(NITRO_DIR, `${debug.name}.cose`), '--any-pcrs', '--at', inside(debug)])
+  assert.equal(dbg.code, 1)
+  assert.match(dbg.stdout, /INVALID \(debug\)/)
+  const late = run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', new Date((good.validUntil + 1) * 1000).toISOString()])
+  assert.equal(late.code, 1)
+  assert.match(late.stdout, /INVALID \(time\)/)
+})
+
+test('--json prints exactly the result object', () => {
+  const r = run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', inside(good), '--json'])
+  assert.equal(r.code, 0)
+  const result = JSON.parse(r.stdout) as { valid: boolean; reason: null; checks: unknown[]; attestation: { module_id: string; pcrs: Record<string, string> } }
+  assert.deepEqual(Object.keys(result).sort(), ['attestation', 'checks', 'reason', 'valid'])
+  assert.equal(result.valid, true)
+  assert.equal(result.attestation.module_id, good.module_id)
+  assert.equal(result.attestation.pcrs['0'], good.pcr0)
+})
+
+test('kind:23793 events and tee_root carriers from the simulator, with --root PEM and --pubkey', async () => {
+  const sim = await NsmSimulator.open({ stateDir: join(work.path, 'sim') })
+  try {
+    const sk = generateSecretKey()
+    const pk = getPublicKey(sk)
+    const doc = await sim.attest({ publicKey: hexToBytes(pk) })
+    const expiration = Math.floor(Date.now() / 1000) + 3600
+    const root = finalizeEvent(buildRootEvent({ attestation: doc, t: 'dev', expiration }), sk)
+    const note = finalizeEvent(withTeeRoot({ kind: 1, created_at: Math.floor(Date.now() / 1000), content: 'hello', tags: [] }, root), sk)
+    const rootPem = file('root.pem', sim.rootPem())
+    const trust = ['--root', rootPem, '--any-pcrs', '--expect', 'dev']
+    const r1 = run([file('root.json', JSON.stringify(root)), ...trust, '--pubkey', pk])
+    assert.equal(r1.code, 0, r1.stdout + r1.stderr)
+    const r2 = run([file('note.json', JSON.stringify(note)), ...trust])
+    assert.equal(r2.code, 0, r2.stdout + r2.stderr)
+    assert.match(r2.stdout, /carrier pubkey equals the root pubkey/)
+    // expect prod (the default) rejects a dev root
+    assert.match(run([file('note.json', JSON.stringify(note)), '--root', rootPem, '--any-pcrs']).stdout, /INVALID \(t\)/)
+    // the AWS root (default) rejects the simulator
+    assert.match(run([file('note.json', JSON.stringify(note)), '--any-pcrs', '--expect', 'dev']).stdout, /INVALID \(root\)/)
+  } finally {
+    await sim.close()
+  }
+})
+
+test('the real noauth-enclaved attestation binds its event pubkey', () => {
+  const r = run([join(NEC01_DIR, 'noauth-enclaved-README-ca61c6e-attestation.b64'), '--any-pcrs', '--at', '2025-04-01T14:00:00Z', '--pubkey', 'ac116b22152178636e06d75188c260da10ecd54765d3999bcb579c8f530a9441'])
+  assert.equal(r.code, 0, r.stdout)
+  assert.match(r.stdout, /public_key equals the expected ac116b22/)
+  // the kind 63793 instance event is neither a root event nor a carrier: a one-line input verdict
+  const instance = run([join(NEC01_DIR, 'noauth-enclaved-README-ca61c6e-instance-event.json'), '--any-pcrs'])
+  assert.equal(instance.code, 1)
+  assert.match(instance.stdout, /INVALID \(input\)/)
+})
+
+test('broken input: one line, exit 1 or 2, never a stack trace', () => {
+  const cases: Array<{ args: string[]; input?: string | Uint8Array; code: number; msg: RegExp }> = [
+    { args: [file('garbage.bin', Uint8Array.from([0xff, 0x00, 0x13, 0x37]))], code: 1, msg: /INVALID \(input\)/ },
+    { args: [file('truncated.cose', good.bytes.subarray(0, 1000)), '--any-pcrs'], code: 1, msg: /INVALID \(cose\)/ },
+    { args: [file('empty.txt', '')], code: 1, msg: /input is empty/ },
+    { args: [file('notjson.json', '{"kind": 23793,')], code: 1, msg: /not valid JSON/ },
+    { args: [join(work.path, 'missing.b64')], code: 2, msg: /cannot read .*ENOENT/ },
+    { args: [work.path], code: 2, msg: /not a regular file/ },
+    { args: [file('huge.b64', Buffer.alloc(2 * 1024 * 1024, 0x41))], code: 2, msg: /larger than/ },
+    { args: ['-', '--at', 'yesterday'], input: 'x', code: 2, msg: /--at: 'yesterday'/ },
+    { args: ['-', '--pcr', '0=zz'], input: 'x', code: 2, msg: /--pcr 0: expected 96 hex/ },
+    { args: ['-', '--expect', 'staging'], input: 'x', code: 2, msg: /--expect/ },
+    { args: ['-', '--root', file('bad.pem', 'not a certificate')], input: 'x', code: 2, msg: /--root/ },
+    { args: ['-', '--bogus'], input: 'x', code: 2, msg: /Unknown option/ },
+    { args: ['a', 'b'], code: 2, msg: /expected one INPUT/ },
+  ]
+  for (const c of cases) {
+    const r = run(c.args, c.input ?? '')
+    assert.equal(r.code, c.code, `${c.args.join(' ')}: ${r.stdout} ${r.stderr}`)
+    assert.match(r.stdout + r.stderr, c.msg)
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
+    if (c.code === 2) assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`)
+  }
+})
+
+test('--help documents every option', () => {
+  const r = run(['--help'])
+  assert.equal(r.code, 0)
+  for (const opt of ['--pcr', '--pcrs', '--any-pcrs', '--expect', '--at', '--root', '--pubkey', '--nonce', '--json']) assert.ok(r.stdout.includes(opt), opt)
+  assert.ok(readFileSync(join(NITRO_DIR, 'AWS_NitroEnclaves_Root-G1.pem'), 'utf8').includes('BEGIN CERTIFICATE'))
+})
