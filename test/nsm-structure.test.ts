@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { createHash, X509Certificate as NodeX509 } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import '../src/nsm/reflect-metadata.js'
+import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { openSimulator, type NsmSimulator } from '../src/nsm/simulator.js'
 import {

@@ -6,7 +6,8 @@
 // The four CA levels are kept in one file in the state directory so that a service and a
 // CLI on the same machine agree on the root; the leaf belongs to one simulated enclave and
 // lives in memory only, as a real enclave's leaf does.
-import './reflect-metadata.js'
+// @peculiar/x509 registers its classes with tsyringe, which needs the Reflect metadata API.
+import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { createPrivateKey, createPublicKey, KeyObject, randomBytes, webcrypto } from 'node:crypto'
 import { chmodSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
