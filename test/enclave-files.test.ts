@@ -237,7 +237,7 @@ describe('enclave/Dockerfile', () => {
     assert.ok(final.instructions.some((i) => i.op === 'ARG' && /^SOURCE_DATE_EPOCH\b/.test(i.args)))
     assert.match(finalRuns, /touch -h -d "@\$\{SOURCE_DATE_EPOCH\}"/)
     const copies = final.instructions.filter((i) => i.op === 'COPY' && copyFrom(i) === null).map((i) => i.args)
-    assert.deepEqual(copies, ['package.json relays.json ./', 'enclave/start.sh ./enclave/start.sh'])
+    assert.deepEqual(copies, ['package.json relays.json ./', 'operator.json ./', 'enclave/start.sh ./enclave/start.sh'])
     const entry = final.instructions.filter((i) => i.op === 'ENTRYPOINT')
     assert.deepEqual(entry, [{ op: 'ENTRYPOINT', args: '["/app/enclave/start.sh"]' }])
   })

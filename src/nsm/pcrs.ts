@@ -80,10 +80,26 @@ function walk(root: string, relative: string, out: ApplicationFile[]): void {
   }
 }
 
-/** The compiled application: every .js file under dist/src and dist/nec01, sorted by path bytes. */
-export function applicationFiles(distDir: string): ApplicationFile[] {
+/**
+ * Files at the image's top level that decide what the code lets others do (operator.json:
+ * who may configure the enclave). The image measures them with the code, so must this.
+ */
+export const MEASURED_CONFIG_FILES = ['operator.json'] as const
+
+/**
+ * The compiled application: every .js file under dist/src and dist/nec01, and with a
+ * projectRoot each MEASURED_CONFIG_FILES file found there (named by its file name), sorted
+ * by path bytes.
+ */
+export function applicationFiles(distDir: string, projectRoot?: string): ApplicationFile[] {
   const files: ApplicationFile[] = []
   for (const dir of APPLICATION_DIRS) walk(distDir, dir, files)
+  if (projectRoot !== undefined) {
+    for (const name of MEASURED_CONFIG_FILES) {
+      const content = readOptional(join(projectRoot, name))
+      if (content.length > 0) files.push({ path: name, content })
+    }
+  }
   return files.sort((a, b) => Buffer.compare(Buffer.from(a.path, 'utf8'), Buffer.from(b.path, 'utf8')))
 }
 
@@ -162,7 +178,7 @@ export function bootPcrs(options: BootPcrOptions): Uint8Array[] {
       throw new NsmError('InvalidIndex', `boot PCR override ${key} is outside 0..${NSM_BOOT_PCRS - 1}`)
     }
   }
-  const files = applicationFiles(distDir)
+  const files = applicationFiles(distDir, projectRoot)
   const pcrs: Uint8Array[] = []
   for (let index = 0; index < NSM_BOOT_PCRS; index++) pcrs.push(zeroPcr())
   pcrs[0] = measurePcr0(files, readOptional(join(projectRoot, LOCKFILE)))

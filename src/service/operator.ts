@@ -1,0 +1,271 @@
+// Operator controls: the operator (the key in operator.json, measured into the image)
+// sets configuration variables and secrets over end-to-end encrypted requests, and every
+// change is announced in a public, attested note before it takes effect. Anyone can list
+// the variables; nobody, the operator included, can read a hidden value back.
+//
+// A write passes, in order: transport (not NIP-04) → an operator exists → the sender is
+// the operator → the request is recent (±5 minutes) → its id is new → the transition is
+// allowed (vars.ts) → the announcement is accepted by a relay → the change is applied.
+import type { EventTemplate } from 'nostr-tools/pure'
+import type { RpcErrorCode } from '../../nec01/rpc.js'
+import type { Logger } from '../log.js'
+import { CommandError, type CommandReply, type CommandRequest, type CommandSpec } from './commands.js'
+import { createSeenStore } from './dedup.js'
+import { operatorNpub } from './operator-config.js'
+import type { Publisher } from './publish.js'
+import { checkName, createVarsStore, VarsError, type Planned, type VarChange, type VarFlags, type VarOp, type VarsErrorCode, type VarsReader, type VarsStore, type VarView } from './vars.js'
+
+/** A write older (or further ahead) than this is refused: a captured request goes stale. */
+export const MAX_REQUEST_SKEW_SEC = 5 * 60
+/** Ids are kept for longer than any request stays acceptable, so none can come back. */
+const REPLAY_TTL_SEC = 3 * MAX_REQUEST_SKEW_SEC
+/** Public values longer than this are cut in the `vars` list; `vars NAME` shows one whole. */
+export const LIST_VALUE_CHARS = 128
+export const KIND_NOTE = 1
+export const OPERATOR_TOPIC = 'nec01-operator'
+
+export type OperatorRefusal = 'NIP04_REFUSED' | 'NO_OPERATOR' | 'NOT_OPERATOR' | 'STALE' | 'FUTURE' | 'REPLAYED' | 'ANNOUNCE_FAILED'
+
+export interface OperatorOptions {
+  /** hex pubkey of the operator, or null: then every write is refused */
+  operator: string | null
+  publisher: Pick<Publisher, 'publish'>
+  log: Logger
+  store?: VarsStore
+  now?: () => number
+}
+
+export interface OperatorControls {
+  /** set, reveal, freeze, unset and vars, for ServiceConfig.extraCommands / runCommand */
+  commands: Record<string, CommandSpec>
+  /** what handlers read the variables through */
+  vars: VarsReader
+  operator: string | null
+  /** runs one of `commands` (they need no CommandDeps); NOT_IMPLEMENTED for any other method */
+  run(req: CommandRequest): Promise<CommandReply>
+}
+
+/** Operator commands read nothing of CommandDeps, so they run without them too. */
+type OperatorHandler = (req: CommandRequest) => Promise<CommandReply>
+
+const RULE_STATUS: Record<VarsErrorCode, RpcErrorCode> = {
+  NAME_INVALID: 'INVALID_REQUEST',
+  VALUE_INVALID: 'INVALID_REQUEST',
+  VALUE_TOO_LARGE: 'INVALID_REQUEST',
+  NOT_FOUND: 'INVALID_REQUEST',
+  TOO_MANY_VARS: 'RESTRICTED',
+  IMMUTABLE: 'RESTRICTED',
+  ALREADY_IMMUTABLE: 'RESTRICTED',
+  ALREADY_PUBLIC: 'RESTRICTED',
+  PUBLIC_TO_HIDDEN: 'RESTRICTED',
+  HIDDEN_NEEDS_REVEAL: 'RESTRICTED',
+}
+
+/** The stable rule code leads the message, so DM users and programs both see it. */
+function refusal(status: RpcErrorCode, rule: OperatorRefusal | VarsErrorCode, message: string): CommandError {
+  return new CommandError(status, `${rule}: ${message}`)
+}
+
+function flagWords(flags: VarFlags): string {
+  return `${flags.hidden ? 'hidden' : 'public'}, ${flags.immutable ? 'immutable' : 'mutable'}`
+}
+
+const PAST: Record<VarOp, string> = { set: 'set', reveal: 'revealed', freeze: 'froze', unset: 'unset' }
+
+/**
+ * The public record of one change: name, flags and the SHA-256 of the value, never the
+ * value. Public values are left out too: `vars` shows them, the hash pins them, and a note
+ * signed with tee_root should not carry arbitrary operator text that reads as the enclave's.
+ */
+export function changeNote(change: VarChange, operator: string): EventTemplate {
+  const tags: string[][] = [
+    ['t', OPERATOR_TOPIC],
+    ['p', operator],
+    ['var', change.name],
+    ['op', change.op],
+  ]
+  let content = `operator ${PAST[change.op]} ${change.name}`
+  if (change.flags !== null && change.sha256 !== null) {
+    tags.push(['flags', change.flags.hidden ? 'hidden' : 'public', change.flags.immutable ? 'immutable' : 'mutable'], ['sha256', change.sha256])
+    content += ` (${flagWords(change.flags)}), value sha256 ${change.sha256}`
+  }
+  return { kind: KIND_NOTE, created_at: 0, content, tags }
+}
+
+function paramsObject(params: unknown): Record<string, unknown> {
+  return typeof params === 'object' && params !== null && !Array.isArray(params) ? (params as Record<string, unknown>) : {}
+}
+
+function optionalFlag(params: Record<string, unknown>, key: 'hidden' | 'immutable'): boolean {
+  const v = params[key]
+  if (v === undefined) return false
+  if (typeof v !== 'boolean') throw refusal('INVALID_REQUEST', 'VALUE_INVALID', `${key} must be true or false`)
+  return v
+}
+
+const SET_USAGE = 'usage: set NAME VALUE [hidden] [immutable]'
+
+/** "NAME VALUE [hidden] [immutable]": trailing flag words, a JSON string value for exact text. */
+export function parseSetText(text: string): { name: string; value: string; hidden: boolean; immutable: boolean } {
+  const m = /^(\S+)\s+([\s\S]+)$/.exec(text.trim())
+  if (m === null) throw refusal('INVALID_REQUEST', 'VALUE_INVALID', `a name and a value are needed (${SET_USAGE})`)
+  const name = m[1] ?? ''
+  let tail = m[2] ?? ''
+  const flags = { hidden: false, immutable: false }
+  for (;;) {
+    const f = /\s(hidden|immutable)$/i.exec(tail)
+    const word = f?.[1]?.toLowerCase() as 'hidden' | 'immutable' | undefined
+    if (f === null || word === undefined || flags[word]) break
+    flags[word] = true
+    tail = tail.slice(0, f.index).trimEnd()
+  }
+  if (/^(hidden|immutable)$/i.test(tail)) throw refusal('INVALID_REQUEST', 'VALUE_INVALID', `the value is missing (${SET_USAGE}; quote a value that is a flag word: "hidden")`)
+  let value = tail
+  if (tail.length >= 2 && tail.startsWith('"') && tail.endsWith('"')) {
+    try {
+      const parsed: unknown = JSON.parse(tail)
+      if (typeof parsed === 'string') value = parsed
+    } catch {
+      throw refusal('INVALID_REQUEST', 'VALUE_INVALID', 'a quoted value must be a JSON string')
+    }
+  }
+  return { name, value, ...flags }
+}
+
+/** The NAME of "reveal NAME" (DM) or { name } (RPC). */
+function nameParam(req: CommandRequest): string {
+  const p = paramsObject(req.params)
+  const raw = req.transport === 'rpc' ? p.name : typeof p.text === 'string' ? p.text.trim() : undefined
+  if (raw === undefined || raw === '') throw refusal('INVALID_REQUEST', 'NAME_INVALID', `a variable name is needed (usage: ${req.method} NAME)`)
+  return checkName(raw)
+}
+
+function viewText(v: VarView, full: boolean): string {
+  const head = `${v.name} (${flagWords(v)}) sha256 ${v.sha256}`
+  if (v.value === undefined) return head
+  const shown = full || v.value.length <= LIST_VALUE_CHARS ? v.value : `${v.value.slice(0, LIST_VALUE_CHARS)}… (${v.value.length} characters; vars ${v.name} shows it all)`
+  return `${head}\n  = ${JSON.stringify(shown)}`
+}
+
+export function createOperatorControls(opts: OperatorOptions): OperatorControls {
+  const store = opts.store ?? createVarsStore()
+  const now = opts.now ?? Date.now
+  const nowSec = (): number => Math.floor(now() / 1000)
+  const operator = opts.operator
+  const npub = operatorNpub(operator)
+  const seen = createSeenStore({ ttlSec: REPLAY_TTL_SEC, now })
+  // Writes run one at a time, so a plan cannot go stale while its note is being published.
+  let tail: Promise<unknown> = Promise.resolve()
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn)
+    tail = run.catch(() => undefined)
+    return run
+  }
+
+  function restrictNip04(req: CommandRequest): void {
+    if (req.transport === 'nip04') {
+      throw refusal('RESTRICTED', 'NIP04_REFUSED', `'${req.method}' is not answered over NIP-04, which shows who talks to whom and when: send it as a NIP-17 DM (or JSON-RPC)`)
+    }
+  }
+
+  function authorize(req: CommandRequest): void {
+    restrictNip04(req)
+    if (operator === null) throw refusal('UNAUTHORIZED', 'NO_OPERATOR', 'this image has no operator: nobody can change its variables')
+    if (req.sender !== operator) throw refusal('UNAUTHORIZED', 'NOT_OPERATOR', `only the operator ${npub ?? ''} can ${req.method} variables`)
+    const age = nowSec() - req.createdAt
+    if (age > MAX_REQUEST_SKEW_SEC) throw refusal('UNAUTHORIZED', 'STALE', `the request was made ${age} s ago, more than ${MAX_REQUEST_SKEW_SEC} s: send a new one`)
+    if (age < -MAX_REQUEST_SKEW_SEC) throw refusal('UNAUTHORIZED', 'FUTURE', `the request is dated ${-age} s ahead, more than ${MAX_REQUEST_SKEW_SEC} s: check your clock`)
+    // Recorded only for the operator's own recent requests: others cannot fill the store.
+    if (!seen.firstSeen(req.requestId)) throw refusal('UNAUTHORIZED', 'REPLAYED', 'this request was already received: send a new one')
+  }
+
+  function plan(req: CommandRequest, op: VarOp): Planned {
+    try {
+      if (op !== 'set') return store.plan(op, { name: nameParam(req) })
+      const p = paramsObject(req.params)
+      const set =
+        req.transport === 'rpc'
+          ? { name: p.name, value: p.value, hidden: optionalFlag(p, 'hidden'), immutable: optionalFlag(p, 'immutable') }
+          : parseSetText(typeof p.text === 'string' ? p.text : '')
+      if (typeof set.name !== 'string') throw refusal('INVALID_REQUEST', 'NAME_INVALID', `a variable name is needed (${SET_USAGE})`)
+      if (typeof set.value !== 'string') throw refusal('INVALID_REQUEST', 'VALUE_INVALID', 'the value must be a string')
+      return store.plan('set', { name: set.name, value: set.value, hidden: set.hidden, immutable: set.immutable })
+    } catch (err) {
+      if (err instanceof VarsError) throw refusal(RULE_STATUS[err.code], err.code, err.message)
+      throw err
+    }
+  }
+
+  async function announceAndApply(planned: Planned, op: VarOp): Promise<string> {
+    // Announce first: a change the public record does not show must not happen.
+    let id: string
+    try {
+      const { event, results } = await opts.publisher.publish(changeNote(planned.change, operator ?? ''))
+      if (!results.some((r) => r.ok)) throw new Error(results.length === 0 ? 'no relay to publish to' : 'every relay refused the note')
+      id = event.id
+    } catch (err) {
+      opts.log.warn('operator change not announced: not applied', { op, name: planned.change.name, error: err instanceof Error ? err.message : String(err) })
+      throw refusal('INTERNAL', 'ANNOUNCE_FAILED', 'the change could not be announced, so nothing changed: try again')
+    }
+    planned.apply(nowSec())
+    opts.log.info('operator change', { op, name: planned.change.name, flags: planned.change.flags, sha256: planned.change.sha256, note: id })
+    return id
+  }
+
+  function writer(op: VarOp): OperatorHandler {
+    return async (req) => {
+      authorize(req)
+      return serial(async (): Promise<CommandReply> => {
+        const planned = plan(req, op)
+        const note = await announceAndApply(planned, op)
+        const c = planned.change
+        const result = { op, name: c.name, ...(c.flags ?? {}), sha256: c.sha256, note }
+        const text = `${PAST[op]} ${c.name}${c.flags === null ? '' : ` (${flagWords(c.flags)}), value sha256 ${c.sha256 ?? ''}`}\nannounced in note ${note}`
+        return { result, text }
+      })
+    }
+  }
+
+  const vars: OperatorHandler = async (req) => {
+    restrictNip04(req)
+    const p = paramsObject(req.params)
+    const raw = req.transport === 'rpc' ? p.name : typeof p.text === 'string' ? p.text.trim() : undefined
+    if (raw !== undefined && raw !== '') {
+      const name = (() => {
+        try {
+          return checkName(raw)
+        } catch (err) {
+          if (err instanceof VarsError) throw refusal('INVALID_REQUEST', err.code, err.message)
+          throw err
+        }
+      })()
+      const one = store.list().find((v) => v.name === name)
+      if (one === undefined) throw refusal('INVALID_REQUEST', 'NOT_FOUND', `no variable '${name}'`)
+      return { result: { operator: npub, vars: [one] }, text: viewText(one, true) }
+    }
+    const list = store.list()
+    const shown = list.map((v) =>
+      v.value !== undefined && v.value.length > LIST_VALUE_CHARS ? { ...v, value: v.value.slice(0, LIST_VALUE_CHARS), value_truncated: true } : v,
+    )
+    const text = [`operator: ${npub ?? 'none (no one can change variables)'}`, list.length === 0 ? 'no variables' : `${list.length} variables:`, ...list.map((v) => viewText(v, false))].join('\n')
+    return { result: { operator: npub, vars: shown }, text }
+  }
+
+  const commands: Record<string, CommandSpec & { handler: OperatorHandler }> = {
+    set: { summary: 'operator: set a variable (hidden: never shown; immutable: never changes)', example: 'set api_key sk-… hidden', handler: writer('set') },
+    reveal: { summary: 'operator: make a hidden variable public, for ever', example: 'reveal api_key', handler: writer('reveal') },
+    freeze: { summary: 'operator: make a variable immutable, for ever', example: 'freeze api_key', handler: writer('freeze') },
+    unset: { summary: 'operator: delete a mutable variable', example: 'unset api_key', handler: writer('unset') },
+    vars: { summary: 'the operator and the variables: names, flags, SHA-256, public values', example: 'vars', handler: vars },
+  }
+  return {
+    operator,
+    vars: { get: (name) => store.get(name), has: (name) => store.has(name) },
+    commands,
+    run(req) {
+      const spec = Object.hasOwn(commands, req.method) ? commands[req.method] : undefined
+      if (spec === undefined) return Promise.reject(new CommandError('NOT_IMPLEMENTED', `unknown method '${req.method.slice(0, 64)}'`))
+      return spec.handler(req)
+    },
+  }
+}

@@ -1,0 +1,136 @@
+// A Nostr client for tests of the service's commands, speaking each transport the way the
+// CLI does (src/commands/dm.ts, attest.ts): NIP-17 gift wraps, NIP-04 DMs and NIP-44
+// JSON-RPC, with control over created_at and the raw request events (to replay them).
+import { randomBytes } from 'node:crypto'
+import { generateSecretKey } from 'nostr-tools/pure'
+import { parseRpcResponse, RPC_KIND, type RpcResponse } from '../nec01/rpc.js'
+import type { NostrEvent } from '../nec01/types.js'
+import { openSession, type ClientSession } from '../src/client.js'
+import { identityFromSecret, type Identity, type Rumor } from '../src/service/identity.js'
+import { KIND_GIFT_WRAP } from '../src/service/inbox.js'
+import { KIND_CHAT, KIND_NIP04_DM } from '../src/service/reply.js'
+
+/** Far longer than any reply takes on loopback: a missing reply fails the test, not a clock. */
+const REPLY_TIMEOUT_MS = 20_000
+const WRAP_LOOKBACK_SEC = 2 * 24 * 3600 + 3600
+
+export interface Nip17Exchange {
+  reply: string
+  replyRumor: Rumor
+  wrap: NostrEvent
+  rumor: Rumor
+}
+
+export interface RpcExchange {
+  response: RpcResponse
+  request: NostrEvent
+}
+
+export interface TestClient {
+  identity: Identity
+  session: ClientSession
+  /** gift-wraps `text` (rumor created_at = createdAt, default now) and waits for the reply */
+  nip17(text: string, opts?: { createdAt?: number }): Promise<Nip17Exchange>
+  /** a new gift wrap around an earlier rumor: the same request id, a different event */
+  rewrap(rumor: Rumor): NostrEvent
+  nip04(text: string): Promise<string>
+  /** an RPC request event, signed with `createdAt` (default now), not sent */
+  rpcRequest(method: string, params: unknown, opts?: { createdAt?: number }): { event: NostrEvent; id: string }
+  rpc(method: string, params: unknown, opts?: { createdAt?: number }): Promise<RpcExchange>
+  /** sends a request made by rpcRequest and waits for its reply */
+  exchange(request: { event: NostrEvent; id: string }): Promise<RpcExchange>
+  /** publishes an event and waits for the relays' OK, no reply expected */
+  send(event: NostrEvent): Promise<void>
+  close(): Promise<void>
+}
+
+const nowSec = (): number => Math.floor(Date.now() / 1000)
+
+export function createTestClient(service: string, relays: string[], secret: Uint8Array = generateSecretKey()): TestClient {
+  const identity = identityFromSecret(secret)
+  const session = openSession(
+    identity,
+    relays.map((url) => ({ url, read: true, write: true })),
+  )
+
+  const sentRumors = new Set<string>()
+
+  async function send(event: NostrEvent): Promise<void> {
+    const results = await session.pool.publish(event)
+    if (!results.some((r) => r.ok || /duplicate/.test(r.message))) throw new Error(`no relay took ${event.id}: ${results.map((r) => r.message).join('; ')}`)
+  }
+
+  function rpcRequest(method: string, params: unknown, opts: { createdAt?: number } = {}): { event: NostrEvent; id: string } {
+    const id = randomBytes(8).toString('hex')
+    const body = JSON.stringify({ id, method, params })
+    const event = identity.sign({ kind: RPC_KIND, created_at: opts.createdAt ?? nowSec(), content: identity.nip44Encrypt(service, body), tags: [['p', service]] })
+    return { event, id }
+  }
+
+  async function exchange({ event, id }: { event: NostrEvent; id: string }): Promise<RpcExchange> {
+    const waiting = session.waitFor(
+      { kinds: [RPC_KIND], authors: [service], '#p': [identity.pubkey], since: nowSec() - 60 },
+      (e) => e.tags.some((t) => t[0] === 'e' && t[1] === event.id),
+      REPLY_TIMEOUT_MS,
+    )
+    await send(event)
+    const reply = await waiting
+    if (reply === null) throw new Error(`no RPC reply to ${event.id}`)
+    const response = parseRpcResponse(identity.nip44Decrypt(service, reply.content))
+    if (response === null || response.id !== id) throw new Error(`malformed RPC reply to ${event.id}`)
+    return { response, request: event }
+  }
+
+  return {
+    identity,
+    session,
+    send,
+    rpcRequest,
+    async nip17(text, opts = {}) {
+      // A rumor's id is a hash of its fields: the same text in the same second is the same
+      // request (and is answered once). A person types slower; step to the next second.
+      let createdAt = opts.createdAt ?? nowSec()
+      if (opts.createdAt === undefined) while (sentRumors.has(`${createdAt}:${text}`)) createdAt++
+      sentRumors.add(`${createdAt}:${text}`)
+      const { wrap, rumor } = identity.giftWrap({ kind: KIND_CHAT, created_at: createdAt, content: text, tags: [['p', service]] }, service)
+      let replyRumor: Rumor | null = null
+      const waiting = session.waitFor(
+        { kinds: [KIND_GIFT_WRAP], '#p': [identity.pubkey], since: nowSec() - WRAP_LOOKBACK_SEC },
+        (e) => {
+          const r = identity.unwrap(e)
+          if (r.pubkey !== service || !r.tags.some((t) => t[0] === 'e' && t[1] === rumor.id)) return false
+          replyRumor = r
+          return true
+        },
+        REPLY_TIMEOUT_MS,
+      )
+      await send(wrap)
+      await waiting
+      if (replyRumor === null) throw new Error(`no NIP-17 reply to '${text.slice(0, 40)}'`)
+      const got: Rumor = replyRumor
+      return { reply: got.content, replyRumor: got, wrap, rumor }
+    },
+    rewrap(rumor) {
+      const { wrap, rumor: again } = identity.giftWrap({ kind: rumor.kind, created_at: rumor.created_at, content: rumor.content, tags: rumor.tags }, service)
+      if (again.id !== rumor.id) throw new Error('rewrapping changed the rumor id')
+      return wrap
+    },
+    async nip04(text) {
+      const request = identity.sign({ kind: KIND_NIP04_DM, created_at: nowSec(), content: identity.nip04Encrypt(service, text), tags: [['p', service]] })
+      const waiting = session.waitFor(
+        { kinds: [KIND_NIP04_DM], authors: [service], '#p': [identity.pubkey], since: nowSec() - 60 },
+        (e) => e.tags.some((t) => t[0] === 'e' && t[1] === request.id),
+        REPLY_TIMEOUT_MS,
+      )
+      await send(request)
+      const event = await waiting
+      if (event === null) throw new Error(`no NIP-04 reply to '${text.slice(0, 40)}'`)
+      return identity.nip04Decrypt(service, event.content)
+    },
+    rpc(method, params, opts = {}) {
+      return exchange(rpcRequest(method, params, opts))
+    },
+    exchange,
+    close: () => session.close(),
+  }
+}
