@@ -68,6 +68,9 @@ export function openSession(identity: Identity, relays: RelayEntry[]): ClientSes
     logger: createLogger({ part: 'client' }, { level: process.env.NEC01_LOG_LEVEL === undefined ? 'error' : undefined }),
     signAuth: async (template) => identity.sign(template),
   })
+  // Waits still open when the session closes (the request failed to send) end with it,
+  // so their timers do not keep the process alive until the deadline.
+  const open = new Set<(event: NostrEvent | null) => void>()
   return {
     identity,
     pool,
@@ -77,10 +80,12 @@ export function openSession(identity: Identity, relays: RelayEntry[]): ClientSes
         const finish = (event: NostrEvent | null): void => {
           if (done) return
           done = true
+          open.delete(finish)
           clearTimeout(timer)
           sub.close()
           resolve(event)
         }
+        open.add(finish)
         const timer = setTimeout(() => finish(null), timeoutMs)
         const sub = pool.subscribe([filter], {
           onevent: (event) => {
@@ -93,8 +98,22 @@ export function openSession(identity: Identity, relays: RelayEntry[]): ClientSes
         })
       })
     },
-    close: () => pool.close(),
+    close: () => {
+      for (const finish of [...open]) finish(null)
+      return pool.close()
+    },
   }
+}
+
+/**
+ * Publishes a request within the command's timeout. A request that no relay took cannot be
+ * answered: say so now, not as a "no reply" after waiting.
+ */
+export async function sendRequest(session: ClientSession, event: NostrEvent, timeoutMs: number): Promise<void> {
+  const report = await session.pool.publish(event, { timeoutMs })
+  if (report.some((r) => r.ok)) return
+  const why = report.map((r) => `${r.url}: ${r.message}`).join('; ')
+  throw new CliError(`no relay accepted the request (${why.slice(0, 300)})`, EXIT_INVALID)
 }
 
 export function noReply(timeoutSec: number): CliError {

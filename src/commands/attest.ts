@@ -9,7 +9,7 @@ import { canonicalJson } from '../../nec01/canonical.js'
 import { verifyRootEvent } from '../../nec01/event.js'
 import { parseRpcResponse, RPC_KIND } from '../../nec01/rpc.js'
 import type { Check, VerifyResult } from '../../nec01/types.js'
-import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout } from '../client.js'
+import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../client.js'
 import { CliError, EXIT_INVALID, EXIT_OK } from '../exit.js'
 import { formatResult } from '../format.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../trust.js'
@@ -92,7 +92,7 @@ export async function main(args: string[]): Promise<number> {
       (e) => e.tags.some((t) => t[0] === 'e' && t[1] === request.id),
       timeoutSec * 1000,
     )
-    await session.pool.publish(request)
+    await sendRequest(session, request, timeoutSec * 1000)
     const replyEvent = await waiting
     if (replyEvent === null) throw noReply(timeoutSec)
     const response = parseRpcResponse(identity.nip44Decrypt(service, replyEvent.content))

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util'
 import { verifyTeeRoot } from '../../nec01/event.js'
 import type { NostrEvent, VerifyResult } from '../../nec01/types.js'
-import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout } from '../client.js'
+import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../client.js'
 import { CliError, EXIT_INVALID, EXIT_OK } from '../exit.js'
 import { formatResult } from '../format.js'
 import type { Rumor } from '../service/identity.js'
@@ -73,7 +73,7 @@ export async function main(args: string[]): Promise<number> {
         (e) => e.tags.some((t) => t[0] === 'e' && t[1] === request.id),
         timeoutSec * 1000,
       )
-      await session.pool.publish(request)
+      await sendRequest(session, request, timeoutSec * 1000)
       const event = await waiting
       if (event === null) throw noReply(timeoutSec)
       reply = { transport: 'nip04', event, text: identity.nip04Decrypt(service, event.content), verification: await verifyTeeRoot(event, options) }
@@ -90,7 +90,7 @@ export async function main(args: string[]): Promise<number> {
         },
         timeoutSec * 1000,
       )
-      await session.pool.publish(wrap)
+      await sendRequest(session, wrap, timeoutSec * 1000)
       if ((await waiting) === null || rumor === null) throw noReply(timeoutSec)
       const got: Rumor = rumor
       reply = { transport: 'nip17', event: got, text: got.content, verification: await verifyTeeRoot(got, { ...options, sealSigner: got.pubkey }) }

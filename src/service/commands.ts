@@ -45,6 +45,8 @@ export interface ServiceFacts {
   tee: 'nsm' | 'simulated'
   t: 'prod' | 'dev'
   startedAt: number
+  /** npub of the operator measured into the image (operator.json), null for none */
+  operator?: string | null
   relays: () => string[]
   pcrs: () => Record<string, string>
 }
@@ -101,7 +103,11 @@ function parseAttestText(rest: string): { nonce?: string; data?: unknown } {
 }
 
 const attest: CommandHandler = async (req, deps) => {
-  const params = (typeof req.params === 'object' && req.params !== null ? req.params : {}) as { nonce?: unknown; data?: unknown }
+  // A caller who sent params in another shape meant something we would silently ignore.
+  if (typeof req.params !== 'object' || req.params === null || Array.isArray(req.params)) {
+    throw new CommandError('INVALID_REQUEST', 'params must be an object { nonce?, data? }')
+  }
+  const params = req.params as { nonce?: unknown; data?: unknown }
   if (params.nonce !== undefined && typeof params.nonce !== 'string') throw new CommandError('INVALID_REQUEST', 'nonce must be a string')
   const nonce = params.nonce === undefined ? undefined : parseNonce(params.nonce)
   let customDigest: string | undefined
@@ -149,7 +155,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     handler: async () => ({ result: 'pong', text: 'pong' }),
   },
   info: {
-    summary: 'npub, TEE mode, t, PCRs, version, uptime and relays',
+    summary: 'npub, TEE mode, t, PCRs, version, uptime, relays and operator',
     example: 'info',
     handler: async (_req, deps) => {
       const f = deps.facts
@@ -163,12 +169,14 @@ const COMMANDS: Record<string, CommandSpec> = {
         version: f.version,
         uptime_sec: uptime,
         relays: f.relays(),
+        operator: f.operator ?? null,
       }
       const text = [
         `npub: ${result.npub}`,
         `tee: ${result.tee}   t: ${result.t}   version: ${result.version}   uptime: ${uptime}s`,
         ...Object.entries(result.pcrs).map(([i, v]) => `PCR${i}: ${v}`),
         `relays: ${result.relays.join(' ')}`,
+        `operator: ${result.operator ?? 'none (operator commands are refused)'}`,
       ].join('\n')
       return { result, text }
     },

@@ -12,6 +12,7 @@ import type { Identity } from './identity.js'
 import { createRateLimiter, type RateLimitConfig } from './ratelimit.js'
 import { KIND_CHAT, KIND_NIP04_DM, type Replier, type ReplyTarget } from './reply.js'
 import type { Logger } from '../log.js'
+import { normalizeRelayUrl } from '../relays/config.js'
 
 /** NIP-59 gift wrap */
 export const KIND_GIFT_WRAP = 1059
@@ -24,6 +25,12 @@ export const RECENT_WINDOW_SEC = 60
 export const GIFT_WRAP_WINDOW_SEC = 2 * 24 * 3600 + 3600
 
 export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
+/**
+ * Clock skew tolerated in a request's created_at. With it, every re-delivery of a request
+ * falls inside the dedup TTL: a gift wrap stays after `since` for at most
+ * GIFT_WRAP_WINDOW_SEC + MAX_FUTURE_SEC = 2 d 2 h < DEDUP_TTL_SEC.
+ */
+export const MAX_FUTURE_SEC = 3600
 
 export interface InboxSource {
   /** `filters` is called at every (re)subscription so `since` moves with time */
@@ -49,6 +56,7 @@ type Drop =
   | 'too_large'
   | 'duplicate'
   | 'expired'
+  | 'future'
   | 'wrong_p'
   | 'bad_signature'
   | 'undecryptable'
@@ -79,10 +87,15 @@ export function startInbox(opts: InboxOptions): { close(): void; seen: SeenStore
   const limiter = createRateLimiter(opts.rateLimit, { now })
   const maxBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES
   const me = opts.identity.pubkey
-  const inboxCache = new Map<string, { relays: string[]; at: number }>()
+  const inboxCache = new Map<string, { relays: Promise<string[]>; at: number }>()
 
   const count = (name: string): void => {
     opts.counters[name] = (opts.counters[name] ?? 0) + 1
+  }
+  /** NIP-40: a malformed expiration counts as expired (the sender meant it to end) */
+  const isExpired = (tags: string[][]): boolean => {
+    const exp = tags.find((t) => t[0] === 'expiration')?.[1]
+    return exp !== undefined && (!/^[0-9]+$/.test(exp) || Number(exp) <= nowSec())
   }
   const drop = (reason: Drop, event: NostrEvent, relay: string): void => {
     count(`dropped_${reason}`)
@@ -90,10 +103,16 @@ export function startInbox(opts: InboxOptions): { close(): void; seen: SeenStore
   }
 
   function decode(event: NostrEvent, relay: string): Decoded | null {
+    // Checked for every kind, gift wraps included, so a forged wrap counts as a bad
+    // signature rather than as undecryptable (unwrap() re-checks it from a cached flag).
+    if (!verifyEvent(event)) {
+      drop('bad_signature', event, relay)
+      return null
+    }
     if (event.kind === KIND_GIFT_WRAP) {
       let rumor
       try {
-        // verifies the wrap's and the seal's signatures and seal pubkey == rumor pubkey
+        // verifies the seal's signature and seal pubkey == rumor pubkey
         rumor = opts.identity.unwrap(event)
       } catch {
         drop('undecryptable', event, relay)
@@ -107,23 +126,32 @@ export function startInbox(opts: InboxOptions): { close(): void; seen: SeenStore
         drop('wrong_p', event, relay)
         return null
       }
+      // NIP-40 inside the envelope: the wrap's own tag was checked before decryption.
+      if (isExpired(rumor.tags)) {
+        drop('expired', event, relay)
+        return null
+      }
       if (!seen.firstSeen(`rumor:${rumor.id}`)) {
         drop('duplicate', event, relay)
         return null
       }
       return { transport: 'nip17', sender: rumor.pubkey, requestId: rumor.id, createdAt: rumor.created_at, text: rumor.content }
     }
-    if (!verifyEvent(event)) {
-      drop('bad_signature', event, relay)
-      return null
-    }
     if (event.kind === KIND_NIP04_DM) {
+      let text: string
       try {
-        return { transport: 'nip04', sender: event.pubkey, requestId: event.id, createdAt: event.created_at, text: opts.identity.nip04Decrypt(event.pubkey, event.content) }
+        text = opts.identity.nip04Decrypt(event.pubkey, event.content)
       } catch {
         drop('undecryptable', event, relay)
         return null
       }
+      // NIP-04 has no MAC: a wrong key passes the padding check about once in 256 tries and
+      // yields random bytes, which the (non-fatal) UTF-8 decoder turns into U+FFFD.
+      if (text.includes('\uFFFD')) {
+        drop('undecryptable', event, relay)
+        return null
+      }
+      return { transport: 'nip04', sender: event.pubkey, requestId: event.id, createdAt: event.created_at, text }
     }
     if (event.kind === RPC_KIND) {
       let plain: string
@@ -144,18 +172,11 @@ export function startInbox(opts: InboxOptions): { close(): void; seen: SeenStore
     return null
   }
 
-  async function inboxRelays(sender: string): Promise<string[]> {
+  function inboxRelays(sender: string): Promise<string[]> {
     const cached = inboxCache.get(sender)
+    // The promise is cached, not the answer: a burst from one sender costs one lookup.
     if (cached !== undefined && now() - cached.at < INBOX_CACHE_TTL_MS) return cached.relays
-    let relays: string[] = []
-    try {
-      const ev = await opts.source.fetchLatest({ kinds: [KIND_DM_RELAYS], authors: [sender], limit: 1 }, INBOX_LOOKUP_TIMEOUT_MS)
-      if (ev !== null && verifyEvent(ev)) {
-        relays = ev.tags.filter((t) => t[0] === 'relay' && typeof t[1] === 'string' && /^wss?:\/\//.test(t[1])).map((t) => t[1] as string).slice(0, 8)
-      }
-    } catch {
-      relays = []
-    }
+    const relays = lookupInboxRelays(sender)
     if (inboxCache.size >= INBOX_CACHE_LIMIT) {
       const oldest = inboxCache.keys().next().value
       if (oldest !== undefined) inboxCache.delete(oldest)
@@ -164,23 +185,42 @@ export function startInbox(opts: InboxOptions): { close(): void; seen: SeenStore
     return relays
   }
 
+  async function lookupInboxRelays(sender: string): Promise<string[]> {
+    try {
+      const ev = await opts.source.fetchLatest({ kinds: [KIND_DM_RELAYS], authors: [sender], limit: 1 }, INBOX_LOOKUP_TIMEOUT_MS)
+      // A relay may answer with anything: only the sender's own signed list decides.
+      if (ev === null || ev.pubkey !== sender || ev.kind !== KIND_DM_RELAYS || !verifyEvent(ev)) return []
+      const urls = ev.tags.filter((t) => t[0] === 'relay' && typeof t[1] === 'string').map((t) => normalizeRelayUrl(t[1] as string))
+      // normalised as the pool names its relays, so the publisher recognises them
+      return [...new Set(urls.filter((u): u is string => u !== null))].slice(0, 8)
+    } catch {
+      return []
+    }
+  }
+
   async function answer(req: Decoded, relay: string): Promise<void> {
+    // Decided before anything that costs (the inbox-relay lookup, the command), so a
+    // flooding sender is turned away for the price of a map lookup.
+    const decision = limiter.take(req.sender)
+    if (decision === 'refuse-silent') {
+      count('rate_limited')
+      return
+    }
     const target: ReplyTarget = { transport: req.transport, sender: req.sender, requestId: req.requestId, sourceRelays: [relay] }
     if (req.transport === 'nip17') target.inboxRelays = await inboxRelays(req.sender)
-
-    const decision = limiter.take(req.sender)
-    if (decision !== 'allow') {
+    if (decision === 'refuse-notify') {
       count('rate_limited')
-      if (decision === 'refuse-silent') return
       await refuse(req, target, 'RATE_LIMITED', 'too many requests: slow down and try again in a minute')
       return
     }
 
-    const method = req.rpc?.method ?? parseDmText(req.text ?? '').method
-    const params = req.rpc?.params ?? parseDmText(req.text ?? '').params
-    const cmd: CommandRequest = { transport: req.transport, sender: req.sender, createdAt: req.createdAt, requestId: req.requestId, method, params }
+    let method = req.rpc?.method ?? ''
     let reply: CommandReply
     try {
+      // DM text is parsed in here: "attest" with bad JSON is a refusal the sender should see.
+      const parsed = req.rpc ?? parseDmText(req.text ?? '')
+      method = parsed.method
+      const cmd: CommandRequest = { transport: req.transport, sender: req.sender, createdAt: req.createdAt, requestId: req.requestId, method, params: parsed.params }
       reply = await opts.run(cmd)
     } catch (err) {
       if (err instanceof CommandError) {
@@ -227,13 +267,18 @@ export function startInbox(opts: InboxOptions): { close(): void; seen: SeenStore
       drop('duplicate', event, relay)
       return
     }
-    if (JSON.stringify(event).length > maxBytes) {
+    if (Buffer.byteLength(JSON.stringify(event)) > maxBytes) {
       drop('too_large', event, relay)
       return
     }
-    const exp = event.tags.find((t) => t[0] === 'expiration')?.[1]
-    if (exp !== undefined && (!/^[0-9]+$/.test(exp) || Number(exp) <= nowSec())) {
+    if (isExpired(event.tags)) {
       drop('expired', event, relay)
+      return
+    }
+    // Relays keep re-delivering a future-dated event on every resubscription for as long as
+    // it stays after `since`; past the dedup TTL it would be answered again.
+    if (event.created_at > nowSec() + MAX_FUTURE_SEC) {
+      drop('future', event, relay)
       return
     }
     if (!event.tags.some((t) => t[0] === 'p' && t[1] === me)) {

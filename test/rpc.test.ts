@@ -1,0 +1,203 @@
+// JSON-RPC for programs end to end: NIP-44 encrypted { id, method, params } in kind 23795,
+// answered in kind 23795 with { id, result } or { id, error }, over a real relay. The kind
+// is ephemeral, so every test listens before it asks.
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
+import { canonicalJson } from '../nec01/canonical.js'
+import { verifyRootEvent } from '../nec01/event.js'
+import { RPC_KIND, type RpcResponse } from '../nec01/rpc.js'
+import type { NostrEvent } from '../nec01/types.js'
+import type { EmbeddedRelay } from '../src/relays/embedded.js'
+import { startTestRelay, startTestService, type TestService } from './service-harness.js'
+import { assertCarrier, devTrust, Peer, replyTo, stable, tagValue, until, type Collector } from './talk.js'
+
+type Item = { event: NostrEvent; relay: string }
+
+let seq = 0
+
+/** Calls a method and returns the verified reply event and its decrypted response. */
+async function call(peer: Peer, service: string, inbox: Collector<Item>, method: string, params?: unknown): Promise<{ event: NostrEvent; response: RpcResponse; id: string }> {
+  const id = `call-${++seq}`
+  const request = peer.rpc(service, { id, method, ...(params === undefined ? {} : { params }) })
+  await peer.publish(request)
+  const { event } = await replyTo(inbox, request.id)
+  const response = peer.decryptRpc(service, event)
+  assert.equal(response.id, id, 'the response carries the request id')
+  return { event, response, id }
+}
+
+function resultOf(response: RpcResponse): unknown {
+  assert.ok('result' in response, `a result, got ${JSON.stringify(response)}`)
+  return response.result
+}
+
+function errorOf(response: RpcResponse): { code: string; message: string } {
+  assert.ok('error' in response, `an error, got ${JSON.stringify(response)}`)
+  return response.error
+}
+
+describe('JSON-RPC over kind 23795', () => {
+  let relay: EmbeddedRelay
+  let svc: TestService
+  let peer: Peer
+  let service: string
+  let inbox: Collector<Item>
+
+  before(async () => {
+    relay = await startTestRelay()
+    svc = await startTestService({ relays: [relay.url], config: { rateLimit: { ratePerSec: 100, burst: 1000 } } })
+    service = svc.service.identity.pubkey
+    peer = new Peer([relay.url])
+    inbox = await peer.replies(service, RPC_KIND)
+  })
+  after(async () => {
+    await peer.close()
+    await svc.close()
+    await relay.close()
+  })
+
+  it('ping → { id, result: "pong" } in a kind 23795 with tee_root, p and e', async () => {
+    const { event, response } = await call(peer, service, inbox, 'ping')
+    assert.equal(resultOf(response), 'pong')
+    assert.equal(event.kind, RPC_KIND)
+    assert.equal(tagValue(event, 'p'), peer.pubkey)
+    await assertCarrier(event, service, svc.rootDer)
+  })
+
+  it('info returns the service facts as an object', async () => {
+    const { event, response } = await call(peer, service, inbox, 'info')
+    const info = resultOf(response) as Record<string, unknown>
+    assert.equal(info.npub, svc.service.identity.npub)
+    assert.equal(info.pubkey, service)
+    assert.equal(info.tee, 'simulated')
+    assert.equal(info.t, 'dev')
+    assert.equal(info.version, '0.0.0-test')
+    assert.equal(typeof info.uptime_sec, 'number')
+    assert.deepEqual(info.relays, [relay.url])
+    const pcrs = info.pcrs as Record<string, string>
+    for (const i of ['0', '1', '2', '16']) assert.match(pcrs[i] ?? '', /^[0-9a-f]{96}$/, `PCR${i}`)
+    assert.deepEqual(pcrs['0'], svc.service.roots.current()?.attestation.pcrs['0'])
+    await assertCarrier(event, service, svc.rootDer)
+  })
+
+  it('help lists the commands with summaries and examples', async () => {
+    const { event, response } = await call(peer, service, inbox, 'help')
+    const list = resultOf(response) as Array<{ command: string; summary: string; example: string }>
+    assert.deepEqual(list.map((c) => c.command).slice(0, 4), ['ping', 'info', 'attest', 'help'])
+    for (const c of list) assert.ok(c.summary.length > 0 && c.example.length > 0)
+    await assertCarrier(event, service, svc.rootDer)
+  })
+
+  it('attest binds the nonce, the service key and SHA-256 of the canonical custom JSON', async () => {
+    const nonce = bytesToHex(crypto.getRandomValues(new Uint8Array(32)))
+    const data = { z: [1, 2.5, { b: null, a: true }], a: 'ünï', order: 42 }
+    const { event, response } = await call(peer, service, inbox, 'attest', { nonce, data })
+    await assertCarrier(event, service, svc.rootDer)
+    const result = resultOf(response) as { event: NostrEvent; nonce: string; custom_digest: string; custom: unknown }
+    const digest = bytesToHex(sha256(utf8ToBytes(canonicalJson(data))))
+    assert.equal(result.nonce, nonce)
+    assert.equal(result.custom_digest, digest)
+    assert.deepEqual(result.custom, data)
+    assert.equal(result.event.pubkey, service)
+    const verified = await verifyRootEvent(result.event, { ...devTrust(svc.rootDer), publicKey: service, nonce, userData: digest })
+    assert.equal(verified.valid, true, `${verified.reason} ${JSON.stringify(verified.checks.filter((c) => !c.ok))}`)
+    assert.equal(verified.attestation?.nonce, nonce)
+    assert.equal(verified.attestation?.public_key, service)
+    assert.equal(verified.attestation?.user_data, digest)
+    // it is a fresh document, not the root the service publishes
+    assert.notEqual(result.event.id, svc.service.roots.current()?.event.id)
+
+    // and the same check fails for a nonce that was not ours
+    const other = await verifyRootEvent(result.event, { ...devTrust(svc.rootDer), nonce: '00'.repeat(32) })
+    assert.equal(other.valid, false)
+    assert.equal(other.reason, 'nonce')
+  })
+
+  it('attest without params: a fresh document with no nonce and no user_data', async () => {
+    const { response } = await call(peer, service, inbox, 'attest')
+    const result = resultOf(response) as { event: NostrEvent; nonce?: string; custom_digest?: string }
+    assert.equal(result.nonce, undefined)
+    assert.equal(result.custom_digest, undefined)
+    const verified = await verifyRootEvent(result.event, { ...devTrust(svc.rootDer), publicKey: service })
+    assert.equal(verified.valid, true, `${verified.reason}`)
+    assert.equal(verified.attestation?.nonce, null)
+    assert.equal(verified.attestation?.user_data, null)
+  })
+
+  it('an unknown method is NOT_IMPLEMENTED', async () => {
+    const { event, response } = await call(peer, service, inbox, 'dance')
+    assert.deepEqual(errorOf(response), { code: 'NOT_IMPLEMENTED', message: "unknown method 'dance'" })
+    await assertCarrier(event, service, svc.rootDer)
+  })
+
+  for (const [name, params, message] of [
+    ['a nonce that is not a string', { nonce: 42 }, /nonce must be a string/],
+    ['an empty nonce', { nonce: '' }, /nonce is empty/],
+    ['a nonce over 1024 bytes', { nonce: 'ab'.repeat(1025) }, /nonce is 1025 bytes, at most 1024/],
+    ['params that are not an object', 'abc', /params must be an object/],
+    ['params that are an array', ['00ff'], /params must be an object/],
+  ] as const) {
+    it(`attest with ${name} is INVALID_REQUEST`, async () => {
+      const { event, response } = await call(peer, service, inbox, 'attest', params)
+      const error = errorOf(response)
+      assert.equal(error.code, 'INVALID_REQUEST')
+      assert.match(error.message, message)
+      await assertCarrier(event, service, svc.rootDer)
+    })
+  }
+})
+
+describe('JSON-RPC rate limit', () => {
+  let relay: EmbeddedRelay
+  let svc: TestService
+  let service: string
+
+  before(async () => {
+    relay = await startTestRelay()
+    // three at once, then (practically) nothing for the length of the test
+    svc = await startTestService({ relays: [relay.url], config: { rateLimit: { ratePerSec: 0.001, burst: 3 } } })
+    service = svc.service.identity.pubkey
+  })
+  after(async () => {
+    await svc.close()
+    await relay.close()
+  })
+
+  it('a flooding key gets its burst, one RATE_LIMITED, then silence; another key is still answered', async () => {
+    const flooder = new Peer([relay.url])
+    const other = new Peer([relay.url])
+    try {
+      const floodInbox = await flooder.replies(service, RPC_KIND)
+      const otherInbox = await other.replies(service, RPC_KIND)
+      const FLOOD = 20
+      let otherAsked: NostrEvent | null = null
+      for (let i = 0; i < FLOOD; i++) {
+        await flooder.publish(flooder.rpc(service, { id: `flood-${i}`, method: 'ping' }))
+        if (i === FLOOD / 2) {
+          otherAsked = other.rpc(service, { id: 'other', method: 'ping' })
+          await other.publish(otherAsked)
+        }
+      }
+      assert.ok(otherAsked !== null)
+      const { event } = await replyTo(otherInbox, otherAsked.id)
+      assert.deepEqual(other.decryptRpc(service, event), { id: 'other', result: 'pong' })
+
+      // every flood request decided: 3 allowed, the rest refused (one of them out loud)
+      await until(() => (svc.service.counters.rate_limited ?? 0) === FLOOD - 3, 'the flood to be processed')
+      const count = await stable(() => floodInbox.items.length, 'replies to the flooder', { min: 4 })
+      assert.equal(count, 4)
+      const responses = floodInbox.items.map((i) => flooder.decryptRpc(service, i.event))
+      assert.equal(responses.filter((r) => 'result' in r && r.result === 'pong').length, 3)
+      const refusals = responses.filter((r) => 'error' in r)
+      assert.equal(refusals.length, 1)
+      assert.equal(refusals[0] !== undefined && 'error' in refusals[0] ? refusals[0].error.code : null, 'RATE_LIMITED')
+      for (const item of floodInbox.items) await assertCarrier(item.event, service, svc.rootDer)
+      assert.equal(await stable(() => svc.service.counters.refused_rate_limited ?? 0, 'the refusal counter', { min: 1 }), 1)
+    } finally {
+      await flooder.close()
+      await other.close()
+    }
+  })
+})
