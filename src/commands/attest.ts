@@ -1,7 +1,6 @@
 // nec01 attest: ask a service for a fresh attestation bound to our nonce (and optional
 // custom data), then verify the document end to end. A live, replay-proof proof instead of
 // trusting a root event that may be hours old.
-import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
@@ -10,7 +9,7 @@ import { verifyRootEvent } from '../../nec01/event.js'
 import { parseRpcResponse, RPC_KIND } from '../../nec01/rpc.js'
 import type { Check, VerifyResult } from '../../nec01/types.js'
 import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../client.js'
-import { CliError, EXIT_INVALID, EXIT_OK } from '../exit.js'
+import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../exit.js'
 import { formatResult } from '../format.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../trust.js'
 
@@ -39,30 +38,17 @@ interface AttestResult {
 }
 
 export async function main(args: string[]): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        ...TRUST_ARG_OPTIONS,
-        data: { type: 'string' },
-        relay: { type: 'string', multiple: true },
-        relays: { type: 'string' },
-        timeout: { type: 'string' },
-        sec: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (err) {
-    throw new CliError(`${err instanceof Error ? err.message : String(err)} (see nec01 attest --help)`)
-  }
+  const parsed = parseCommandArgs('attest', USAGE, args, {
+    ...TRUST_ARG_OPTIONS,
+    data: { type: 'string' },
+    relay: { type: 'string', multiple: true },
+    relays: { type: 'string' },
+    timeout: { type: 'string' },
+    sec: { type: 'string' },
+    json: { type: 'boolean' },
+  })
+  if (parsed === null) return EXIT_OK
   const { values, positionals } = parsed
-  if (values.help === true) {
-    console.log(USAGE)
-    return EXIT_OK
-  }
   if (positionals.length !== 1) throw new CliError('expected exactly one <npub|hex> (see nec01 attest --help)')
   const service = parsePubkey(positionals[0] ?? '')
   const timeoutSec = parseTimeout(values.timeout)

@@ -1,10 +1,9 @@
 // nec01 dm: send a DM to an attested service, wait for its reply, and verify the reply's
 // tee_root with the same trust options as `nec01 verify`.
-import { parseArgs } from 'node:util'
 import { verifyTeeRoot } from '../../nec01/event.js'
 import type { NostrEvent, VerifyResult } from '../../nec01/types.js'
 import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../client.js'
-import { CliError, EXIT_INVALID, EXIT_OK } from '../exit.js'
+import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../exit.js'
 import { formatResult } from '../format.js'
 import type { Rumor } from '../service/identity.js'
 import { KIND_GIFT_WRAP } from '../service/inbox.js'
@@ -30,30 +29,17 @@ exit: 0 reply verified, 1 invalid reply or none in time, 2 usage`
 const WRAP_LOOKBACK_SEC = 2 * 24 * 3600 + 3600
 
 export async function main(args: string[]): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        ...TRUST_ARG_OPTIONS,
-        relay: { type: 'string', multiple: true },
-        relays: { type: 'string' },
-        nip04: { type: 'boolean' },
-        timeout: { type: 'string' },
-        sec: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (err) {
-    throw new CliError(`${err instanceof Error ? err.message : String(err)} (see nec01 dm --help)`)
-  }
+  const parsed = parseCommandArgs('dm', USAGE, args, {
+    ...TRUST_ARG_OPTIONS,
+    relay: { type: 'string', multiple: true },
+    relays: { type: 'string' },
+    nip04: { type: 'boolean' },
+    timeout: { type: 'string' },
+    sec: { type: 'string' },
+    json: { type: 'boolean' },
+  })
+  if (parsed === null) return EXIT_OK
   const { values, positionals } = parsed
-  if (values.help === true) {
-    console.log(USAGE)
-    return EXIT_OK
-  }
   if (positionals.length < 2) throw new CliError('expected <npub|hex> and <text> (see nec01 dm --help)')
   const service = parsePubkey(positionals[0] ?? '')
   const text = positionals.slice(1).join(' ')

@@ -1,10 +1,9 @@
 // nec01 fetch: read what a service published (profile, announcement, relay lists, recent
 // notes) and verify the tee_root of each.
-import { parseArgs } from 'node:util'
 import { verifyTeeRoot } from '../../nec01/event.js'
 import type { NostrEvent, VerifyResult } from '../../nec01/types.js'
 import { clientIdentity, clientRelays, openSession, parsePubkey, parseTimeout } from '../client.js'
-import { CliError, EXIT_INVALID, EXIT_OK } from '../exit.js'
+import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../exit.js'
 import { formatResult } from '../format.js'
 import { KIND_ANNOUNCEMENT, KIND_DM_RELAYS, KIND_PROFILE, KIND_RELAY_LIST } from '../service/announce.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../trust.js'
@@ -31,29 +30,16 @@ const KIND_NAMES: Record<number, string> = {
 }
 
 export async function main(args: string[]): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        ...TRUST_ARG_OPTIONS,
-        relay: { type: 'string', multiple: true },
-        relays: { type: 'string' },
-        limit: { type: 'string' },
-        timeout: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (err) {
-    throw new CliError(`${err instanceof Error ? err.message : String(err)} (see nec01 fetch --help)`)
-  }
+  const parsed = parseCommandArgs('fetch', USAGE, args, {
+    ...TRUST_ARG_OPTIONS,
+    relay: { type: 'string', multiple: true },
+    relays: { type: 'string' },
+    limit: { type: 'string' },
+    timeout: { type: 'string' },
+    json: { type: 'boolean' },
+  })
+  if (parsed === null) return EXIT_OK
   const { values, positionals } = parsed
-  if (values.help === true) {
-    console.log(USAGE)
-    return EXIT_OK
-  }
   if (positionals.length !== 1) throw new CliError('expected exactly one <npub|hex> (see nec01 fetch --help)')
   const service = parsePubkey(positionals[0] ?? '')
   const timeoutSec = parseTimeout(values.timeout, 10)

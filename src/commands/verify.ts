@@ -1,10 +1,9 @@
 // nec01 verify: check a kind:23793 root event, any event carrying a tee_root tag, or a
 // bare attestation document (base64, hex or raw CBOR).
-import { parseArgs } from 'node:util'
 import { verifyAttestation } from '../../nec01/attestation.js'
 import { ROOT_KIND, TEE_ROOT_TAG, verifyRootEvent, verifyTeeRoot } from '../../nec01/event.js'
 import type { VerifyOptions, VerifyResult } from '../../nec01/types.js'
-import { CliError, EXIT_INVALID, EXIT_OK } from '../exit.js'
+import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../exit.js'
 import { formatResult } from '../format.js'
 import { readInput } from '../input.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../trust.js'
@@ -73,21 +72,9 @@ export function verifyDetected(input: DetectedInput, options: VerifyOptions): Pr
 }
 
 export async function main(args: string[]): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { ...TRUST_ARG_OPTIONS, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    })
-  } catch (err) {
-    throw new CliError(`${err instanceof Error ? err.message : String(err)} (see nec01 verify --help)`)
-  }
+  const parsed = parseCommandArgs('verify', USAGE, args, { ...TRUST_ARG_OPTIONS, json: { type: 'boolean' } })
+  if (parsed === null) return EXIT_OK
   const { values, positionals } = parsed
-  if (values.help === true) {
-    console.log(USAGE)
-    return EXIT_OK
-  }
   if (positionals.length > 1) throw new CliError(`expected one INPUT, got ${positionals.length} (see nec01 verify --help)`)
   const { options, warnings } = trustOptions(values)
   for (const w of warnings) console.error(w)
