@@ -81,7 +81,7 @@ describe('NIP-17 and NIP-04 on one relay', () => {
 
   it('help lists every command with an example; an unknown command gets the same help', async () => {
     const { reply: help } = await askNip17(peer, service, 'help', wraps)
-    for (const cmd of ['ping', 'info', 'attest', 'help']) assert.match(help.rumor.content, new RegExp(`• ${cmd} — `))
+    for (const cmd of ['ping', 'info', 'attest', 'set', 'vars', 'help']) assert.match(help.rumor.content, new RegExp(`• ${cmd} — `))
     assert.match(help.rumor.content, /e\.g\. attest [0-9a-f]+ \{"order":42\}/)
 
     const { reply: unknown } = await askNip17(peer, service, 'dance please', wraps)

@@ -85,7 +85,8 @@ describe('JSON-RPC over kind 23795', () => {
   it('help lists the commands with summaries and examples', async () => {
     const { event, response } = await call(peer, service, inbox, 'help')
     const list = resultOf(response) as Array<{ command: string; summary: string; example: string }>
-    assert.deepEqual(list.map((c) => c.command).slice(0, 4), ['ping', 'info', 'attest', 'help'])
+    // the core commands, the operator controls, and help last
+    assert.deepEqual(list.map((c) => c.command), ['ping', 'info', 'attest', 'set', 'reveal', 'freeze', 'unset', 'vars', 'help'])
     for (const c of list) assert.ok(c.summary.length > 0 && c.example.length > 0)
     await assertCarrier(event, service, svc.rootDer)
   })

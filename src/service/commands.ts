@@ -186,21 +186,18 @@ const COMMANDS: Record<string, CommandSpec> = {
     example: 'attest 3f9a0c1d {"order":42}',
     handler: attest,
   },
-  help: {
-    summary: 'this list',
-    example: 'help',
-    handler: async () => ({ result: helpList(), text: helpText() }),
-  },
 }
 
-function helpList(): Array<{ command: string; summary: string; example: string }> {
-  return Object.entries(COMMANDS).map(([command, c]) => ({ command, summary: c.summary, example: c.example }))
+/** `help` lists every command the service runs, the extra ones (operator controls) included. */
+function helpList(extra: Record<string, CommandSpec>): Array<{ command: string; summary: string; example: string }> {
+  const entries = Object.entries({ ...COMMANDS, ...extra }).map(([command, c]) => ({ command, summary: c.summary, example: c.example }))
+  return [...entries, { command: 'help', summary: 'this list', example: 'help' }]
 }
 
-export function helpText(): string {
+export function helpText(extra: Record<string, CommandSpec> = {}): string {
   return [
     'Commands (replies carry a tee_root attestation; verify with `nec01 verify`):',
-    ...helpList().map((c) => `• ${c.command} — ${c.summary}\n  e.g. ${c.example}`),
+    ...helpList(extra).map((c) => `• ${c.command} — ${c.summary}\n  e.g. ${c.example}`),
   ].join('\n')
 }
 
@@ -219,6 +216,7 @@ export function parseDmText(text: string): { method: string; params: unknown } {
  * Extra commands (operator controls) are merged in by the caller.
  */
 export async function runCommand(req: CommandRequest, deps: CommandDeps, extra: Record<string, CommandSpec> = {}): Promise<CommandReply> {
+  if (req.method === 'help') return { result: helpList(extra), text: helpText(extra) }
   const spec = Object.hasOwn(extra, req.method) ? extra[req.method] : Object.hasOwn(COMMANDS, req.method) ? COMMANDS[req.method] : undefined
   if (spec === undefined) throw new CommandError('NOT_IMPLEMENTED', `unknown method '${req.method.slice(0, 64)}'`)
   return spec.handler(req, deps)

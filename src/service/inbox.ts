@@ -6,7 +6,7 @@ import { getEventHash, verifyEvent } from 'nostr-tools/pure'
 import type { Filter } from 'nostr-tools/filter'
 import { parseRpcRequest, RPC_KIND, type RpcErrorCode } from '../../nec01/rpc.js'
 import type { NostrEvent } from '../../nec01/types.js'
-import { CommandError, helpText, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
+import { CommandError, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
 import { createSeenStore, DEDUP_TTL_SEC, type SeenStore } from './dedup.js'
 import type { Identity } from './identity.js'
 import { createRateLimiter, type RateLimitConfig } from './ratelimit.js'
@@ -226,7 +226,8 @@ export function startInbox(opts: InboxOptions): { close(): void; seen: SeenStore
       if (err instanceof CommandError) {
         // Over DMs an unknown command gets the help text rather than an error.
         if (err.code === 'NOT_IMPLEMENTED' && req.transport !== 'rpc') {
-          await send(req, target, { result: null, text: `I don't know "${method.slice(0, 32)}".\n\n${helpText()}` })
+          const help = await opts.run({ transport: req.transport, sender: req.sender, createdAt: req.createdAt, requestId: req.requestId, method: 'help', params: {} })
+          await send(req, target, { result: null, text: `I don't know "${method.slice(0, 32)}".\n\n${help.text}` })
           return
         }
         await refuse(req, target, err.code, err.message)
