@@ -192,6 +192,43 @@ test('a failing signer or a relay refusing our AUTH is reported, not fatal', asy
   }
 })
 
+test('a signer that could not sign yet is asked again on the next auth-required; a relay refusal stands', async () => {
+  const [open] = (await relays(1, { requireAuth: true })) as [EmbeddedRelay]
+  const [strict] = (await relays(1, { requireAuth: true, authHostname: 'relay.example' })) as [EmbeddedRelay]
+  const sk = generateSecretKey()
+  let ready = false
+  let calls = 0
+  // like the service before its first attestation: it refuses to sign, then can
+  const signAuth = async (template: EventTemplate): Promise<NostrEvent> => {
+    calls++
+    if (!ready) throw new Error('no attestation yet')
+    return finalizeEvent(template, sk)
+  }
+  const p = pool([open.url], { signAuth, authOnChallenge: false })
+  const refusedCalls: EventTemplate[] = []
+  const refusing = pool([strict.url], { signAuth: signerFor(sk, refusedCalls), authOnChallenge: false })
+  try {
+    const [first] = await p.publish(note(sk, 'too early'))
+    assert.equal(first?.code, 'auth-failed')
+    ready = true
+    const [second] = await p.publish(note(sk, 'now'))
+    assert.equal(second?.code, 'ok', second?.message)
+    assert.equal(statusOf(p, open.url).authed, true)
+    assert.equal(calls, 2)
+
+    // the relay refused our signed AUTH: no second AUTH on this connection
+    const [r1] = await refusing.publish(note(sk, 'a'))
+    assert.equal(r1?.code, 'auth-failed')
+    const [r2] = await refusing.publish(note(sk, 'b'))
+    assert.equal(r2?.code, 'auth-failed')
+    assert.equal(refusedCalls.length, 1)
+    assert.match(statusOf(refusing, strict.url).last_error ?? '', /^AUTH failed:/)
+  } finally {
+    await Promise.all([p.close(), refusing.close()])
+    await Promise.all([open.close(), strict.close()])
+  }
+})
+
 test('relay restart: the pool reconnects and the subscription delivers again', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nec01-pool-'))
   const dbPath = join(dir, 'relay.sqlite')

@@ -56,7 +56,8 @@ const SEEN_IDS_PER_SUBSCRIPTION = 10_000
 const CLOSE_GRACE_MS = 1_000
 
 type OkReply = { kind: 'ok'; message: string } | { kind: 'rejected'; message: string } | { kind: 'timeout' } | { kind: 'closed' }
-type AuthOutcome = { ok: true } | { ok: false; message: string }
+/** `local`: the failure was ours (the signer could not sign), not the relay's refusal. */
+type AuthOutcome = { ok: true } | { ok: false; message: string; local?: boolean }
 
 interface OkWaiter {
   done(reply: OkReply): void
@@ -508,7 +509,19 @@ export function createRelayPool(options: RelayPoolOptions): RelayPool {
   function authenticate(rec: RelayRec, conn: Conn, deadline: number): Promise<AuthOutcome> {
     if (conn.authed) return Promise.resolve({ ok: true })
     if (!signAuth) return Promise.resolve({ ok: false, message: 'no signer for NIP-42 AUTH' })
-    conn.authAttempt ??= runAuth(rec, conn, signAuth, deadline)
+    if (conn.authAttempt === null) {
+      const attempt = runAuth(rec, conn, signAuth, deadline)
+      conn.authAttempt = attempt
+      // A relay's refusal stands for the connection (no AUTH loops); our own signer failing
+      // (the service has no attestation yet) says nothing about the relay, so the next
+      // auth-required may try again with the same challenge.
+      void attempt.then((outcome) => {
+        if (!outcome.ok && outcome.local === true && conn.authAttempt === attempt) {
+          conn.authAttempt = null
+          conn.failedChallenge = null
+        }
+      })
+    }
     return withDeadline(conn.authAttempt, deadline, { ok: false, message: 'AUTH timed out' })
   }
 
@@ -522,7 +535,7 @@ export function createRelayPool(options: RelayPoolOptions): RelayPool {
     try {
       event = await sign(makeAuthEvent(relay.url, challenge))
     } catch (err) {
-      return authFailed(rec, conn, challenge, `signer failed: ${errorText(err)}`)
+      return { ...authFailed(rec, conn, challenge, `signer failed: ${errorText(err)}`), local: true }
     }
     if (!isEvent(event)) return authFailed(rec, conn, challenge, 'signer returned a malformed event')
     const reply = await sendAndAwaitOk(conn, event.id, `["AUTH",${JSON.stringify(event)}]`, deadline)
@@ -534,7 +547,7 @@ export function createRelayPool(options: RelayPoolOptions): RelayPool {
     return { ok: true }
   }
 
-  function authFailed(rec: RelayRec, conn: Conn, challenge: string | null, message: string): AuthOutcome {
+  function authFailed(rec: RelayRec, conn: Conn, challenge: string | null, message: string): { ok: false; message: string } {
     conn.failedChallenge = challenge ?? ''
     if (!conn.ended) recordError(rec, `AUTH failed: ${message}`)
     log.warn('relay AUTH failed', { relay: rec.entry.url, error: message })
