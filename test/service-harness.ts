@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { createLogger, type Logger } from '../src/log.js'
 import { openNsm, type OpenNsmOptions } from '../src/nsm/open.js'
 import type { NsmSimulator } from '../src/nsm/simulator.js'
+import type { Nsm } from '../src/nsm/types.js'
 import { startEmbeddedRelay, type EmbeddedRelay, type EmbeddedRelayOptions } from '../src/relays/embedded.js'
 import type { RelayEntry } from '../src/relays/config.js'
 import { startService, type Service, type ServiceConfig } from '../src/service/service.js'
@@ -41,6 +42,8 @@ export interface TestServiceOptions {
   stateDir?: string
   nsm?: Omit<OpenNsmOptions, 'dev' | 'stateDir'>
   config?: Partial<Omit<ServiceConfig, 'nsm' | 'relays' | 'log'>>
+  /** what the service gets instead of the simulator itself: a wrapper that records or fails */
+  wrapNsm?: (simulator: NsmSimulator) => Nsm
 }
 
 /** The service in this process, on the simulator, with captured logs. */
@@ -52,7 +55,7 @@ export async function startTestService(opts: TestServiceOptions): Promise<TestSe
   const simulator = (await openNsm({ dev: true, stateDir, ...opts.nsm })) as NsmSimulator
   const relays: RelayEntry[] = opts.relays.map((r) => (typeof r === 'string' ? { url: r, read: true, write: true } : r))
   const service = await startService({
-    nsm: simulator,
+    nsm: opts.wrapNsm === undefined ? simulator : opts.wrapNsm(simulator),
     trustRoot: simulator.rootDer(),
     tee: 'simulated',
     t: 'dev',
@@ -115,7 +118,8 @@ export function spawnService(args: string[], env: NodeJS.ProcessEnv = {}): Spawn
     ready,
     stop: () =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode)
+        // a child killed by a signal has exitCode null and will not emit exit again
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode)
         child.once('exit', (code) => resolve(code))
         child.kill('SIGTERM')
       }),

@@ -9,6 +9,7 @@ import { ConfigError, loadRelayConfig, relaysFromUrls, type RelayEntry } from '.
 import { startService, SERVICE_NAME } from '../service/service.js'
 import { CliError, EXIT_OK } from '../exit.js'
 import { VERSION } from '../version.js'
+import { loadOperatorFile, OPERATOR_FILE, OperatorConfigError, operatorNpub, parseOperatorKey } from '../service/operator-config.js'
 
 export const USAGE = `usage: nec01 serve [--dev] [--relays FILE | --relay URL...] [--health-port N] [--state-dir DIR]
                    [--t prod|dev] [--proxy URL] [--embedded-relay] [options]
@@ -33,6 +34,8 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --burst N              burst per sender (default 10)
   --max-request-bytes N  drop larger requests (default 65536)
   --leaf-lifetime SEC    dev only: simulated leaf certificate lifetime (default 10800)
+  --operator NPUB        dev only: the operator's key instead of operator.json (the image's
+                         file, measured into PCR2; docs/operator.md)
 
 Logs go to standard error, one JSON object per line (NEC01_LOG_LEVEL=debug|info|warn|error).`
 
@@ -50,6 +53,22 @@ function numberOption(name: string, value: string | undefined, fallback: number)
   const n = Number(value)
   if (!Number.isFinite(n) || n <= 0) throw new CliError(`--${name}: expected a positive number, got '${value}'`)
   return n
+}
+
+// Checked here so a typo is a usage error at start, not an "internal error" from the pool
+// after the attestation was already made (or, for another scheme, a proxy silently misused).
+function checkProxy(value: string, source: string): void {
+  let url: URL | null = null
+  try {
+    url = new URL(value)
+  } catch {
+    url = null
+  }
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    // The value is not echoed: a proxy URL may carry a password.
+    const got = url === null ? 'not a URL' : `scheme ${url.protocol}`
+    throw new CliError(`${source}: expected an HTTP CONNECT proxy URL like http://127.0.0.1:1080 (${got})`)
+  }
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -75,6 +94,7 @@ export async function main(args: string[]): Promise<number> {
         burst: { type: 'string' },
         'max-request-bytes': { type: 'string' },
         'leaf-lifetime': { type: 'string' },
+        operator: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -90,6 +110,8 @@ export async function main(args: string[]): Promise<number> {
   if (v.t !== undefined && v.t !== 'prod' && v.t !== 'dev') throw new CliError(`--t: expected prod or dev, got '${v.t}'`)
   if (v['embedded-relay'] === true && !dev) throw new CliError('--embedded-relay is for development: use it with --dev')
   if (v['leaf-lifetime'] !== undefined && !dev) throw new CliError('--leaf-lifetime only applies to the simulator (--dev)')
+  // In an enclave the operator must be the measured one: a flag is chosen by the host.
+  if (v.operator !== undefined && !dev) throw new CliError(`--operator only applies in dev (--dev): an enclave's operator is ${OPERATOR_FILE}, measured into PCR2`)
   if (v.relay !== undefined && v.relays !== undefined) throw new CliError('give --relays FILE or --relay URL..., not both')
   const healthPort = intOption('health-port', v['health-port'], DEFAULT_HEALTH_PORT, 0, 65535)
   const embeddedPort = intOption('embedded-port', v['embedded-port'], DEFAULT_EMBEDDED_PORT, 0, 65535)
@@ -99,8 +121,16 @@ export async function main(args: string[]): Promise<number> {
   const burst = intOption('burst', v.burst, 10, 1, 100000)
   const maxRequestBytes = intOption('max-request-bytes', v['max-request-bytes'], 64 * 1024, 1024, 16 * 1024 * 1024)
   const proxy = v.proxy ?? (process.env.NEC01_PROXY === '' ? undefined : process.env.NEC01_PROXY)
+  if (proxy !== undefined) checkProxy(proxy, v.proxy !== undefined ? '--proxy' : 'NEC01_PROXY')
   const stateDir = resolve(v['state-dir'] ?? defaultStateDir())
   const log = createLogger({ service: SERVICE_NAME })
+  let operator: string | null
+  try {
+    operator = v.operator !== undefined ? parseOperatorKey(v.operator) : loadOperatorFile(new URL(`../../../${OPERATOR_FILE}`, import.meta.url).pathname).operator
+  } catch (err) {
+    if (err instanceof OperatorConfigError) throw new CliError(err.message)
+    throw err
+  }
 
   // Relays: the embedded one, --relay, or the relays.json file (validated before anything starts).
   let embedded: { url: string; close(): Promise<void> } | null = null
@@ -152,6 +182,7 @@ export async function main(args: string[]): Promise<number> {
       rateLimit: { ratePerSec: rate, burst },
       maxRequestBytes,
       log,
+      operator,
     })
   } catch (err) {
     await nsm.close().catch(() => undefined)
@@ -161,6 +192,16 @@ export async function main(args: string[]): Promise<number> {
     throw err
   }
 
+  // Listen before the banner: whoever reads it may signal at once, and a signal with no
+  // handler kills the process without closing anything.
+  const stopped = new Promise<void>((resolveStop) => {
+    const stop = (signal: string): void => {
+      log.info('shutting down', { signal })
+      resolveStop()
+    }
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+  })
   const rootPath = simulator !== null ? simulator.rootPemPath() : null
   const relayList = relays.map((r) => r.url)
   const trust = simulated ? `--root ${rootPath ?? join(stateDir, 'nsm-simulator', 'root.pem')} --any-pcrs --expect dev` : '--pcrs pcrs.json'
@@ -171,18 +212,12 @@ export async function main(args: string[]): Promise<number> {
       `relays:  ${relayList.join(' ')}${embedded !== null ? '  (embedded relay)' : ''}`,
       ...(rootPath !== null ? [`root:    ${rootPath}  (the simulator's root certificate: trust it only for development)`] : []),
       `health:  http://127.0.0.1:${service.healthPort}/health`,
+      `operator: ${operatorNpub(operator) ?? 'none (operator commands are refused)'}`,
       `try:     npx nec01 dm ${service.identity.npub} ping --relay ${relayList[0] ?? ''} ${trust}`,
     ].join('\n'),
   )
 
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: string): void => {
-      log.info('shutting down', { signal })
-      resolveStop()
-    }
-    process.once('SIGINT', () => stop('SIGINT'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
-  })
+  await stopped
   await service.close()
   await embedded?.close()
   return EXIT_OK

@@ -7,10 +7,13 @@ import type { NostrEvent } from '../../nec01/types.js'
 import type { Identity } from './identity.js'
 import type { RootKeeper, RootState } from './root.js'
 import type { Logger } from '../log.js'
+import type { PublishCode } from '../relays/pool-types.js'
 
 export interface RelayResult {
   url: string
   ok: boolean
+  /** the pool's verdict: ok, rejected, too-large (skipped, never sent), not-connected, ... */
+  code?: PublishCode
   message: string
 }
 

@@ -63,10 +63,16 @@ export async function bindIdentityPcr(nsm: Nsm, identity: Identity): Promise<Uin
   return value
 }
 
-/** Shortest wait between refreshes when the NSM keeps returning the same leaf. */
-const MIN_REFRESH_INTERVAL_MS = 60_000
+/** Longest wait between polls while the NSM keeps returning the leaf of the current root. */
+const POLL_INTERVAL_MS = 60_000
+/** Polls never come closer than this, whatever the leaf's lifetime. */
+const MIN_POLL_INTERVAL_MS = 250
 const RETRY_BASE_MS = 1_000
 const RETRY_CAP_MS = 60_000
+
+function sameLeaf(a: RootState, b: RootState): boolean {
+  return a.notBefore === b.notBefore && a.expiresAt === b.expiresAt
+}
 
 export function createRootKeeper(opts: RootKeeperOptions): RootKeeper {
   const nowMs = opts.now ?? Date.now
@@ -97,6 +103,10 @@ export function createRootKeeper(opts: RootKeeperOptions): RootKeeper {
     if (att.attestation === null || !selfCheckPasses(att)) {
       throw new Error(`own attestation failed verification: ${att.reason ?? 'unknown'}: ${att.checks.find((c) => !c.ok)?.detail ?? ''}`)
     }
+    // The verifier only reports the PCR16 binding; for our own root it is a requirement.
+    if (att.attestation.pcr16_binds_public_key !== true) {
+      throw new Error(`own attestation does not bind the key in PCR16 (pcr16_binds_public_key: ${String(att.attestation.pcr16_binds_public_key)})`)
+    }
     // The expiration is the leaf certificate's notAfter, never "now + lifetime": the NSM
     // reuses a leaf across documents, so it may expire sooner than a fresh one would.
     const expiration = att.attestation.certificate.notAfter
@@ -125,20 +135,24 @@ export function createRootKeeper(opts: RootKeeperOptions): RootKeeper {
     timer.unref()
   }
 
-  function nextRefreshDelay(s: RootState): number {
-    const due = (s.expiresAt - opts.marginSec) * 1000 - nowMs()
-    return Math.max(due, MIN_REFRESH_INTERVAL_MS)
+  // A minute between polls suits 3-hour leaves; a short leaf (the simulator's
+  // --leaf-lifetime) would expire between two such polls, so the wait shrinks with it.
+  function pollInterval(s: RootState): number {
+    const lifetimeMs = (s.expiresAt - s.notBefore) * 1000
+    return Math.max(MIN_POLL_INTERVAL_MS, Math.min(POLL_INTERVAL_MS, Math.floor(lifetimeMs / 10)))
   }
 
   async function cycle(): Promise<void> {
     try {
       const before = state
       const next = await refresh()
-      if (before !== null && next.expiresAt === before.expiresAt) {
-        // Same leaf as before: the NSM has not rotated yet. Try again soon, bounded by expiry.
-        schedule(Math.min(MIN_REFRESH_INTERVAL_MS, Math.max(0, next.expiresAt * 1000 - nowMs())))
+      const untilExpiry = Math.max(0, next.expiresAt * 1000 - nowMs())
+      if (before !== null && sameLeaf(next, before)) {
+        // The NSM has not rotated its leaf yet: poll, and never sleep past the expiry.
+        schedule(Math.min(pollInterval(next), untilExpiry))
       } else {
-        schedule(nextRefreshDelay(next))
+        const due = (next.expiresAt - opts.marginSec) * 1000 - nowMs()
+        schedule(Math.min(Math.max(due, pollInterval(next)), untilExpiry))
       }
     } catch (err) {
       failures++
@@ -152,15 +166,20 @@ export function createRootKeeper(opts: RootKeeperOptions): RootKeeper {
     if (inflight !== null) return inflight
     inflight = makeRoot()
       .then((next) => {
-        const rotated = state === null || state.event.id !== next.event.id
-        state = next
         failures = 0
+        // A document on the leaf we already use proves nothing new: keep the root that
+        // every carrier so far repeats, and do not republish the announcements for it.
+        if (state !== null && sameLeaf(next, state)) {
+          opts.log.debug('attestation unchanged: same leaf certificate', { root_id: state.event.id, expires_at: state.expiresAt })
+          return state
+        }
+        state = next
         opts.log.info('attestation refreshed', {
           root_id: next.event.id,
           expires_at: next.expiresAt,
           t: opts.t,
         })
-        if (rotated) opts.onRotate?.(next)
+        opts.onRotate?.(next)
         return next
       })
       .finally(() => {

@@ -6,18 +6,21 @@ import type { Logger } from '../log.js'
 import type { NostrEvent } from '../../nec01/types.js'
 import type { Nsm } from '../nsm/types.js'
 import { certificatePem } from '../nsm/pki.js'
-import type { RelayEntry } from '../relays/config.js'
+import { normalizeRelayUrl, type RelayEntry } from '../relays/config.js'
 import { createRelayPool, type RelayPool } from '../relays/pool.js'
 import { announcementTemplate, dmRelaysTemplate, profileTemplate, relayListTemplate } from './announce.js'
 import { runCommand, type CommandDeps, type CommandSpec, type ServiceFacts } from './commands.js'
 import { startHealthServer, type HealthReport, type HealthServer } from './health.js'
 import { createIdentity, type Identity } from './identity.js'
 import { KIND_GIFT_WRAP, startInbox, type InboxSource } from './inbox.js'
-import { createPublisher, type Publisher, type RelayResult } from './publish.js'
+import { createPublisher, NoRootError, type Publisher, type RelayResult } from './publish.js'
 import type { RateLimitConfig } from './ratelimit.js'
 import { createReplier } from './reply.js'
-import { bindIdentityPcr, createRootKeeper, type RootKeeper, type RootState } from './root.js'
+import { bindIdentityPcr, createRootKeeper, type RootKeeper } from './root.js'
 import { KIND_NIP04_DM } from './reply.js'
+import { createOperatorControls } from './operator.js'
+import { operatorNpub } from './operator-config.js'
+import type { VarsReader } from './vars.js'
 
 export const SERVICE_NAME = 'nec01'
 
@@ -43,6 +46,8 @@ export interface ServiceConfig {
   log: Logger
   /** extra commands (operator controls) */
   extraCommands?: Record<string, CommandSpec>
+  /** hex pubkey of the operator (operator.json, or --operator in dev); none: writes are refused */
+  operator?: string | null
 }
 
 export interface Service {
@@ -53,6 +58,8 @@ export interface Service {
   pool: RelayPool
   publisher: Publisher
   counters: Record<string, number>
+  /** the operator's variables, for handlers */
+  vars: VarsReader
   health(): HealthReport
   close(): Promise<void>
 }
@@ -89,7 +96,14 @@ export async function startService(config: ServiceConfig): Promise<Service> {
 
   // 3. The attestation, kept fresh; every new root republishes what describes the service.
   const writeRelays = (): string[] => config.relays.filter((r) => r.write).map((r) => r.url)
-  const announce = async (root: RootState, relays?: string[]): Promise<void> => {
+  /** url → id of the root whose announcements reached that relay (accepted, refused or skipped) */
+  const announcedTo = new Map<string, string>()
+  const announce = async (relays: string[], force: boolean): Promise<void> => {
+    // The root at the time of sending, not of queueing: a rotation may have come between.
+    const root = roots.current()
+    if (root === null) return
+    const targets = force ? relays : relays.filter((url) => announcedTo.get(url) !== root.event.id)
+    if (targets.length === 0) return
     const now = Math.floor(Date.now() / 1000)
     const templates = [
       profileTemplate({ name: config.name, ...(config.about === undefined ? {} : { about: config.about }), ...(config.picture === undefined ? {} : { picture: config.picture }), version: config.version, npub: identity.npub }, now),
@@ -97,14 +111,30 @@ export async function startService(config: ServiceConfig): Promise<Service> {
       relayListTemplate(config.relays, now),
       announcementTemplate({ root, relays: config.relays, t, version: config.version, kinds: [KIND_NIP04_DM, KIND_GIFT_WRAP, RPC_KIND] }, now),
     ]
+    // A relay that was down missed the round; one that refused or was skipped (too large)
+    // would only refuse again, so its first connection does not earn it a second try.
+    const reached = new Set(targets)
     for (const template of templates) {
       try {
-        await publisher.publish(template, relays === undefined ? {} : { relays })
-        counters.published = (counters.published ?? 0) + 1
+        const { results } = await publisher.publish(template, { relays: targets })
+        const counter = results.some((r) => r.ok) ? 'published' : 'publish_unaccepted'
+        counters[counter] = (counters[counter] ?? 0) + 1
+        for (const url of targets) {
+          const r = results.find((x) => x.url === url)
+          if (r === undefined || r.code === 'not-connected') reached.delete(url)
+        }
       } catch (err) {
+        reached.clear()
         log.error('publish failed', { kind: template.kind, error: err instanceof Error ? err.message : String(err) })
       }
     }
+    for (const url of reached) announcedTo.set(url, root.event.id)
+  }
+  // One announcement round at a time, in order: a reconnect during the first round then
+  // finds the relay already served instead of sending everything twice.
+  let announcing: Promise<void> = Promise.resolve()
+  const queueAnnounce = (relays: string[], force: boolean): void => {
+    announcing = announcing.then(() => announce(relays, force)).catch((err: unknown) => log.error('announce failed', { error: err }))
   }
   const roots = createRootKeeper({
     nsm,
@@ -115,19 +145,30 @@ export async function startService(config: ServiceConfig): Promise<Service> {
     marginSec: config.marginSec,
     debug: description.debug,
     log: log.child({ part: 'attestation' }),
-    onRotate: (root) => {
+    onRotate: () => {
       counters.root_rotations = (counters.root_rotations ?? 0) + 1
-      if (pool !== null) void announce(root)
+      if (pool === null) return
+      reconnectAuthRefused(pool)
+      queueAnnounce(writeRelays(), true)
     },
   })
   // The pool comes after the first root; until then nothing could be published anyway.
   let pool: RelayPool | null = null
+  /** url → the last refusal of one of our events: health shows it beside connection errors */
+  const publishErrors = new Map<string, { at: number; message: string }>()
   const relaySink = {
     publish: async (event: NostrEvent, opts?: { relays?: string[] }): Promise<RelayResult[]> => {
       if (pool === null) return []
       const inPool = new Set(pool.status().map((s) => s.url))
       const relays = opts?.relays?.filter((r) => inPool.has(r))
-      return pool.publish(event, relays === undefined || relays.length === 0 ? {} : { relays })
+      const results = await pool.publish(event, relays === undefined || relays.length === 0 ? {} : { relays })
+      for (const r of results) {
+        // not-connected is already the connection's own last_error; pool-closed is shutdown.
+        if (r.ok || r.code === 'not-connected' || r.code === 'pool-closed') continue
+        publishErrors.set(r.url, { at: Date.now(), message: `publish ${r.code}: ${r.message}` })
+        if (r.code === 'too-large') counters.publish_too_large = (counters.publish_too_large ?? 0) + 1
+      }
+      return results
     },
   }
   const publisher: Publisher = createPublisher({ identity, roots, relays: relaySink, log: log.child({ part: 'publish' }) })
@@ -136,24 +177,54 @@ export async function startService(config: ServiceConfig): Promise<Service> {
   // 4. The relays, once a root exists: AUTH is answered with the service key, on an event
   // carrying tee_root like everything else it signs. A relay that comes back (restart,
   // network) gets the announcements again: it may have lost them, and clients look there.
+  // A relay reaching us for the first time gets them unless the first round reached it.
   const everConnected = new Set<string>()
+  const connectedNow = new Set<string>()
+  // The pool answers one AUTH per challenge, and a relay keeps its challenge for the whole
+  // connection: an AUTH we refused to sign while there was no root would leave the relay
+  // unauthenticated (events refused, DMs withheld) until the connection happened to drop.
+  // So once a root is back, those relays get a new connection.
+  const authRefused = new Set<string>()
+  function reconnectAuthRefused(p: RelayPool): void {
+    for (const url of authRefused) {
+      const entry = config.relays.find((r) => r.url === url)
+      if (entry === undefined || !p.removeRelay(url)) continue
+      // A first connection as far as announcing goes: the rotation round covers it.
+      everConnected.delete(url)
+      p.addRelay(entry)
+      log.info('reconnecting to answer AUTH with the new attestation', { relay: url })
+    }
+    authRefused.clear()
+  }
+  const isWriteRelay = (url: string): boolean => config.relays.some((r) => r.url === url && r.write)
   const relayPool = createRelayPool({
     relays: config.relays,
     logger: log.child({ part: 'relays' }),
     onStatusChange: (status) => {
-      if (!status.connected) return
-      if (everConnected.has(status.url)) {
-        const root = roots.current()
-        if (root !== null) void announce(root, [status.url])
+      // Called for every change (AUTH too): act on the edge from down to up only.
+      if (!status.connected) {
+        connectedNow.delete(status.url)
+        return
       }
+      if (connectedNow.has(status.url)) return
+      connectedNow.add(status.url)
+      const reconnect = everConnected.has(status.url)
       everConnected.add(status.url)
+      if (isWriteRelay(status.url)) queueAnnounce([status.url], reconnect)
     },
     ...(config.proxy === undefined ? {} : { proxy: config.proxy }),
-    signAuth: async (template) => publisher.sign(template),
+    signAuth: async (template) => {
+      try {
+        return publisher.sign(template)
+      } catch (err) {
+        const url = normalizeRelayUrl(template.tags.find((t) => t[0] === 'relay')?.[1] ?? '')
+        if (err instanceof NoRootError && url !== null) authRefused.add(url)
+        throw err
+      }
+    },
   })
   pool = relayPool
-  const first = roots.current()
-  if (first !== null) void announce(first)
+  queueAnnounce(writeRelays(), true)
 
   // 5. Requests: relay → inbox → command → reply → publish.
   const lastPcrs = (): Record<string, string> => roots.current()?.attestation.pcrs ?? toHexPcrs(boot)
@@ -162,6 +233,7 @@ export async function startService(config: ServiceConfig): Promise<Service> {
     tee: config.tee,
     t,
     startedAt,
+    operator: operatorNpub(config.operator ?? null),
     relays: () => config.relays.map((r) => r.url),
     pcrs: () => {
       const all = lastPcrs()
@@ -184,12 +256,13 @@ export async function startService(config: ServiceConfig): Promise<Service> {
       return events.reduce<(typeof events)[number] | null>((best, e) => (best === null || e.created_at > best.created_at ? e : best), null)
     },
   }
+  const operatorControls = createOperatorControls({ operator: config.operator ?? null, publisher, log: log.child({ part: 'operator' }) })
   const replier = createReplier({ identity, publisher, writeRelays })
   const inbox = startInbox({
     identity,
     source,
     replier,
-    run: (req) => runCommand(req, deps, config.extraCommands),
+    run: (req) => runCommand(req, deps, { ...operatorControls.commands, ...config.extraCommands }),
     log: log.child({ part: 'inbox' }),
     counters,
     ...(config.maxRequestBytes === undefined ? {} : { maxRequestBytes: config.maxRequestBytes }),
@@ -200,7 +273,12 @@ export async function startService(config: ServiceConfig): Promise<Service> {
   const rootPem = certificatePem(config.trustRoot ?? AWS_NITRO_ROOT_G1_DER)
   const health = (): HealthReport => {
     const root = roots.current()
-    const relays = relayPool.status().map((s) => ({ url: s.url, connected: s.connected, authed: s.authed, last_error: s.last_error }))
+    const relays = relayPool.status().map((s) => {
+      // The latest of the connection's error and a refusal of one of our events (too large...).
+      const refused = publishErrors.get(s.url)
+      const lastError = refused !== undefined && (s.last_error_at === null || refused.at >= s.last_error_at) ? refused.message : s.last_error
+      return { url: s.url, connected: s.connected, authed: s.authed, last_error: lastError }
+    })
     return {
       status: root === null ? 'no_attestation' : relays.some((r) => r.connected) ? 'ok' : 'degraded',
       pubkey: identity.pubkey,
@@ -212,12 +290,21 @@ export async function startService(config: ServiceConfig): Promise<Service> {
       counters: { ...counters, dedup_entries: inbox.seen.size },
     }
   }
-  const healthServer: HealthServer = await startHealthServer({
-    port: config.healthPort,
-    ...(config.healthHost === undefined ? {} : { host: config.healthHost }),
-    report: health,
-    rootPem: () => rootPem,
-  })
+  let healthServer: HealthServer
+  try {
+    healthServer = await startHealthServer({
+      port: config.healthPort,
+      ...(config.healthHost === undefined ? {} : { host: config.healthHost }),
+      report: health,
+      rootPem: () => rootPem,
+    })
+  } catch (err) {
+    // The pool's sockets and timers would keep the process alive after the caller gave up.
+    inbox.close()
+    roots.stop()
+    await relayPool.close()
+    throw err
+  }
 
   return {
     identity: { pubkey: identity.pubkey, npub: identity.npub },
@@ -227,6 +314,7 @@ export async function startService(config: ServiceConfig): Promise<Service> {
     pool: relayPool,
     publisher,
     counters,
+    vars: operatorControls.vars,
     health,
     async close() {
       inbox.close()
