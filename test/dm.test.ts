@@ -191,6 +191,19 @@ describe('NIP-17 inbox relays (kind 10050), two relays', () => {
     }
   })
 
+  it('inbox relays the service cannot reach are skipped: the reply goes back to the source relay', async () => {
+    const peer = new Peer([a.url, b.url])
+    try {
+      await peer.publish(peer.identity.sign({ kind: 10050, created_at: now(), content: '', tags: [['relay', 'wss://inbox.not-in-the-pool.example']] }), [a.url])
+      const { wrap, rumor } = peer.nip17(service, 'ping')
+      await peer.publish(wrap, [b.url])
+      await until(async () => (await wrapsFor(peer, rumor.id, b.url)).length === 1, 'the reply on the source relay B')
+      assert.equal((await wrapsFor(peer, rumor.id, a.url)).length, 0)
+    } finally {
+      await peer.close()
+    }
+  })
+
   it('a sender without a 10050 gets the reply on the relay the request came from', async () => {
     const peer = new Peer([a.url, b.url])
     try {

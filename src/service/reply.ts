@@ -29,7 +29,13 @@ export interface SentReply {
   results: RelayResult[]
 }
 
-export function createReplier(deps: { identity: Identity; publisher: Publisher; writeRelays: () => string[] }) {
+export function createReplier(deps: {
+  identity: Identity
+  publisher: Publisher
+  writeRelays: () => string[]
+  /** relays the service can publish to (its pool; in an enclave the parent allows no others) */
+  reachable: (url: string) => boolean
+}) {
   const { identity, publisher } = deps
 
   function union(a: string[], b: string[]): string[] {
@@ -49,11 +55,12 @@ export function createReplier(deps: { identity: Identity; publisher: Publisher; 
       )
       return { event, results }
     }
-    // NIP-17: the rumor carries tee_root; the wrap goes to the sender's inbox relays,
-    // or back where the request came from when the sender published none.
+    // NIP-17: the rumor carries tee_root; the wrap goes to the sender's inbox relays that
+    // the service can reach, or back where the request came from when there are none.
     const { template } = publisher.carrier({ kind: KIND_CHAT, created_at: 0, content: body, tags })
     const { wrap } = identity.giftWrap(template, target.sender)
-    const relays = target.inboxRelays !== undefined && target.inboxRelays.length > 0 ? target.inboxRelays : target.sourceRelays
+    const inbox = (target.inboxRelays ?? []).filter((url) => deps.reachable(url))
+    const relays = inbox.length > 0 ? inbox : target.sourceRelays
     return { event: wrap, results: await publisher.send(wrap, { relays }) }
   }
 

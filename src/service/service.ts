@@ -257,7 +257,8 @@ export async function startService(config: ServiceConfig): Promise<Service> {
     },
   }
   const operatorControls = createOperatorControls({ operator: config.operator ?? null, publisher, log: log.child({ part: 'operator' }) })
-  const replier = createReplier({ identity, publisher, writeRelays })
+  const poolUrls = new Set(config.relays.map((r) => r.url))
+  const replier = createReplier({ identity, publisher, writeRelays, reachable: (url) => poolUrls.has(url) })
   const inbox = startInbox({
     identity,
     source,
