@@ -1,13 +1,12 @@
 // nec01 serve: the enclave service. Without --dev it needs /dev/nsm; with --dev it runs on
 // the NSM simulator, and --embedded-relay gives it a real relay on loopback.
-import { parseArgs } from 'node:util'
 import { join, resolve } from 'node:path'
 import { createLogger } from '../log.js'
 import { defaultStateDir, isSimulated, openNsm } from '../nsm/open.js'
 import { isNsmError } from '../nsm/types.js'
 import { ConfigError, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
 import { startService, SERVICE_NAME } from '../service/service.js'
-import { CliError, EXIT_OK } from '../exit.js'
+import { CliError, EXIT_OK, parseCommandArgs } from '../exit.js'
 import { VERSION } from '../version.js'
 import { loadOperatorFile, OPERATOR_FILE, OperatorConfigError, operatorNpub, parseOperatorKey } from '../service/operator-config.js'
 
@@ -72,40 +71,29 @@ function checkProxy(value: string, source: string): void {
 }
 
 export async function main(args: string[]): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        dev: { type: 'boolean' },
-        relays: { type: 'string' },
-        relay: { type: 'string', multiple: true },
-        'embedded-relay': { type: 'boolean' },
-        'embedded-port': { type: 'string' },
-        'health-port': { type: 'string' },
-        'state-dir': { type: 'string' },
-        t: { type: 'string' },
-        proxy: { type: 'string' },
-        margin: { type: 'string' },
-        name: { type: 'string' },
-        about: { type: 'string' },
-        picture: { type: 'string' },
-        rate: { type: 'string' },
-        burst: { type: 'string' },
-        'max-request-bytes': { type: 'string' },
-        'leaf-lifetime': { type: 'string' },
-        operator: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (err) {
-    throw new CliError(`${err instanceof Error ? err.message : String(err)} (see nec01 serve --help)`)
-  }
+  const parsed = parseCommandArgs('serve', USAGE, args, {
+    dev: { type: 'boolean' },
+    relays: { type: 'string' },
+    relay: { type: 'string', multiple: true },
+    'embedded-relay': { type: 'boolean' },
+    'embedded-port': { type: 'string' },
+    'health-port': { type: 'string' },
+    'state-dir': { type: 'string' },
+    t: { type: 'string' },
+    proxy: { type: 'string' },
+    margin: { type: 'string' },
+    name: { type: 'string' },
+    about: { type: 'string' },
+    picture: { type: 'string' },
+    rate: { type: 'string' },
+    burst: { type: 'string' },
+    'max-request-bytes': { type: 'string' },
+    'leaf-lifetime': { type: 'string' },
+    operator: { type: 'string' },
+  })
+  if (parsed === null) return EXIT_OK
+  if (parsed.positionals.length > 0) throw new CliError(`unexpected argument '${parsed.positionals[0] ?? ''}' (see nec01 serve --help)`)
   const v = parsed.values
-  if (v.help === true) {
-    console.log(USAGE)
-    return EXIT_OK
-  }
   const dev = v.dev === true
   if (v.t !== undefined && v.t !== 'prod' && v.t !== 'dev') throw new CliError(`--t: expected prod or dev, got '${v.t}'`)
   if (v['embedded-relay'] === true && !dev) throw new CliError('--embedded-relay is for development: use it with --dev')
