@@ -13,7 +13,10 @@ export interface NostrEvent {
   sig: string
 }
 
-/** An unsigned event (a NIP-17 rumor, or a template before signing). */
+/** A NIP-17 rumor: unsigned by design, with its id; the seal around it authenticates it. */
+export type Rumor = Omit<NostrEvent, 'sig'>
+
+/** An unsigned event (a template before signing; a rumor's id may be absent). */
 export interface UnsignedEvent {
   pubkey?: string
   created_at: number

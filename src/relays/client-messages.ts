@@ -2,15 +2,10 @@
 // pre-validated input (its docs point to a separate validator package we do not ship), and
 // malformed input reaching it can throw or reach SQLite, so everything is checked here first.
 
-export interface WireEvent {
-  id: string
-  pubkey: string
-  created_at: number
-  kind: number
-  tags: string[][]
-  content: string
-  sig: string
-}
+import type { NostrEvent } from '../../nec01/types.js'
+
+/** An event as a client sends it: checked for shape here, for its signature by the relay. */
+export type WireEvent = NostrEvent
 
 export interface WireFilter {
   ids?: string[]

@@ -8,17 +8,9 @@ import * as nip44 from 'nostr-tools/nip44'
 import * as nip59 from 'nostr-tools/nip59'
 import { npubEncode } from 'nostr-tools/nip19'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
-import type { NostrEvent } from '../../nec01/types.js'
+import type { NostrEvent, Rumor } from '../../nec01/types.js'
 
-/** A NIP-17 rumor: unsigned, with its id. */
-export interface Rumor {
-  id: string
-  pubkey: string
-  created_at: number
-  kind: number
-  tags: string[][]
-  content: string
-}
+export type { Rumor }
 
 export interface Identity {
   readonly pubkey: string
