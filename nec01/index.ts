@@ -21,6 +21,7 @@ export type {
   CheckId,
   Expect,
   NostrEvent,
+  Rumor,
   TeeRootOptions,
   UnsignedEvent,
   VerifyOptions,
