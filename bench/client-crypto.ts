@@ -1,0 +1,158 @@
+// The load generator's side of the three transports: the same wire format as `nec01 dm`,
+// `nec01 dm --nip04` and `nec01 attest` (NIP-17 gift wrap, NIP-04, NIP-44 RPC), built with
+// the fastest primitives at hand so the client steals as little of the two cores from the
+// service as possible: Schnorr through nostr-wasm (libsecp256k1), ECDH through node:crypto
+// (OpenSSL), NIP-44 through nostr-tools. selfCheck() proves each builder against
+// nostr-tools' own implementation before any figure is taken.
+import { createCipheriv, createDecipheriv, createECDH, createHmac, randomBytes } from 'node:crypto'
+import { initNostrWasm } from 'nostr-wasm'
+import * as nip04 from 'nostr-tools/nip04'
+import * as nip44 from 'nostr-tools/nip44'
+import { getEventHash, verifyEvent as pureVerifyEvent } from 'nostr-tools/pure'
+import { finalizeEvent, generateSecretKey, getPublicKey, setNostrWasm, verifyEvent } from 'nostr-tools/wasm'
+import type { NostrEvent } from '../nec01/types.js'
+import { RPC_KIND } from '../nec01/rpc.js'
+
+export const KIND_NIP04 = 4
+export const KIND_CHAT = 14
+export const KIND_SEAL = 13
+export const KIND_GIFT_WRAP = 1059
+export { RPC_KIND }
+
+/** NIP-59: seal and wrap created_at are spread over the past two days. */
+const TWO_DAYS_SEC = 2 * 24 * 3600
+/** NIP-44 v2: the conversation key is HKDF-extract(salt "nip44-v2", shared x). */
+const NIP44_SALT = 'nip44-v2'
+const NIP04_IV_BYTES = 16
+const COMPRESSED_EVEN_PREFIX = '02'
+
+let ready: Promise<void> | null = null
+
+/** Loads the WASM module once per process. */
+export function initClientCrypto(): Promise<void> {
+  ready ??= initNostrWasm().then((nw) => setNostrWasm(nw))
+  return ready
+}
+
+function sharedX(secret: Uint8Array, peerHex: string): Buffer {
+  const ecdh = createECDH('secp256k1')
+  ecdh.setPrivateKey(secret)
+  return ecdh.computeSecret(Buffer.from(COMPRESSED_EVEN_PREFIX + peerHex, 'hex'))
+}
+
+export function conversationKey(secret: Uint8Array, peerHex: string): Uint8Array {
+  return new Uint8Array(createHmac('sha256', NIP44_SALT).update(sharedX(secret, peerHex)).digest())
+}
+
+const nowSec = (): number => Math.floor(Date.now() / 1000)
+const randomPast = (): number => Math.round(nowSec() - Math.random() * TWO_DAYS_SEC)
+
+/** One sender: its keys, and its shared secrets with the service computed once. */
+export interface ClientKey {
+  secret: Uint8Array
+  pubkey: string
+  /** NIP-44 conversation key with the service */
+  nip44: Uint8Array
+  /** NIP-04 AES key with the service (the shared x) */
+  nip04: Buffer
+}
+
+export function clientKey(service: string): ClientKey {
+  const secret = generateSecretKey()
+  return { secret, pubkey: getPublicKey(secret), nip44: conversationKey(secret, service), nip04: sharedX(secret, service) }
+}
+
+export function signEvent(template: { kind: number; created_at: number; tags: string[][]; content: string }, secret: Uint8Array): NostrEvent {
+  return finalizeEvent(template, secret) as NostrEvent
+}
+
+const sign = signEvent
+
+export function rpcRequest(key: ClientKey, service: string, id: string, method = 'ping'): NostrEvent {
+  const body = JSON.stringify({ id, method, params: {} })
+  return sign({ kind: RPC_KIND, created_at: nowSec(), content: nip44.v2.encrypt(body, key.nip44), tags: [['p', service]] }, key.secret)
+}
+
+export function nip04Encrypt(aesKey: Buffer, text: string): string {
+  const iv = randomBytes(NIP04_IV_BYTES)
+  const cipher = createCipheriv('aes-256-cbc', aesKey, iv)
+  const ct = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()])
+  return `${ct.toString('base64')}?iv=${iv.toString('base64')}`
+}
+
+function nip04Decrypt(aesKey: Buffer, data: string): string {
+  const [ct, iv] = data.split('?iv=')
+  const decipher = createDecipheriv('aes-256-cbc', aesKey, Buffer.from(iv ?? '', 'base64'))
+  return Buffer.concat([decipher.update(Buffer.from(ct ?? '', 'base64')), decipher.final()]).toString('utf8')
+}
+
+export function nip04Request(key: ClientKey, service: string, text = 'ping'): NostrEvent {
+  return sign({ kind: KIND_NIP04, created_at: nowSec(), content: nip04Encrypt(key.nip04, text), tags: [['p', service]] }, key.secret)
+}
+
+/** Tag that makes each bench rumor distinct (see nip17Request). */
+const BENCH_TAG = 'nec01-bench'
+let rumorCounter = 0
+
+export interface Rumor {
+  id: string
+  pubkey: string
+  created_at: number
+  kind: number
+  tags: string[][]
+  content: string
+}
+
+/** NIP-17: rumor (kind 14) → seal (kind 13, signed by the sender) → wrap (kind 1059, one-time key). */
+export function nip17Request(key: ClientKey, service: string, text = 'ping'): { wrap: NostrEvent; rumorId: string } {
+  // A rumor is identified by its content hash: the same text from the same sender in the
+  // same second is one message, and the service rightly drops the repeat. A bench sender
+  // sends many pings a second, so each rumor carries a tag the service ignores.
+  const tags = [['p', service], [BENCH_TAG, String(rumorCounter++)]]
+  const rumor: Omit<Rumor, 'id'> & { id?: string } = { pubkey: key.pubkey, created_at: nowSec(), kind: KIND_CHAT, tags, content: text }
+  rumor.id = getEventHash(rumor as NostrEvent)
+  const seal = sign({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), key.nip44) }, key.secret)
+  const oneTime = generateSecretKey()
+  const wrap = sign(
+    { kind: KIND_GIFT_WRAP, created_at: randomPast(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), conversationKey(oneTime, service)) },
+    oneTime,
+  )
+  return { wrap, rumorId: rumor.id }
+}
+
+/** Opens a reply wrap addressed to `key`: checks the seal's signature and that it came from `service`. */
+export function unwrapReply(key: ClientKey, wrap: NostrEvent, service: string): Rumor {
+  const seal = JSON.parse(nip44.v2.decrypt(wrap.content, conversationKey(key.secret, wrap.pubkey))) as NostrEvent
+  if (seal.kind !== KIND_SEAL || seal.pubkey !== service || !verifyEvent(seal)) throw new Error('seal is not from the service or its signature is invalid')
+  const rumor = JSON.parse(nip44.v2.decrypt(seal.content, key.nip44)) as Rumor
+  if (rumor.pubkey !== seal.pubkey) throw new Error('rumor pubkey is not the seal signer')
+  return rumor
+}
+
+export function replyText(key: ClientKey, event: NostrEvent): string {
+  return event.kind === KIND_NIP04 ? nip04Decrypt(key.nip04, event.content) : nip44.v2.decrypt(event.content, key.nip44)
+}
+
+/**
+ * Each builder against nostr-tools' reference functions, with a second key playing the
+ * service: the wire format must be exactly what real clients send.
+ */
+export function selfCheck(): void {
+  const serviceSecret = generateSecretKey()
+  const service = getPublicKey(serviceSecret)
+  const key = clientKey(service)
+  const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b))
+  if (!same(key.nip44, nip44.v2.utils.getConversationKey(serviceSecret, key.pubkey))) throw new Error('client crypto: NIP-44 conversation key differs from nostr-tools')
+  const rpc = rpcRequest(key, service, 'x')
+  if (!pureVerifyEvent(rpc) || JSON.parse(nip44.v2.decrypt(rpc.content, nip44.v2.utils.getConversationKey(serviceSecret, key.pubkey))).id !== 'x') {
+    throw new Error('client crypto: RPC request does not open with nostr-tools')
+  }
+  const dm = nip04Request(key, service, 'hello')
+  if (!pureVerifyEvent(dm) || nip04.decrypt(serviceSecret, key.pubkey, dm.content) !== 'hello') throw new Error('client crypto: NIP-04 request does not open with nostr-tools')
+  const { wrap, rumorId } = nip17Request(key, service, 'hi')
+  const seal = JSON.parse(nip44.v2.decrypt(wrap.content, nip44.v2.utils.getConversationKey(serviceSecret, wrap.pubkey))) as NostrEvent
+  const rumor = JSON.parse(nip44.v2.decrypt(seal.content, nip44.v2.utils.getConversationKey(serviceSecret, seal.pubkey))) as Rumor
+  if (!pureVerifyEvent(wrap) || !pureVerifyEvent(seal) || rumor.id !== rumorId || rumor.content !== 'hi' || rumor.pubkey !== key.pubkey) {
+    throw new Error('client crypto: NIP-17 wrap does not open with nostr-tools')
+  }
+}

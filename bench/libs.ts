@@ -1,0 +1,183 @@
+// secp256k1 implementations side by side, same run: what the service uses today
+// (nostr-tools/pure, on the @noble/curves copy bundled with nostr-tools), the project's own
+// @noble/curves, nostr-tools/wasm (libsecp256k1 compiled to WASM: Schnorr only, no ECDH),
+// and node:crypto (OpenSSL: ECDH and point multiplication, no BIP-340 Schnorr). Every
+// implementation's output is checked against the others' before anything is timed.
+import { createECDH, createHmac } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js'
+import { extract as hkdfExtract } from '@noble/hashes/hkdf.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
+import * as nip44 from 'nostr-tools/nip44'
+import * as pure from 'nostr-tools/pure'
+import * as wasm from 'nostr-tools/wasm'
+import type { NostrEvent } from '../nec01/types.js'
+import { conversationKey, initClientCrypto } from './client-crypto.js'
+import { fmt, ratio, row, type Row } from './report.js'
+import { compareInRounds, median, medianRatio, type Contender } from './stats.js'
+
+const SECTION = 'secp256k1 libraries (µs per operation)'
+const NIP44_SALT = new TextEncoder().encode('nip44-v2')
+const PEERS = 64
+
+type Impl = 'current' | 'noble' | 'wasm' | 'node' | 'nodeKeyed'
+const IMPL_LABEL: Record<Impl, string> = {
+  current: 'nostr-tools/pure',
+  noble: '@noble/curves',
+  wasm: 'nostr-wasm',
+  node: 'node:crypto',
+  nodeKeyed: 'node:crypto, own key loaded once',
+}
+
+export interface LibFigures {
+  versions: Record<string, string>
+  /** operation → implementation → µs per op (median over rounds) */
+  us: Record<string, Partial<Record<Impl, number>>>
+  /** operation → implementation → speed-up over the current implementation */
+  speedup: Record<string, Partial<Record<Impl, number>>>
+}
+
+function packageVersion(fromDir: string, name: string): string {
+  for (let dir = fromDir; dir !== dirname(dir); dir = dirname(dir)) {
+    const file = join(dir, 'node_modules', ...name.split('/'), 'package.json')
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version ?? '?'
+  }
+  return '?'
+}
+
+function versions(): Record<string, string> {
+  const require = createRequire(import.meta.url)
+  const nostrTools = dirname(dirname(dirname(require.resolve('nostr-tools/pure'))))
+  return {
+    'nostr-tools': packageVersion(dirname(nostrTools), 'nostr-tools'),
+    'noble bundled with nostr-tools': packageVersion(nostrTools, '@noble/curves'),
+    '@noble/curves': packageVersion(process.cwd(), '@noble/curves'),
+    'nostr-wasm': packageVersion(process.cwd(), 'nostr-wasm'),
+    openssl: process.versions.openssl ?? '?',
+  }
+}
+
+function nobleVerify(e: NostrEvent): boolean {
+  const id = pure.getEventHash(e)
+  return id === e.id && schnorr.verify(hexToBytes(e.sig), hexToBytes(id), hexToBytes(e.pubkey))
+}
+
+function nobleFinalize(t: pure.EventTemplate, sk: Uint8Array): NostrEvent {
+  const event = { ...t, pubkey: bytesToHex(schnorr.getPublicKey(sk)) }
+  const id = pure.getEventHash(event)
+  return { ...event, id, sig: bytesToHex(schnorr.sign(hexToBytes(id), sk)) }
+}
+
+function nobleConversationKey(sk: Uint8Array, peer: string): Uint8Array {
+  return hkdfExtract(sha256, secp256k1.getSharedSecret(sk, hexToBytes(`02${peer}`)).subarray(1, 33), NIP44_SALT)
+}
+
+function nodePublicKey(sk: Uint8Array): string {
+  const ecdh = createECDH('secp256k1')
+  ecdh.setPrivateKey(sk)
+  return ecdh.getPublicKey('hex', 'compressed').slice(2)
+}
+
+/** Outputs must agree before timing: a fast wrong implementation is no candidate. */
+function crossCheck(sk: Uint8Array, peer: string, template: pure.EventTemplate): void {
+  const pub = pure.getPublicKey(sk)
+  if (bytesToHex(schnorr.getPublicKey(sk)) !== pub || wasm.getPublicKey(sk) !== pub || nodePublicKey(sk) !== pub) throw new Error('libs: public keys differ')
+  const byPure = pure.finalizeEvent({ ...template }, sk)
+  const byNoble = nobleFinalize(template, sk)
+  const byWasm = wasm.finalizeEvent({ ...template }, sk) as NostrEvent
+  for (const e of [byPure, byNoble, byWasm]) {
+    const copy = (): NostrEvent => JSON.parse(JSON.stringify(e)) as NostrEvent
+    if (!pure.verifyEvent(copy()) || !nobleVerify(copy()) || !wasm.verifyEvent(copy())) throw new Error('libs: an implementation rejects another one\'s signature')
+  }
+  const reference = bytesToHex(nip44.v2.utils.getConversationKey(sk, peer))
+  if (bytesToHex(nobleConversationKey(sk, peer)) !== reference || bytesToHex(conversationKey(sk, peer)) !== reference) throw new Error('libs: conversation keys differ')
+}
+
+export async function measureLibs(opts: { quick: boolean }): Promise<{ rows: Row[]; figures: LibFigures }> {
+  await initClientCrypto()
+  const sk = pure.generateSecretKey()
+  const peers = Array.from({ length: PEERS }, () => pure.getPublicKey(pure.generateSecretKey()))
+  // a request-sized event: what the service verifies on every request
+  const template: pure.EventTemplate = { kind: 23795, created_at: Math.floor(Date.now() / 1000), tags: [['p', peers[0]!]], content: 'A'.repeat(200) }
+  crossCheck(sk, peers[0]!, template)
+  const signed = JSON.stringify(pure.finalizeEvent({ ...template }, sk))
+  const ownKey = createECDH('secp256k1')
+  ownKey.setPrivateKey(sk)
+  const keyedConversationKey = (peer: string): Uint8Array =>
+    new Uint8Array(createHmac('sha256', NIP44_SALT).update(ownKey.computeSecret(Buffer.from(`02${peer}`, 'hex'))).digest())
+  if (bytesToHex(keyedConversationKey(peers[1]!)) !== bytesToHex(nip44.v2.utils.getConversationKey(sk, peers[1]!))) throw new Error('libs: conversation keys differ')
+
+  const batch = opts.quick ? 10 : 40
+  const rounds = opts.quick ? { rounds: 3, minRounds: 3, warmupBatches: 1, maxMs: 2000 } : { rounds: 9, minRounds: 5, warmupBatches: 2, maxMs: 8000 }
+  const freshEvents = (): { prepare: (n: number) => void; get: (i: number) => NostrEvent } => {
+    let copies: NostrEvent[] = []
+    return { prepare: (n) => (copies = Array.from({ length: n }, () => JSON.parse(signed) as NostrEvent)), get: (i) => copies[i]! }
+  }
+  const verifier = (check: (e: NostrEvent) => boolean): Contender => {
+    const f = freshEvents()
+    return {
+      batch,
+      prepare: f.prepare,
+      op: (i) => {
+        if (!check(f.get(i))) throw new Error('libs: verification failed')
+      },
+    }
+  }
+  const each = (op: (i: number) => unknown): Contender => ({ batch, op })
+
+  const groups: Record<string, Partial<Record<Impl, Contender>>> = {
+    'Schnorr verify (event id + signature)': {
+      current: verifier((e) => pure.verifyEvent(e)),
+      noble: verifier(nobleVerify),
+      wasm: verifier((e) => wasm.verifyEvent(e)),
+    },
+    'Schnorr sign (finalizeEvent: pubkey, id, signature)': {
+      current: each(() => pure.finalizeEvent({ ...template }, sk)),
+      noble: each(() => nobleFinalize(template, sk)),
+      wasm: each(() => wasm.finalizeEvent({ ...template }, sk)),
+    },
+    'ECDH → NIP-44 conversation key': {
+      current: each((i) => nip44.v2.utils.getConversationKey(sk, peers[i % PEERS]!)),
+      noble: each((i) => nobleConversationKey(sk, peers[i % PEERS]!)),
+      node: each((i) => conversationKey(sk, peers[i % PEERS]!)),
+      // the service's key never changes: setPrivateKey (itself a point multiplication) once
+      nodeKeyed: each((i) => keyedConversationKey(peers[i % PEERS]!)),
+    },
+    'public key from secret (one-time wrap keys)': {
+      current: each(() => pure.getPublicKey(sk)),
+      noble: each(() => schnorr.getPublicKey(sk)),
+      wasm: each(() => wasm.getPublicKey(sk)),
+      node: each(() => nodePublicKey(sk)),
+    },
+  }
+
+  const figures: LibFigures = { versions: versions(), us: {}, speedup: {} }
+  const rows: Row[] = []
+  for (const [op, contenders] of Object.entries(groups)) {
+    const t = (await compareInRounds(contenders as Record<Impl, Contender>, rounds)) as Partial<Record<Impl, number[]>>
+    const us: Partial<Record<Impl, number>> = {}
+    const speedup: Partial<Record<Impl, number>> = {}
+    for (const impl of Object.keys(contenders) as Impl[]) {
+      us[impl] = median(t[impl]!) * 1000
+      speedup[impl] = medianRatio(t.current!, t[impl]!)
+    }
+    figures.us[op] = us
+    figures.speedup[op] = speedup
+    const others = (Object.keys(contenders) as Impl[]).filter((i) => i !== 'current')
+    rows.push(
+      row({
+        id: `libs.${op}`,
+        section: SECTION,
+        figure: op,
+        value: `${fmt(us.current!, 1)} µs`,
+        raw: us.current!,
+        unit: 'µs',
+        comparison: `value: ${IMPL_LABEL.current} (the service today); ${others.map((i) => `${IMPL_LABEL[i]} ${fmt(us[i]!, 1)} µs (${ratio(speedup[i]!)})`).join(', ')}`,
+      }),
+    )
+  }
+  return { rows, figures }
+}
