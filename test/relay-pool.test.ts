@@ -425,6 +425,60 @@ test('a hostile relay cannot crash the pool or get forged events through', async
   }
 })
 
+test('a REQ refused as restricted before AUTH is re-sent, even when the CLOSED arrives after AUTH succeeded', async () => {
+  // The order a relay that handles one connection's messages concurrently can produce:
+  // challenge, our REQ and AUTH cross, OK for the AUTH first, then CLOSED for the REQ it read
+  // while we were unauthenticated. Giving up here would leave a service deaf to its DMs.
+  const sk = generateSecretKey()
+  const dm = note(generateSecretKey(), 'sealed', [['p', getPublicKey(sk)]], 1059)
+  let reqs = 0
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  wss.on('connection', (ws) => {
+    let authed = false
+    const early: string[] = []
+    ws.send(JSON.stringify(['AUTH', 'challenge-1']))
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as [string, ...unknown[]]
+      if (m[0] === 'REQ') {
+        reqs++
+        const sub = String(m[1])
+        if (!authed) {
+          early.push(sub)
+          return
+        }
+        ws.send(JSON.stringify(['EVENT', sub, dm]))
+        ws.send(JSON.stringify(['EOSE', sub]))
+      } else if (m[0] === 'AUTH') {
+        authed = true
+        ws.send(JSON.stringify(['OK', (m[1] as { id: string }).id, true, '']))
+        const refused = early.splice(0)
+        setTimeout(() => {
+          for (const sub of refused) ws.send(JSON.stringify(['CLOSED', sub, "restricted: we can't serve DMs to unauthenticated users"]))
+        }, 50)
+      } else if (m[0] === 'EVENT') {
+        const id = (m[1] as { id: string }).id
+        ws.send(JSON.stringify(['OK', id, authed, authed ? '' : 'auth-required: publishing needs AUTH']))
+      }
+    })
+  })
+  await new Promise<void>((r) => wss.once('listening', () => r()))
+  const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`
+  const p = pool([url], { signAuth: signerFor(sk), authOnChallenge: false })
+  try {
+    const got: string[] = []
+    p.subscribe([{ kinds: [1059], '#p': [getPublicKey(sk)] }], { onevent: (ev) => got.push(ev.id) })
+    // the REQ goes out unauthenticated; AUTH happens on a publish meanwhile
+    await waitFor(() => reqs === 1, 'the first REQ')
+    await p.publish(note(sk, 'triggers AUTH'))
+    await waitFor(() => got.includes(dm.id), 'the DM on the re-sent subscription')
+    assert.equal(reqs, 2)
+  } finally {
+    await p.close()
+    for (const c of wss.clients) c.terminate()
+    await new Promise<void>((r) => wss.close(() => r()))
+  }
+})
+
 test('addRelay and removeRelay change the pool while it runs', async () => {
   const [r1, r2] = (await relays(2)) as [EmbeddedRelay, EmbeddedRelay]
   const p = pool([r1.url])

@@ -84,6 +84,8 @@ interface Conn {
   /** pool subscription id → its nostr-tools subscription on this connection */
   subs: Map<string, Subscription>
   authRetried: Set<string>
+  /** subscriptions whose REQ went out before this connection authenticated */
+  sentUnauthed: Set<string>
   connectTimer: ReturnType<typeof setTimeout> | null
   heartbeat: ReturnType<typeof setInterval> | null
   awaitingPong: boolean
@@ -266,6 +268,7 @@ export function createRelayPool(options: RelayPoolOptions): RelayPool {
       pending: new Map(),
       subs: new Map(),
       authRetried: new Set(),
+      sentUnauthed: new Set(),
       connectTimer: null,
       heartbeat: null,
       awaitingPong: false,
@@ -606,6 +609,8 @@ export function createRelayPool(options: RelayPoolOptions): RelayPool {
       return refuse(`subscribe failed: ${errorText(err)}`)
     }
     conn.subs.set(sub.id, nsub)
+    if (conn.authed) conn.sentUnauthed.delete(sub.id)
+    else conn.sentUnauthed.add(sub.id)
   }
 
   function deliver(sub: PoolSub, event: NostrEvent, url: string): void {
@@ -625,9 +630,12 @@ export function createRelayPool(options: RelayPoolOptions): RelayPool {
     neutralize(nsub)
     const url = rec.entry.url
     const why = typeof reason === 'string' ? reason : ''
-    // NIP-42 says auth-required:, but relays also answer restricted: to a client that has not
-    // authenticated yet (nostr-relay refuses DMs so); either is worth one AUTH and a retry.
-    const authMightHelp = why.startsWith('auth-required:') || (why.startsWith('restricted:') && !conn.authed)
+    // NIP-42 says auth-required:, but relays also answer restricted: to a client that had not
+    // authenticated when it asked (nostr-relay refuses DMs so); either is worth one AUTH and a
+    // retry. What counts is the state when the REQ went out: the relay may send its CLOSED
+    // after our AUTH succeeded, for a REQ it read before.
+    const askedUnauthed = conn.sentUnauthed.has(sub.id)
+    const authMightHelp = why.startsWith('auth-required:') || (why.startsWith('restricted:') && askedUnauthed)
     if (authMightHelp && signAuth && !conn.authRetried.has(sub.id)) {
       conn.authRetried.add(sub.id)
       void authenticate(rec, conn, Date.now() + cfg.publishTimeoutMs).then((outcome) => {
