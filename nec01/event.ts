@@ -44,12 +44,13 @@ export function buildRootEvent(params: RootEventParams): EventTemplate {
 }
 
 /**
- * Adds ["tee_root", JSON(root)] to a template, replacing any earlier one. A carrier is
+ * Adds ["tee_root", JSON(root)] to a template (the root event, or its JSON), replacing any earlier one. A carrier is
  * meant to be republished and quoted, so the NIP-70 ["-"] tag of the root never rides on it.
  */
-export function withTeeRoot<T extends { tags: string[][] }>(template: T, rootEvent: NostrEvent): T {
+export function withTeeRoot<T extends { tags: string[][] }>(template: T, rootEvent: NostrEvent | string): T {
   const tags = template.tags.filter((t) => t[0] !== TEE_ROOT_TAG && !(t[0] === '-' && t.length === 1))
-  tags.push([TEE_ROOT_TAG, JSON.stringify(rootEvent)])
+  // A service passes the JSON it made once per root, not a re-serialisation per reply.
+  tags.push([TEE_ROOT_TAG, typeof rootEvent === 'string' ? rootEvent : JSON.stringify(rootEvent)])
   return { ...template, tags }
 }
 

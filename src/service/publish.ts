@@ -50,7 +50,7 @@ export function createPublisher(opts: { identity: Identity; roots: RootKeeper; r
     // A carrier's created_at must lie inside the attestation's validity, or verifiers
     // reject it; "now" always does while the root is current.
     const created_at = Math.min(Math.max(nowSec(), root.notBefore), root.expiresAt)
-    return { template: withTeeRoot({ ...template, created_at }, root.event), root }
+    return { template: withTeeRoot({ ...template, created_at }, root.teeRoot), root }
   }
 
   async function send(event: NostrEvent, sendOpts?: { relays?: string[] }): Promise<RelayResult[]> {
