@@ -175,7 +175,7 @@ export async function measureLibs(opts: { quick: boolean }): Promise<{ rows: Row
         value: `${fmt(us.current!, 1)} µs`,
         raw: us.current!,
         unit: 'µs',
-        comparison: `value: ${IMPL_LABEL.current} (the service today); ${others.map((i) => `${IMPL_LABEL[i]} ${fmt(us[i]!, 1)} µs (${ratio(speedup[i]!)})`).join(', ')}`,
+        comparison: `value: ${IMPL_LABEL.current} (noble, what nec01/ uses in browsers); ${others.map((i) => `${IMPL_LABEL[i]} ${fmt(us[i]!, 1)} µs (${ratio(speedup[i]!)})`).join(', ')}`,
       }),
     )
   }

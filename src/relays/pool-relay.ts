@@ -1,6 +1,8 @@
 // One relay connection for the pool: nostr-tools' AbstractRelay, hardened.
 import { AbstractRelay, type AbstractRelayConstructorOptions } from 'nostr-tools/abstract-relay'
-import { verifyEvent, validateEvent, type Event as NostrEvent } from 'nostr-tools/pure'
+import { validateEvent, type Event as NostrEvent } from 'nostr-tools/pure'
+// libsecp256k1 (WASM), 5× noble: every event from every relay goes through it
+import { verifyEvent } from '../crypto.js'
 
 /** a challenge longer than this is not a NIP-42 challenge but an attempt to make us sign junk */
 const MAX_CHALLENGE_LENGTH = 1024

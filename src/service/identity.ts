@@ -2,13 +2,13 @@
 // only in this closure and never leaves it: every operation that needs it (signing,
 // NIP-04/NIP-44 encryption, NIP-59 wrapping) is a method here, so nothing else in the
 // process can log, return or publish it.
-import { finalizeEvent, getPublicKey, verifyEvent, type EventTemplate } from 'nostr-tools/pure'
-import * as nip04 from 'nostr-tools/nip04'
-import * as nip44 from 'nostr-tools/nip44'
-import * as nip59 from 'nostr-tools/nip59'
-import { npubEncode } from 'nostr-tools/nip19'
+import { randomInt } from 'node:crypto'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
+import * as nip44 from 'nostr-tools/nip44'
+import { npubEncode } from 'nostr-tools/nip19'
+import { validateEvent, type EventTemplate } from 'nostr-tools/pure'
 import type { NostrEvent, Rumor } from '../../nec01/types.js'
+import { eventHash, keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, oneTimeKey, publicKeyHex, signEvent, verifyEvent } from '../crypto.js'
 
 export type { Rumor }
 
@@ -20,14 +20,38 @@ export interface Identity {
   nip04Decrypt(peer: string, ciphertext: string): string
   nip44Encrypt(peer: string, text: string): string
   nip44Decrypt(peer: string, payload: string): string
-  /** NIP-59: gift wrap → seal (signature verified) → rumor; throws on any mismatch. */
+  /** NIP-59: gift wrap (signature verified) → seal (signature verified) → rumor; throws on any mismatch. */
   unwrap(wrap: NostrEvent): Rumor
   /** NIP-59: a rumor from this identity, sealed with its key and wrapped to `recipient`. */
   giftWrap(rumor: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor }
 }
 
-/** Conversation keys cost an ECDH each; a busy sender reuses one. Bounded. */
-const CONVERSATION_CACHE_LIMIT = 4096
+const KIND_SEAL = 13
+const KIND_GIFT_WRAP = 1059
+/** NIP-59: seal and wrap are dated at random up to two days back, so they don't date the rumor. */
+const TWO_DAYS_SEC = 2 * 24 * 3600
+
+/** Shared secrets cost an ECDH each; a busy sender reuses one. Bounded, least recently used out. */
+const PEER_CACHE_LIMIT = 4096
+
+interface PeerKeys {
+  /** NIP-04's AES key: the shared x */
+  nip04: Uint8Array
+  /** NIP-44 v2 conversation key, also the seal layer of NIP-59 */
+  nip44: Uint8Array
+}
+
+const randomPast = (): number => Math.floor(Date.now() / 1000) - randomInt(TWO_DAYS_SEC + 1)
+
+function parseObject(json: string, what: string): Record<string, unknown> {
+  const value: unknown = JSON.parse(json)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${what} is not a JSON object`)
+  return value as Record<string, unknown>
+}
+
+function isRumor(value: Record<string, unknown>): value is Rumor {
+  return validateEvent(value) && typeof value.id === 'string'
+}
 
 /**
  * Builds the identity from 32 random bytes from `random` (the NSM's CSPRNG in an
@@ -46,39 +70,77 @@ export async function createIdentity(random: (n: number) => Promise<Uint8Array>)
 /** For tests and tools only: the service never takes its key from outside. */
 export function identityFromSecret(secretKey: Uint8Array): Identity {
   const sk = Uint8Array.from(secretKey)
-  const pubkey = getPublicKey(sk)
-  const conversations = new Map<string, Uint8Array>()
+  const pubkey = publicKeyHex(sk)
+  // The scalar goes into OpenSSL once; every peer's ECDH then skips that multiplication.
+  const ecdh = keyAgreement(sk)
+  const peers = new Map<string, PeerKeys>()
 
-  function conversationKey(peer: string): Uint8Array {
-    let key = conversations.get(peer)
-    if (key === undefined) {
-      key = nip44.v2.utils.getConversationKey(sk, peer)
-      if (conversations.size >= CONVERSATION_CACHE_LIMIT) {
-        const oldest = conversations.keys().next().value
-        if (oldest !== undefined) conversations.delete(oldest)
+  function peerKeys(peer: string): PeerKeys {
+    let keys = peers.get(peer)
+    if (keys !== undefined) {
+      // re-inserted so the Map's order is recency and eviction drops the least recent
+      peers.delete(peer)
+    } else {
+      const x = ecdh.sharedX(peer)
+      keys = { nip04: x, nip44: nip44ConversationKey(x) }
+      if (peers.size >= PEER_CACHE_LIMIT) {
+        const oldest = peers.keys().next()
+        if (!oldest.done) peers.delete(oldest.value)
       }
-      conversations.set(peer, key)
     }
-    return key
+    peers.set(peer, keys)
+    return keys
+  }
+
+  function sign(template: EventTemplate): NostrEvent {
+    const event = signEvent(template, sk)
+    // BIP-340's signing algorithm ends with this check: a fault during signing could
+    // otherwise publish a signature that leaks the key. libsecp256k1 leaves it to us.
+    if (!verifyEvent(event)) throw new Error('own signature failed verification')
+    return event
+  }
+
+  function unwrap(wrap: NostrEvent): Rumor {
+    if (wrap.kind !== KIND_GIFT_WRAP) throw new Error(`unexpected wrap kind ${wrap.kind}, expected ${KIND_GIFT_WRAP}`)
+    if (!verifyEvent(wrap)) throw new Error('gift wrap signature is invalid')
+    // The wrap's key is used once, so this ECDH is never worth caching.
+    const seal = parseObject(nip44.v2.decrypt(wrap.content, nip44ConversationKey(ecdh.sharedX(wrap.pubkey))), 'seal')
+    if (seal.kind !== KIND_SEAL) throw new Error(`unexpected seal kind ${String(seal.kind)}, expected ${KIND_SEAL}`)
+    if (!verifyEvent(seal)) throw new Error('seal signature is invalid')
+    const rumor = parseObject(nip44.v2.decrypt(seal.content, peerKeys(seal.pubkey).nip44), 'rumor')
+    if (rumor.pubkey !== seal.pubkey) throw new Error('rumor pubkey does not match seal pubkey')
+    if (!isRumor(rumor)) throw new Error('rumor is not an unsigned event with an id')
+    return rumor
+  }
+
+  function giftWrap(input: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor } {
+    const unsigned = { pubkey, created_at: input.created_at, kind: input.kind, tags: input.tags, content: input.content }
+    const rumor: Rumor = { ...unsigned, id: eventHash(unsigned) }
+    const seal = sign({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), peerKeys(recipient).nip44) })
+    const oneTime = oneTimeKey()
+    const wrap = signEvent(
+      {
+        kind: KIND_GIFT_WRAP,
+        created_at: randomPast(),
+        tags: [['p', recipient]],
+        content: nip44.v2.encrypt(JSON.stringify(seal), nip44ConversationKey(oneTime.agreement.sharedX(recipient))),
+      },
+      oneTime.secret,
+    )
+    oneTime.secret.fill(0)
+    return { wrap, rumor }
   }
 
   return {
     pubkey,
     npub: npubEncode(pubkey),
-    sign: (template) => finalizeEvent(template, sk),
-    nip04Encrypt: (peer, text) => nip04.encrypt(sk, peer, text),
-    nip04Decrypt: (peer, ciphertext) => nip04.decrypt(sk, peer, ciphertext),
-    nip44Encrypt: (peer, text) => nip44.v2.encrypt(text, conversationKey(peer)),
-    nip44Decrypt: (peer, payload) => nip44.v2.decrypt(payload, conversationKey(peer)),
-    unwrap(wrap) {
-      if (!verifyEvent(wrap)) throw new Error('gift wrap signature is invalid')
-      return nip59.unwrapEvent(wrap, sk) as Rumor
-    },
-    giftWrap(rumor, recipient) {
-      const full = nip59.createRumor(rumor, sk) as Rumor
-      const seal = nip59.createSeal(full, sk, recipient)
-      return { wrap: nip59.createWrap(seal, recipient), rumor: full }
-    },
+    sign,
+    nip04Encrypt: (peer, text) => nip04Encrypt(peerKeys(peer).nip04, text),
+    nip04Decrypt: (peer, ciphertext) => nip04Decrypt(peerKeys(peer).nip04, ciphertext),
+    nip44Encrypt: (peer, text) => nip44.v2.encrypt(text, peerKeys(peer).nip44),
+    nip44Decrypt: (peer, payload) => nip44.v2.decrypt(payload, peerKeys(peer).nip44),
+    unwrap,
+    giftWrap,
     // Keep the key out of any accidental serialisation or inspection of this object.
     toJSON: () => ({ pubkey }),
     [Symbol.for('nodejs.util.inspect.custom')]: () => `Identity(${pubkey})`,

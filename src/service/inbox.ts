@@ -2,12 +2,13 @@
 // gauntlet — size, duplicate, expiry, addressee, signature, rate, decryption — before a
 // command runs and its reply goes out. Anything malformed is dropped and counted; nothing
 // malformed ever gets a reply, and no event can throw out of here.
-import { getEventHash, verifyEvent } from 'nostr-tools/pure'
+import { getEventHash } from 'nostr-tools/pure'
 import type { Filter } from 'nostr-tools/filter'
 import { parseRpcRequest, RPC_KIND, type RpcErrorCode } from '../../nec01/rpc.js'
 import type { NostrEvent } from '../../nec01/types.js'
 import { CommandError, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
 import { createSeenStore, DEDUP_TTL_SEC, type SeenStore } from './dedup.js'
+import { verifyEvent } from '../crypto.js'
 import type { Identity } from './identity.js'
 import { createRateLimiter, type RateLimitConfig } from './ratelimit.js'
 import { KIND_CHAT, KIND_NIP04_DM, type Replier, type ReplyTarget } from './reply.js'
@@ -104,7 +105,8 @@ export function startInbox(opts: InboxOptions): { close(): void; seen: SeenStore
 
   function decode(event: NostrEvent, relay: string): Decoded | null {
     // Checked for every kind, gift wraps included, so a forged wrap counts as a bad
-    // signature rather than as undecryptable (unwrap() re-checks it from a cached flag).
+    // signature rather than as undecryptable. The pool has usually checked it already:
+    // verifyEvent remembers verified (id, sig) pairs, so here and in unwrap() it costs a hash.
     if (!verifyEvent(event)) {
       drop('bad_signature', event, relay)
       return null
