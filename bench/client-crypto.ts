@@ -12,6 +12,7 @@ import { getEventHash, verifyEvent as pureVerifyEvent } from 'nostr-tools/pure'
 import { finalizeEvent, generateSecretKey, getPublicKey, setNostrWasm, verifyEvent } from 'nostr-tools/wasm'
 import type { NostrEvent } from '../nec01/types.js'
 import { RPC_KIND } from '../nec01/rpc.js'
+import type { Rumor } from '../nec01/types.js'
 
 export const KIND_NIP04 = 4
 export const KIND_CHAT = 14
@@ -94,14 +95,7 @@ export function nip04Request(key: ClientKey, service: string, text = 'ping'): No
 const BENCH_TAG = 'nec01-bench'
 let rumorCounter = 0
 
-export interface Rumor {
-  id: string
-  pubkey: string
-  created_at: number
-  kind: number
-  tags: string[][]
-  content: string
-}
+export type { Rumor }
 
 /** NIP-17: rumor (kind 14) → seal (kind 13, signed by the sender) → wrap (kind 1059, one-time key). */
 export function nip17Request(key: ClientKey, service: string, text = 'ping'): { wrap: NostrEvent; rumorId: string } {

@@ -15,6 +15,7 @@ import { finalizeEvent, generateSecretKey, getPublicKey, type Event as NostrEven
 import { startEmbeddedRelay, type EmbeddedRelay } from '../src/relays/embedded.js'
 import { createRelayPool, type RelayPool, type RelayPoolOptions, type RelayStatus } from '../src/relays/pool.js'
 import { createLogger } from '../src/log.js'
+import { freePort } from './service-harness.js'
 
 const quiet = createLogger({}, { level: 'error' })
 const SAFETY_MS = 10_000
@@ -50,13 +51,6 @@ function signerFor(sk: Uint8Array, calls: EventTemplate[] = []) {
   }
 }
 
-async function freePort(): Promise<number> {
-  const srv = createNetServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
-  const { port } = srv.address() as AddressInfo
-  await new Promise<void>((r) => srv.close(() => r()))
-  return port
-}
 
 async function relays(n: number, opts: Parameters<typeof startEmbeddedRelay>[0] = {}): Promise<EmbeddedRelay[]> {
   return Promise.all(Array.from({ length: n }, () => startEmbeddedRelay({ logger: quiet, ...opts })))

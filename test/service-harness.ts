@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createLogger, type Logger } from '../src/log.js'
@@ -13,6 +14,15 @@ import type { Nsm } from '../src/nsm/types.js'
 import { startEmbeddedRelay, type EmbeddedRelay, type EmbeddedRelayOptions } from '../src/relays/embedded.js'
 import type { RelayEntry } from '../src/relays/config.js'
 import { startService, type Service, type ServiceConfig } from '../src/service/service.js'
+
+/** A port nothing listens on (bound, then released): an unreachable relay for tests. */
+export async function freePort(): Promise<number> {
+  const srv = createNetServer()
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
+  const { port } = srv.address() as AddressInfo
+  await new Promise<void>((r) => srv.close(() => r()))
+  return port
+}
 
 export const quietLogger: Logger = createLogger({}, { level: 'error', sink: () => undefined })
 

@@ -4,7 +4,6 @@
 // relay that refuses our event size, and the secret key never leaving the identity.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { sha256, sha384 } from '@noble/hashes/sha2.js'
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
@@ -18,7 +17,7 @@ import { createRelayPool, type RelayPool } from '../src/relays/pool.js'
 import { identityFromSecret } from '../src/service/identity.js'
 import { NoRootError } from '../src/service/publish.js'
 import type { HealthReport } from '../src/service/health.js'
-import { quietLogger, startTestRelay, startTestService, tempDir, type TestService } from './service-harness.js'
+import { freePort, quietLogger, startTestRelay, startTestService, tempDir, type TestService } from './service-harness.js'
 
 /** Upper bound for any wait: a safety net, never a measurement. */
 const SAFETY_MS = 20_000
@@ -104,13 +103,6 @@ function publishedLines(logs: string[]): Array<{ kind: number; id: string; relay
   return logs.map((l) => JSON.parse(l) as { msg: string; kind: number; id: string; relays: string[] }).filter((l) => l.msg === 'published')
 }
 
-async function freePort(): Promise<number> {
-  const srv = createNetServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
-  const { port } = srv.address() as AddressInfo
-  await new Promise<void>((r) => srv.close(() => r()))
-  return port
-}
 
 function assertValid(result: VerifyResult, what: string): void {
   assert.equal(result.valid, true, `${what}: ${result.reason ?? ''} ${result.checks.filter((c) => !c.ok).map((c) => c.detail).join('; ')}`)
