@@ -4,11 +4,11 @@
 // Schnorr verification plus a lookup.
 import { getEventHash, validateEvent, type EventTemplate } from 'nostr-tools/pure'
 import { schnorr } from '@noble/curves/secp256k1.js'
-import { hexToBytes } from './encoding.js'
+import { bytesToHex, hexToBytes } from './encoding.js'
 import { verifyAttestation } from './attestation.js'
 import { base64ToBytes, bytesToBase64 } from './encoding.js'
 import { check, failure, finish as finishChecks } from './result.js'
-import { isoTime, toUnixSeconds } from './time.js'
+import { isoSeconds as iso, toUnixSeconds } from './time.js'
 import type { AttestationInfo, Check, Expect, NostrEvent, TeeRootOptions, UnsignedEvent, VerifyOptions, VerifyResult } from './types.js'
 
 /** NEC-01 root event kind. */
@@ -157,8 +157,6 @@ export async function verifyRootEvent(event: unknown, options: VerifyOptions = {
   return finish(checks, { attestation: att.attestation, event: ev })
 }
 
-const iso = (unixSeconds: number): string => isoTime(unixSeconds * 1000)
-
 interface MemoEntry {
   result: VerifyResult
   /** the verdict holds while every certificate is valid (bounds inclusive, as RFC 5280
@@ -182,10 +180,7 @@ export function teeRootMemoStats(): { size: number; hits: number } {
 }
 
 function hexOf(value: Uint8Array | string): string {
-  if (typeof value === 'string') return value.toLowerCase()
-  let out = ''
-  for (const b of value) out += b.toString(16).padStart(2, '0')
-  return out
+  return typeof value === 'string' ? value.toLowerCase() : bytesToHex(value)
 }
 
 /** Everything in the options that changes a verdict, except `now` (the memo keeps a window). */

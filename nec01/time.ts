@@ -29,3 +29,8 @@ export function isoTime(ms: number): string {
   const iso = new Date(ms).toISOString()
   return iso.endsWith('.000Z') ? iso.slice(0, -5) + 'Z' : iso
 }
+
+/** isoTime for unix seconds (certificate and event times). */
+export function isoSeconds(unixSeconds: number): string {
+  return isoTime(unixSeconds * 1000)
+}

@@ -1,6 +1,6 @@
 // Human rendering of a verifier result: one line per check, then what the document says,
 // then the verdict. Shared by verify, dm, attest and fetch.
-import { isoTime } from '../nec01/time.js'
+import { isoSeconds as iso, isoTime } from '../nec01/time.js'
 import type { VerifyResult } from '../nec01/types.js'
 
 const OK = '✓'
@@ -28,5 +28,3 @@ export function formatResult(result: VerifyResult): string {
   lines.push(result.valid ? 'VALID' : `INVALID (${result.reason ?? 'unknown'})`)
   return lines.join('\n')
 }
-
-const iso = (unixSeconds: number): string => isoTime(unixSeconds * 1000)

@@ -5,6 +5,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
 import { verifyAttestation } from '../../nec01/attestation.js'
 import { canonicalJson } from '../../nec01/canonical.js'
+import { base64ToBytes } from '../../nec01/encoding.js'
 import { buildRootEvent } from '../../nec01/event.js'
 import type { RpcErrorCode } from '../../nec01/rpc.js'
 import type { AttestationInfo, NostrEvent } from '../../nec01/types.js'
@@ -76,7 +77,7 @@ const MAX_NONCE = 1024
 export function parseNonce(text: string): Uint8Array {
   let bytes: Uint8Array
   if (/^(?:[0-9a-fA-F]{2})+$/.test(text)) bytes = hexToBytes(text.toLowerCase())
-  else if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0))
+  else if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) bytes = base64ToBytes(text)
   else bytes = utf8ToBytes(text)
   if (bytes.length === 0) throw new CommandError('INVALID_REQUEST', 'nonce is empty')
   if (bytes.length > MAX_NONCE) throw new CommandError('INVALID_REQUEST', `nonce is ${bytes.length} bytes, at most ${MAX_NONCE}`)

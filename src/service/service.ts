@@ -1,6 +1,7 @@
 // `nec01 serve`, assembled: NSM → identity → PCR16 binding → root event → relays →
 // announcements → inbox. Read top to bottom, this is the service's lifecycle.
 import { AWS_NITRO_ROOT_G1_DER } from '../../nec01/aws-root.js'
+import { bytesToHex } from '../../nec01/encoding.js'
 import { RPC_KIND } from '../../nec01/rpc.js'
 import type { Logger } from '../log.js'
 import type { NostrEvent } from '../../nec01/types.js'
@@ -66,7 +67,7 @@ export interface Service {
 
 function toHexPcrs(values: Map<number, Uint8Array>): Record<string, string> {
   const out: Record<string, string> = {}
-  for (const [i, v] of values) out[String(i)] = Buffer.from(v).toString('hex')
+  for (const [i, v] of values) out[String(i)] = bytesToHex(v)
   return out
 }
 
