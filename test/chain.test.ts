@@ -15,6 +15,23 @@ const valid = fixtures.filter((f) => f.es384Verifies && !f.debugAllZeroPCR012)
 const T0 = Date.UTC(2032, 5, 1)
 const HOUR = 3600_000
 
+/** A new leaf under the PKI's instance CA, valid for the first hour after T0. */
+function freshLeaf(pki: Pki): { leaf: Uint8Array; leafKeys: ReturnType<typeof p384> } {
+  const leafKeys = p384()
+  const leaf = makeCert({
+    subject: pki.names[4]!,
+    issuer: pki.names[3]!,
+    notBefore: T0,
+    notAfter: T0 + HOUR,
+    publicKey: leafKeys.publicKey,
+    signer: pki.keys[3]!,
+    ca: false,
+    keyUsage: KU.digitalSignature,
+  })
+  return { leaf, leafKeys }
+}
+
+
 describe('parseCertificate on the real AWS PKI', () => {
   it('reads the pinned root as openssl does', () => {
     const root = parseCertificate(awsRootDer())
@@ -65,17 +82,7 @@ describe('ECDSA-Sig-Value → r‖s', () => {
     const pki = makePki({ notBefore: T0, notAfter: T0 + HOUR })
     // about 1 in 128 signatures has an r or s below 2^376 (a DER INTEGER under 48 bytes)
     for (let attempt = 0; attempt < 3000; attempt++) {
-      const leafKeys = p384()
-      const leaf = makeCert({
-        subject: pki.names[4]!,
-        issuer: pki.names[3]!,
-        notBefore: T0,
-        notAfter: T0 + HOUR,
-        publicKey: leafKeys.publicKey,
-        signer: pki.keys[3]!,
-        ca: false,
-        keyUsage: KU.digitalSignature,
-      })
+      const { leaf, leafKeys } = freshLeaf(pki)
       const sig = parseCertificate(leaf).signature
       if (sig[0] !== 0 && sig[48] !== 0) continue
       const { doc } = simulatedDoc({ ...pki, leaf, leafKey: leafKeys.privateKey })
@@ -226,17 +233,7 @@ describe('verified-path cache', () => {
     const pki = makePki({ notBefore: T0, notAfter: T0 + HOUR })
     const now = T0 / 1000
     const docFor = (): Uint8Array => {
-      const leafKeys = p384()
-      const leaf = makeCert({
-        subject: pki.names[4]!,
-        issuer: pki.names[3]!,
-        notBefore: T0,
-        notAfter: T0 + HOUR,
-        publicKey: leafKeys.publicKey,
-        signer: pki.keys[3]!,
-        ca: false,
-        keyUsage: KU.digitalSignature,
-      })
+      const { leaf, leafKeys } = freshLeaf(pki)
       return simulatedDoc({ ...pki, leaf, leafKey: leafKeys.privateKey }).doc
     }
     const first = docFor()

@@ -172,6 +172,20 @@ describe('NIP-17 inbox relays (kind 10050), two relays', () => {
     return stored.filter((e) => tagValue(unwrapWithSeal(e, peer.sk).rumor, 'e') === request)
   }
 
+  /** A NIP-17 ping written to relay B (after a 10050 with `inboxTags` on A, if given) is answered on B only. */
+  async function expectReplyOnSourceB(inboxTags: string[][] | null): Promise<void> {
+    const peer = new Peer([a.url, b.url])
+    try {
+      if (inboxTags !== null) await peer.publish(peer.identity.sign({ kind: 10050, created_at: now(), content: '', tags: inboxTags }), [a.url])
+      const { wrap, rumor } = peer.nip17(service, 'ping')
+      await peer.publish(wrap, [b.url])
+      await until(async () => (await wrapsFor(peer, rumor.id, b.url)).length === 1, 'the reply on the source relay B')
+      assert.equal((await wrapsFor(peer, rumor.id, a.url)).length, 0)
+    } finally {
+      await peer.close()
+    }
+  }
+
   it("a sender with a 10050 gets the reply on its inbox relay, not on the relay it wrote to", async () => {
     const peer = new Peer([a.url, b.url])
     try {
@@ -192,28 +206,11 @@ describe('NIP-17 inbox relays (kind 10050), two relays', () => {
   })
 
   it('inbox relays the service cannot reach are skipped: the reply goes back to the source relay', async () => {
-    const peer = new Peer([a.url, b.url])
-    try {
-      await peer.publish(peer.identity.sign({ kind: 10050, created_at: now(), content: '', tags: [['relay', 'wss://inbox.not-in-the-pool.example']] }), [a.url])
-      const { wrap, rumor } = peer.nip17(service, 'ping')
-      await peer.publish(wrap, [b.url])
-      await until(async () => (await wrapsFor(peer, rumor.id, b.url)).length === 1, 'the reply on the source relay B')
-      assert.equal((await wrapsFor(peer, rumor.id, a.url)).length, 0)
-    } finally {
-      await peer.close()
-    }
+    await expectReplyOnSourceB([['relay', 'wss://inbox.not-in-the-pool.example']])
   })
 
   it('a sender without a 10050 gets the reply on the relay the request came from', async () => {
-    const peer = new Peer([a.url, b.url])
-    try {
-      const { wrap, rumor } = peer.nip17(service, 'ping')
-      await peer.publish(wrap, [b.url])
-      await until(async () => (await wrapsFor(peer, rumor.id, b.url)).length === 1, 'the reply on the source relay B')
-      assert.equal((await wrapsFor(peer, rumor.id, a.url)).length, 0)
-    } finally {
-      await peer.close()
-    }
+    await expectReplyOnSourceB(null)
   })
 
   it('the same request delivered by both relays gets exactly one reply (NIP-04 and NIP-17)', async () => {
