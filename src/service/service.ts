@@ -160,12 +160,13 @@ export async function startService(config: ServiceConfig): Promise<Service> {
   const relaySink = {
     publish: async (event: NostrEvent, opts?: { relays?: string[] }): Promise<RelayResult[]> => {
       if (pool === null) return []
-      const inPool = new Set(pool.status().map((s) => s.url))
-      const relays = opts?.relays?.filter((r) => inPool.has(r))
-      const results = await pool.publish(event, relays === undefined || relays.length === 0 ? {} : { relays })
+      // A targeted publish goes to exactly those relays: one outside the pool is reported
+      // not-in-pool by the pool, never widened to every write relay.
+      const results = await pool.publish(event, opts?.relays === undefined ? {} : { relays: opts.relays })
       for (const r of results) {
-        // not-connected is already the connection's own last_error; pool-closed is shutdown.
-        if (r.ok || r.code === 'not-connected' || r.code === 'pool-closed') continue
+        // not-connected is already the connection's own last_error; pool-closed is shutdown;
+        // not-in-pool names no relay of ours.
+        if (r.ok || r.code === 'not-connected' || r.code === 'pool-closed' || r.code === 'not-in-pool') continue
         publishErrors.set(r.url, { at: Date.now(), message: `publish ${r.code}: ${r.message}` })
         if (r.code === 'too-large') counters.publish_too_large = (counters.publish_too_large ?? 0) + 1
       }
