@@ -147,6 +147,13 @@ test('broken input: one line, exit 1 or 2, never a stack trace', () => {
   }
 })
 
+test('npx nec01 runs the built CLI from the project, as the README and npm start tell users', () => {
+  // npm links the bin to dist/src/cli.js; it must be executable once built
+  const r = spawnSync('npx', ['--no-install', 'nec01', '--help'], { cwd: join(dirname(CLI), '..', '..'), encoding: 'utf8', timeout: 60_000 })
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stdout, /^nec01 — AWS Nitro Enclave attestations for Nostr/)
+})
+
 test('--help documents every option', () => {
   const r = run(['--help'])
   assert.equal(r.code, 0)
