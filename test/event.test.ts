@@ -10,6 +10,7 @@ import { buildRootEvent, clearTeeRootMemo, teeRootMemoStats, verifyRootEvent, ve
 import type { NostrEvent, VerifyOptions } from '../nec01/types.js'
 import { NsmSimulator } from '../src/nsm/simulator.js'
 import { readNec01 } from './fixtures.js'
+import { alterHex } from './forge.js'
 import { tempDir } from './service-harness.js'
 
 const state = tempDir('nec01-event-')
@@ -120,7 +121,7 @@ test('wrong kind, a tampered signature and tampered content are rejected', async
   const { event } = await rootEvent()
   const otherKind = finalizeEvent({ kind: 1, created_at: event.created_at, tags: event.tags, content: event.content }, sk)
   assert.equal((await verifyRootEvent(otherKind, trust())).reason, 'kind')
-  const badSig = { ...event, sig: event.sig.slice(0, -2) + (event.sig.endsWith('00') ? '01' : '00') }
+  const badSig = { ...event, sig: alterHex(event.sig) }
   assert.equal((await verifyRootEvent(badSig, trust())).reason, 'event')
   const notBase64 = finalizeEvent({ ...buildRootEvent({ attestation: new Uint8Array([1]), t: 'dev', expiration: 2 }), content: '%%%' }, sk)
   assert.equal((await verifyRootEvent(notBase64, trust())).reason, 'cose')

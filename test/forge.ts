@@ -291,6 +291,12 @@ export function makePki(opts: PkiOptions): Pki {
   }
 }
 
+/** The same hex string with its last digit changed: always a different value, never the same by chance. */
+export function alterHex(hex: string): string {
+  const last = Number.parseInt(hex.slice(-1), 16)
+  return hex.slice(0, -1) + (last ^ 1).toString(16)
+}
+
 export function zeros(n: number): Uint8Array {
   return new Uint8Array(n)
 }

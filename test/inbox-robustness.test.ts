@@ -17,6 +17,7 @@ import { identityFromSecret } from '../src/service/identity.js'
 import { GIFT_WRAP_WINDOW_SEC, KIND_GIFT_WRAP, MAX_FUTURE_SEC, startInbox, type InboxSource } from '../src/service/inbox.js'
 import { createRateLimiter } from '../src/service/ratelimit.js'
 import { KIND_CHAT, KIND_NIP04_DM, type Replier, type ReplyTarget } from '../src/service/reply.js'
+import { alterHex } from './forge.js'
 import { quietLogger, startTestRelay, startTestService, type TestService } from './service-harness.js'
 import { assertCarrier, now, Peer, replyTo, stable, tagValue, unwrapWithSeal, until, type Collector } from './talk.js'
 
@@ -299,7 +300,7 @@ describe('the inbox, fed directly', () => {
       counter: 'dropped_bad_signature',
       make: (s) => {
         const e = sender.sign({ kind: RPC_KIND, created_at: now(), content: sender.nip44Encrypt(s, '{"id":"1","method":"ping"}'), tags: [['p', s]] })
-        return { ...e, sig: `${e.sig.slice(0, -2)}00` }
+        return { ...e, sig: alterHex(e.sig) }
       },
     },
     {
