@@ -21,6 +21,12 @@ export interface ClosedMode {
   /** measured requests; the phase also ends at maxSec */
   count: number
   maxSec: number
+  /**
+   * Build and sign the measured requests before the phase's clock starts, so the load
+   * client's own cryptography does not compete with the service for the cores while the
+   * service is measured. Each sender then sends exactly its share of `count`.
+   */
+  presign: boolean
 }
 
 export interface LoadConfig {

@@ -28,7 +28,7 @@ import {
   unwrapReply,
   type ClientKey,
 } from './client-crypto.js'
-import type { ClosedMode, LoadConfig, LoadMessage, LoadResult, RateMode } from './load-protocol.js'
+import type { LoadConfig, LoadMessage, LoadResult } from './load-protocol.js'
 import { summarize } from './stats.js'
 
 /** The relay accepts at most this many values in one filter array (client-messages.ts). */
@@ -277,12 +277,25 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     connections.push(await open(keys, null))
   }
 
-  const sendOne = (phase: Phase, key: ClientKey, wake: (() => void) | null): void => {
-    let event: NostrEvent
-    let pending: Pending
+  /** one request, signed and ready to go; nip17: the rumor id it will be answered by */
+  interface Prepared {
+    key: ClientKey
+    event: NostrEvent
+    rumorId: string | null
+  }
+  const prepare = (key: ClientKey): Prepared => {
     if (config.transport === 'nip17') {
       const { wrap, rumorId } = nip17Request(key, service)
-      event = wrap
+      return { key, event: wrap, rumorId }
+    }
+    const event = config.transport === 'rpc' ? rpcRequest(key, service, randomUUID()) : nip04Request(key, service)
+    return { key, event, rumorId: null }
+  }
+
+  const sendOne = (phase: Phase, prepared: Prepared, wake: (() => void) | null): void => {
+    const { key, event, rumorId } = prepared
+    let pending: Pending
+    if (rumorId !== null) {
       pending = { phase, sentAt: 0, key, wake }
       const queue = waitingByKey.get(key.pubkey) ?? []
       queue.push(pending)
@@ -290,7 +303,6 @@ async function run(config: LoadConfig): Promise<LoadResult> {
       pending.sentAt = now()
       phase.rumorsSent.set(rumorId, pending.sentAt)
     } else {
-      event = config.transport === 'rpc' ? rpcRequest(key, service, randomUUID()) : nip04Request(key, service)
       pending = { phase, sentAt: 0, key, wake }
       pendingById.set(event.id, pending)
       pending.sentAt = now()
@@ -312,28 +324,38 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     for (let i = 0; i < total && now() < hardStop; i++) {
       const wait = start + (i * 1000) / ratePerSec - now()
       if (wait >= MIN_SLEEP_MS) await sleep(wait)
-      sendOne(phase, nextKey(), null)
+      sendOne(phase, prepare(nextKey()), null)
     }
   }
 
-  async function closedLoop(phase: Phase, concurrency: number, count: number, maxSec: number): Promise<void> {
+  /**
+   * `concurrency` senders, each with its own keys in turn. Signed on the fly, the senders
+   * share `count` (a fast one sends more); presigned, each sends its share, built before the
+   * clock starts.
+   */
+  async function closedLoop(phase: Phase, concurrency: number, count: number, maxSec: number, presign: boolean): Promise<void> {
+    const slots = Math.min(concurrency, keys.length)
+    const perSlot = Math.max(1, Math.floor(keys.length / slots))
+    const keyOf = (s: number, j: number): ClientKey => keys[(s + slots * (j % perSlot)) % keys.length]!
+    const share = (s: number): number => Math.floor(count / slots) + (s < count % slots ? 1 : 0)
+    const ready = presign ? Array.from({ length: slots }, (_, s) => Array.from({ length: share(s) }, (_, j) => prepare(keyOf(s, j)))) : null
     const deadline = now() + maxSec * 1000
-    const perSlot = Math.max(1, Math.floor(keys.length / concurrency))
     let issued = 0
     const slot = async (s: number): Promise<void> => {
-      for (let j = 0; issued < count && now() < deadline; j++) {
+      const mine = ready?.[s]
+      for (let j = 0; (mine === undefined ? issued < count : j < mine.length) && now() < deadline; j++) {
         issued++
-        const key = keys[(s + concurrency * (j % perSlot)) % keys.length]!
+        const prepared = mine?.[j] ?? prepare(keyOf(s, j))
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, config.replyTimeoutSec * 1000)
-          sendOne(phase, key, () => {
+          sendOne(phase, prepared, () => {
             clearTimeout(timer)
             resolve()
           })
         })
       }
     }
-    await Promise.all(Array.from({ length: Math.min(concurrency, keys.length) }, (_, s) => slot(s)))
+    await Promise.all(Array.from({ length: slots }, (_, s) => slot(s)))
   }
 
   async function drain(phase: Phase): Promise<void> {
@@ -381,17 +403,17 @@ async function run(config: LoadConfig): Promise<LoadResult> {
 
   const mode = config.mode
   const warmup = current
-  if (mode.kind === 'rate') await openLoop(warmup, mode.ratePerSec, (mode as RateMode).warmupSec)
-  else await closedLoop(warmup, mode.concurrency, (mode as ClosedMode).warmupCount, mode.maxSec)
+  if (mode.kind === 'rate') await openLoop(warmup, mode.ratePerSec, mode.warmupSec)
+  else await closedLoop(warmup, mode.concurrency, mode.warmupCount, mode.maxSec, false)
   await drain(warmup)
   finish(warmup)
 
   const measure = newPhase('measure')
   current = measure
-  const sendStart = now()
   if (mode.kind === 'rate') await openLoop(measure, mode.ratePerSec, mode.durationSec)
-  else await closedLoop(measure, mode.concurrency, mode.count, mode.maxSec)
-  const sendSec = (now() - sendStart) / 1000
+  else await closedLoop(measure, mode.concurrency, mode.count, mode.maxSec, mode.presign)
+  // from the first request sent: presigning happens before it
+  const sendSec = measure.sent > 0 ? (now() - measure.firstSentAt) / 1000 : 0
   await drain(measure)
   finish(measure)
   for (const ws of connections) ws.close()

@@ -219,7 +219,7 @@ async function startAnsweringService(relay: string, stateDir: string, logFile: s
         relay,
         service: svc.pubkey,
         transport: 'rpc',
-        mode: { kind: 'closed', concurrency: 1, warmupCount: 0, count: 1, maxSec: PROBE_SEC },
+        mode: { kind: 'closed', concurrency: 1, warmupCount: 0, count: 1, maxSec: PROBE_SEC, presign: false },
         senders: 1,
         drainSec: PROBE_SEC,
         stallSec: PROBE_SEC,
@@ -297,14 +297,16 @@ export async function runServiceBench(opts: ServiceBenchOptions): Promise<{ rows
     for (const transport of TRANSPORTS) {
       // the floor right before and right after: the phase is compared with these rounds
       await measureFloor([transport], true)
-      const mode = { kind: 'closed' as const, concurrency: scale.satConcurrency, warmupCount: scale.satWarmup, count: scale.satCount, maxSec: scale.satMaxSec }
+      const mode = { kind: 'closed' as const, concurrency: scale.satConcurrency, warmupCount: scale.satWarmup, count: scale.satCount, maxSec: scale.satMaxSec, presign: true }
       const p = await phase(b, 'saturation', loadConfig(b, relay.url, transport, mode, scale.satSenders, scale), scale.satMaxSec * 2, log)
       saturation.push(p)
+      await sleep(scale.restSettleMs)
       await measureFloor([transport], true)
     }
     const cheapest = TRANSPORTS.reduce((best, t) => (median(floorRounds[t]) < median(floorRounds[best]) ? t : best))
     log(`  ${bulkCount} ${cheapest} requests (cheapest by floor), closed loop, ${scale.bulkConcurrency} in flight`)
-    const bulkMode = { kind: 'closed' as const, concurrency: scale.bulkConcurrency, warmupCount: scale.satWarmup, count: bulkCount, maxSec: scale.bulkMaxSec }
+    // signed on the fly: presigning 100,000 requests would take a minute and hold them all
+    const bulkMode = { kind: 'closed' as const, concurrency: scale.bulkConcurrency, warmupCount: scale.satWarmup, count: bulkCount, maxSec: scale.bulkMaxSec, presign: false }
     const p = await phase(b, 'bulk', loadConfig(b, relay.url, cheapest, bulkMode, scale.bulkSenders, scale, Math.max(1, Math.floor(bulkCount / PROGRESS_SAMPLES))), scale.bulkMaxSec, log)
     await sleep(scale.restSettleMs)
     const health = await healthCounters(b.healthUrl)
@@ -361,8 +363,12 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
   const satSection = `service: saturation, closed loop, ${scale.satConcurrency} in flight, ${scale.satSenders} senders, limits raised`
   for (const p of d.saturation) {
     const r = p.result
+    // The faster floor estimate is the stricter one: rounds taken right after a phase can
+    // run slow while this process (the relay's) is still settling, which would flatter us.
     const floorNear = d.floor.aroundSaturation[p.transport]
-    const over = r.answeredPerSec / floorNear
+    const floorRun = d.floor.perSec[p.transport]
+    const floor = Math.max(floorNear, floorRun)
+    const over = r.answeredPerSec / floor
     rows.push(
       row({
         id: `service.saturation.${p.transport}`,
@@ -371,7 +377,7 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
         value: perSec(r.answeredPerSec),
         raw: r.answeredPerSec,
         unit: '/s',
-        comparison: `/ floor ${perSec(floorNear)} (measured just before and after) = ${ratio(over)}; p50 ${ms(r.latencyMs.p50)}, p99 ${ms(r.latencyMs.p99)}; ${lostText(r)}`,
+        comparison: `/ floor ${perSec(floor)} (the faster of: around this phase ${perSec(floorNear)}, whole run ${perSec(floorRun)}) = ${ratio(over)}; p50 ${ms(r.latencyMs.p50)}, p99 ${ms(r.latencyMs.p99)}; ${lostText(r)}`,
         target: `≥ ${SATURATION_FLOOR_MIN}× floor`,
         pass: over >= SATURATION_FLOOR_MIN,
       }),

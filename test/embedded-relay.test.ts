@@ -4,12 +4,14 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
 import { request } from 'node:http'
 import { WebSocket } from 'ws'
 import { finalizeEvent, generateSecretKey, getPublicKey, type Event as NostrEvent } from 'nostr-tools/pure'
 import { makeAuthEvent } from 'nostr-tools/nip42'
 import { startEmbeddedRelay, type EmbeddedRelay } from '../src/relays/embedded.js'
 import { createLogger } from '../src/log.js'
+import { alterHex } from './forge.js'
 
 const quiet = createLogger({}, { level: 'error' })
 const SAFETY_MS = 5_000
@@ -320,6 +322,46 @@ test('malformed input gets an error answer and the relay keeps serving', async (
 
     assert.equal((await publish(c, good)).accepted, true)
     assert.equal((await query(c, 'after', { ids: [good.id] })).length, 1)
+    c.close()
+  })
+})
+
+test('signatures are checked (with nostr-wasm): a right id with a wrong signature is refused, an expired event too', async () => {
+  await withRelay({}, async (relay) => {
+    const sk = generateSecretKey()
+    const c = await rawClient(relay.url)
+    const good = note(sk, 'signed')
+    const otherKey = note(generateSecretKey(), 'signed')
+    // same id (the id covers the pubkey, so keep it): a signature made by another key over another id
+    c.send(['EVENT', { ...good, sig: otherKey.sig }])
+    const stolen = await c.next(ok(good.id), 'OK for a signature from another event')
+    assert.deepEqual(stolen.slice(2), [false, 'invalid: signature is wrong'])
+    c.send(['EVENT', { ...good, sig: alterHex(good.sig) }])
+    assert.deepEqual((await c.next(ok(good.id), 'OK for an altered signature')).slice(2), [false, 'invalid: signature is wrong'])
+    const expired = finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000) - 10, tags: [['expiration', String(Math.floor(Date.now() / 1000) - 5)]], content: 'old' }, sk)
+    c.send(['EVENT', expired])
+    assert.deepEqual((await c.next(ok(expired.id), 'OK for an expired event')).slice(2), [false, 'reject: event is expired'])
+    assert.equal((await publish(c, good)).accepted, true)
+    assert.equal((await query(c, 'stored', { ids: [good.id, expired.id] })).length, 1)
+    c.close()
+  })
+})
+
+test('queries of more shapes than the relay keeps prepared still answer exactly', async () => {
+  await withRelay({}, async (relay) => {
+    const sk = generateSecretKey()
+    const c = await rawClient(relay.url)
+    const stored = [note(sk, 'one'), note(sk, 'two')]
+    for (const e of stored) assert.equal((await publish(c, e)).accepted, true)
+    const wanted = stored.map((e) => e.id).sort()
+    // each ids list of a new length is a new SQL text ("in (?, ?, …)"): 300 of them go past the 256 kept
+    for (let n = 2; n <= 301; n++) {
+      const ids = [...wanted, ...Array.from({ length: n - 2 }, () => randomBytes(32).toString('hex'))]
+      const got = (await query(c, 'shape', { ids })).map((e) => e.id).sort()
+      assert.deepEqual(got, wanted, `ids list of ${n}`)
+    }
+    // and the first shapes again, their statements long dropped
+    assert.deepEqual((await query(c, 'again', { ids: [stored[0]!.id] })).map((e) => e.content), ['one'])
     c.close()
   })
 })

@@ -11,12 +11,16 @@
 //   knows kind 4) are served only to an authenticated author or p-tagged recipient;
 // - live events are re-checked against the subscription's tag filters, which core's
 //   broadcast matcher skips (it only compares ids/authors/kinds/since/until);
-// - maxMessageLength: advertised in NIP-11 and enforced with an OK/CLOSED/NOTICE refusal.
+// - maxMessageLength: advertised in NIP-11 and enforced with an OK/CLOSED/NOTICE refusal;
+// - signatures checked with nostr-wasm (useWasmSignatureCheck), SQLite statements reused
+//   (openDatabase): under load these two were most of the relay's CPU.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer, WebSocket, type RawData } from 'ws'
 import { matchFilter, type Filter } from 'nostr-tools/filter'
 import type { ClientContext, HandleMessagePlugin, HandleMessageResult, IncomingMessage as RelayIncoming, Logger as RelayLogger } from '@nostr-relay/common'
+import { verifyEvent } from '../crypto.js'
 import { createLogger, type Logger } from '../log.js'
 import { parseClientMessage, MAX_FILTERS, MAX_SUBID_LENGTH, type ClientMessage, type ClientMessageError, type WireEvent } from './client-messages.js'
 
@@ -46,6 +50,63 @@ export interface EmbeddedRelay {
 }
 
 export const EMBEDDED_MAX_SUBSCRIPTIONS = 20
+
+interface CoreEventChecks {
+  isSigValid(event: WireEvent): boolean
+}
+
+/**
+ * core checks every event's BIP-340 signature with noble's JavaScript secp256k1, about
+ * 1.6 ms each; under load that was most of the relay's CPU (two events per request), on the
+ * same cores as the service it serves. nostr-wasm (libsecp256k1 in WASM, what the service
+ * signs and verifies with) applies the same rule in about 0.3 ms. core's validate() looks
+ * EventUtils.isSigValid up on every call, so the check is replaced on the copy of
+ * @nostr-relay/common that core itself loads. The id, expiry and delegation checks stay core's.
+ */
+function useWasmSignatureCheck(): void {
+  const fromCore = createRequire(createRequire(import.meta.url).resolve('@nostr-relay/core'))
+  const { EventUtils } = fromCore('@nostr-relay/common') as { EventUtils: CoreEventChecks }
+  EventUtils.isSigValid = (event) => verifyEvent(event)
+}
+
+/** Distinct SQL texts kept prepared: the repository's few statements, plus filter shapes. */
+const STATEMENT_CACHE_LIMIT = 256
+
+interface SqliteStatement {
+  readonly reader: boolean
+}
+interface SqliteDatabase {
+  prepare(sql: string): SqliteStatement
+  pragma(source: string): unknown
+}
+type SqliteDatabaseClass = new (filename: string) => SqliteDatabase
+
+/**
+ * The repository builds every query with kysely, whose SQLite driver prepares each statement
+ * anew: the same handful (exists, begin, insert, tags, commit) for every event stored, about
+ * a third of the repository's time. better-sqlite3 statements are reusable, and the driver
+ * runs each to completion before the next (all() or run(), never an open iterator), so a
+ * statement is kept per SQL text, oldest dropped first.
+ */
+function openDatabase(filename: string): SqliteDatabase {
+  const fromRepository = createRequire(createRequire(import.meta.url).resolve('@nostr-relay/event-repository-sqlite'))
+  const Database = fromRepository('better-sqlite3') as SqliteDatabaseClass
+  class ReusedStatements extends Database {
+    readonly #statements = new Map<string, SqliteStatement>()
+    override prepare(sql: string): SqliteStatement {
+      const kept = this.#statements.get(sql)
+      if (kept !== undefined) return kept
+      const statement = super.prepare(sql)
+      if (this.#statements.size >= STATEMENT_CACHE_LIMIT) this.#statements.delete(this.#statements.keys().next().value as string)
+      this.#statements.set(sql, statement)
+      return statement
+    }
+  }
+  const db = new ReusedStatements(filename)
+  // what the repository does itself when it opens a file
+  db.pragma('journal_mode = WAL')
+  return db
+}
 /** NIP-17 gift wraps and NIP-04 DMs: only their parties may read them. */
 const DM_KINDS = new Set([4, 1059])
 // ws drops a connection whose frame exceeds maxPayload; messages between the advertised limit
@@ -75,7 +136,8 @@ export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Pr
     import('@nostr-relay/core'),
     import('@nostr-relay/event-repository-sqlite'),
   ])
-  const repo = new EventRepositorySqlite(options.dbPath ?? ':memory:')
+  useWasmSignatureCheck()
+  const repo = new EventRepositorySqlite(openDatabase(options.dbPath ?? ':memory:'))
   await repo.init()
   // hostname turns on core's NIP-42 (challenge on connect, AUTH verification). The two caches
   // are off: a 1 s filter-result cache would hide events published just before a REQ.
