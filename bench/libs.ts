@@ -1,9 +1,11 @@
-// secp256k1 implementations side by side, same run: what the service uses today
-// (nostr-tools/pure, on the @noble/curves copy bundled with nostr-tools), the project's own
-// @noble/curves, nostr-tools/wasm (libsecp256k1 compiled to WASM: Schnorr only, no ECDH),
-// and node:crypto (OpenSSL: ECDH and point multiplication, no BIP-340 Schnorr). Every
-// implementation's output is checked against the others' before anything is timed.
-import { createECDH, createHmac } from 'node:crypto'
+// secp256k1 implementations side by side, same run: nostr-tools/pure (on the @noble/curves
+// copy bundled with nostr-tools, what nec01/ uses in browsers), the project's own
+// @noble/curves, nostr-tools/wasm (nostr-wasm: libsecp256k1 in WASM, event-level API,
+// Schnorr only), tiny-secp256k1 (libsecp256k1 in WASM, hash-level API; the service's
+// Schnorr) and node:crypto (OpenSSL: ECDH and point multiplication, no BIP-340 Schnorr; the
+// service's ECDH). Every implementation's output is checked against the others' before
+// anything is timed.
+import { createECDH, createHash, createHmac, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
@@ -14,6 +16,7 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
 import * as nip44 from 'nostr-tools/nip44'
 import * as pure from 'nostr-tools/pure'
 import * as wasm from 'nostr-tools/wasm'
+import * as tiny from 'tiny-secp256k1'
 import type { NostrEvent } from '../nec01/types.js'
 import { conversationKey, initClientCrypto } from './client-crypto.js'
 import { fmt, ratio, row, type Row } from './report.js'
@@ -23,11 +26,12 @@ const SECTION = 'secp256k1 libraries (µs per operation)'
 const NIP44_SALT = new TextEncoder().encode('nip44-v2')
 const PEERS = 64
 
-type Impl = 'current' | 'noble' | 'wasm' | 'node' | 'nodeKeyed'
+type Impl = 'current' | 'noble' | 'wasm' | 'tiny' | 'node' | 'nodeKeyed'
 const IMPL_LABEL: Record<Impl, string> = {
   current: 'nostr-tools/pure',
   noble: '@noble/curves',
   wasm: 'nostr-wasm',
+  tiny: 'tiny-secp256k1',
   node: 'node:crypto',
   nodeKeyed: 'node:crypto, own key loaded once',
 }
@@ -56,6 +60,7 @@ function versions(): Record<string, string> {
     'noble bundled with nostr-tools': packageVersion(nostrTools, '@noble/curves'),
     '@noble/curves': packageVersion(process.cwd(), '@noble/curves'),
     'nostr-wasm': packageVersion(process.cwd(), 'nostr-wasm'),
+    'tiny-secp256k1': packageVersion(process.cwd(), 'tiny-secp256k1'),
     openssl: process.versions.openssl ?? '?',
   }
 }
@@ -75,6 +80,20 @@ function nobleConversationKey(sk: Uint8Array, peer: string): Uint8Array {
   return hkdfExtract(sha256, secp256k1.getSharedSecret(sk, hexToBytes(`02${peer}`)).subarray(1, 33), NIP44_SALT)
 }
 
+// tiny-secp256k1 takes the 32-byte hash: the id is computed with OpenSSL, as src/crypto.ts
+// does (no verified-pair cache here, so every copy pays for its signature check)
+const openSslHash = (e: Omit<NostrEvent, 'id' | 'sig'>): string => createHash('sha256').update(pure.serializeEvent(e)).digest('hex')
+
+function tinyVerify(e: NostrEvent): boolean {
+  return openSslHash(e) === e.id && tiny.verifySchnorr(Buffer.from(e.id, 'hex'), Buffer.from(e.pubkey, 'hex'), Buffer.from(e.sig, 'hex'))
+}
+
+function tinyFinalize(t: pure.EventTemplate, sk: Uint8Array): NostrEvent {
+  const event = { ...t, pubkey: Buffer.from(tiny.xOnlyPointFromScalar(sk)).toString('hex') }
+  const id = openSslHash(event)
+  return { ...event, id, sig: Buffer.from(tiny.signSchnorr(Buffer.from(id, 'hex'), sk, randomBytes(32))).toString('hex') }
+}
+
 function nodePublicKey(sk: Uint8Array): string {
   const ecdh = createECDH('secp256k1')
   ecdh.setPrivateKey(sk)
@@ -84,13 +103,16 @@ function nodePublicKey(sk: Uint8Array): string {
 /** Outputs must agree before timing: a fast wrong implementation is no candidate. */
 function crossCheck(sk: Uint8Array, peer: string, template: pure.EventTemplate): void {
   const pub = pure.getPublicKey(sk)
-  if (bytesToHex(schnorr.getPublicKey(sk)) !== pub || wasm.getPublicKey(sk) !== pub || nodePublicKey(sk) !== pub) throw new Error('libs: public keys differ')
+  const tinyPub = Buffer.from(tiny.xOnlyPointFromScalar(sk)).toString('hex')
+  if (bytesToHex(schnorr.getPublicKey(sk)) !== pub || wasm.getPublicKey(sk) !== pub || tinyPub !== pub || nodePublicKey(sk) !== pub) throw new Error('libs: public keys differ')
   const byPure = pure.finalizeEvent({ ...template }, sk)
   const byNoble = nobleFinalize(template, sk)
   const byWasm = wasm.finalizeEvent({ ...template }, sk) as NostrEvent
-  for (const e of [byPure, byNoble, byWasm]) {
+  const byTiny = tinyFinalize(template, sk)
+  for (const e of [byPure, byNoble, byWasm, byTiny]) {
     const copy = (): NostrEvent => JSON.parse(JSON.stringify(e)) as NostrEvent
-    if (!pure.verifyEvent(copy()) || !nobleVerify(copy()) || !wasm.verifyEvent(copy())) throw new Error('libs: an implementation rejects another one\'s signature')
+    if (!pure.verifyEvent(copy()) || !nobleVerify(copy()) || !wasm.verifyEvent(copy()) || !tinyVerify(copy())) throw new Error('libs: an implementation rejects another one\'s signature')
+    if (tinyVerify({ ...copy(), content: `${e.content}!` })) throw new Error('libs: tiny-secp256k1 accepts a tampered event')
   }
   const reference = bytesToHex(nip44.v2.utils.getConversationKey(sk, peer))
   if (bytesToHex(nobleConversationKey(sk, peer)) !== reference || bytesToHex(conversationKey(sk, peer)) !== reference) throw new Error('libs: conversation keys differ')
@@ -133,11 +155,13 @@ export async function measureLibs(opts: { quick: boolean }): Promise<{ rows: Row
       current: verifier((e) => pure.verifyEvent(e)),
       noble: verifier(nobleVerify),
       wasm: verifier((e) => wasm.verifyEvent(e)),
+      tiny: verifier(tinyVerify),
     },
     'Schnorr sign (finalizeEvent: pubkey, id, signature)': {
       current: each(() => pure.finalizeEvent({ ...template }, sk)),
       noble: each(() => nobleFinalize(template, sk)),
       wasm: each(() => wasm.finalizeEvent({ ...template }, sk)),
+      tiny: each(() => tinyFinalize(template, sk)),
     },
     'ECDH → NIP-44 conversation key': {
       current: each((i) => nip44.v2.utils.getConversationKey(sk, peers[i % PEERS]!)),
@@ -150,6 +174,7 @@ export async function measureLibs(opts: { quick: boolean }): Promise<{ rows: Row
       current: each(() => pure.getPublicKey(sk)),
       noble: each(() => schnorr.getPublicKey(sk)),
       wasm: each(() => wasm.getPublicKey(sk)),
+      tiny: each(() => tiny.xOnlyPointFromScalar(sk)),
       node: each(() => nodePublicKey(sk)),
     },
   }

@@ -1,35 +1,15 @@
-// The service's secp256k1 and NIP-04/NIP-44 key material, on the fastest libraries Node
-// offers: Schnorr through nostr-wasm (libsecp256k1 compiled to WASM, 5–6× noble), ECDH
-// through node:crypto (OpenSSL, ~3× noble with the key loaded once). nec01/ stays on noble:
-// it must run in browsers without a WASM init step. No secret is kept here: callers pass
-// theirs in, and the ECDH objects live in the caller's closure.
+// The service's secp256k1 and NIP-04/NIP-44 key material, on the fastest libraries measured
+// (bench/libs.ts): BIP-340 Schnorr signing, verification and public keys through
+// tiny-secp256k1 (libsecp256k1 compiled to WASM, with a raw hash-in API), event ids and ECDH
+// through node:crypto (OpenSSL). ECDH stays on OpenSSL on purpose: tiny-secp256k1 offers it
+// only as libsecp256k1's public-key tweak, which older libsecp256k1 releases computed in
+// time that depends on the scalar, and the scalar here is the service's key. nec01/ stays
+// on noble: it must run in browsers without a WASM init step. No secret is kept here:
+// callers pass theirs in, and the ECDH objects live in the caller's closure.
 import { createCipheriv, createDecipheriv, createECDH, createHash, createHmac, randomBytes, type ECDH } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { pathToFileURL } from 'node:url'
-import { schnorr } from '@noble/curves/secp256k1.js'
-import { initNostrWasm, NostrWasm, type Nostr } from 'nostr-wasm'
 import { serializeEvent, validateEvent, type EventTemplate } from 'nostr-tools/pure'
+import * as secp from 'tiny-secp256k1'
 import type { NostrEvent } from '../nec01/types.js'
-
-/**
- * The package ships the binary twice: as a file for its "headless" use, and base64 inside
- * its main module, whose decoding (atob, a 200k-element array) leaves ~7 MB more RSS
- * behind. The file is preferred; the embedded copy covers a package laid out otherwise.
- */
-async function loadNostrWasm(): Promise<Nostr> {
-  let binary: Buffer | null = null
-  try {
-    binary = readFileSync(new URL('../public/out/secp256k1.wasm', pathToFileURL(createRequire(import.meta.url).resolve('nostr-wasm'))))
-  } catch {
-    binary = null
-  }
-  return binary === null ? initNostrWasm() : NostrWasm(binary)
-}
-
-// Top-level await: the module is usable the moment it is imported, so no caller (service,
-// client commands, tests, the relay pool) can sign or verify before the WASM is loaded.
-const nw = await loadNostrWasm()
 
 /** NIP-44 v2: conversation key = HKDF-extract(salt "nip44-v2", shared x) = HMAC-SHA256(salt, x). */
 const NIP44_SALT = 'nip44-v2'
@@ -37,13 +17,10 @@ const NIP44_SALT = 'nip44-v2'
 const EVEN_Y_PREFIX = '02'
 const NIP04_IV_BYTES = 16
 const AES_BLOCK_BYTES = 16
+/** BIP-340 auxiliary randomness, fresh for every signature */
+const AUX_RAND_BYTES = 32
 /** Verified (id, sig) pairs, so the pool, the inbox and unwrap pay for one Schnorr check (all within one delivery, so a short memory). */
 const VERIFIED_LIMIT = 1024
-/**
- * nostr-wasm's heap is fixed (~1 MB): it cannot hash an event much larger than ~900 KB and
- * throws "Out of memory". Events past this size that it refused get a second look by noble.
- */
-const WASM_SAFE_EVENT_BYTES = 512 * 1024
 
 const HEX32 = /^[0-9a-f]{64}$/
 const HEX64 = /^[0-9a-f]{128}$/
@@ -62,20 +39,24 @@ export function eventHash(event: Omit<NostrEvent, 'id' | 'sig'>): string {
 const verified = new Set<string>()
 
 /**
- * NIP-01 verification (id and BIP-340 signature), false on anything malformed. nostr-wasm
- * parses hex leniently (a truncated or non-hex id or sig reuses bytes of the previous call),
- * so the shape is checked strictly here first. A pair already verified costs one hash: the
- * hash binds everything else to the id, so the cache cannot be fooled by a tampered copy.
+ * NIP-01 verification (id and BIP-340 signature), false on anything malformed. Buffer.from
+ * stops quietly at the first bad hex digit, so the shape is checked strictly first. The id
+ * is always recomputed: it binds every other field, so a pair already verified (the cache)
+ * cannot vouch for a tampered copy.
  */
 export function verifyEvent(event: unknown): event is NostrEvent {
   if (!hasSignedShape(event)) return false
+  if (eventHash(event) !== event.id) return false
   const key = event.id + event.sig
-  if (verified.has(key)) return eventHash(event) === event.id
+  if (verified.has(key)) return true
+  let ok = false
   try {
-    nw.verifyEvent(event)
+    ok = secp.verifySchnorr(Buffer.from(event.id, 'hex'), Buffer.from(event.pubkey, 'hex'), Buffer.from(event.sig, 'hex'))
   } catch {
-    if (!verifyLarge(event)) return false
+    // a pubkey that is not an x coordinate on the curve
+    ok = false
   }
+  if (!ok) return false
   if (verified.size >= VERIFIED_LIMIT) {
     const oldest = verified.values().next()
     if (!oldest.done) verified.delete(oldest.value)
@@ -91,28 +72,23 @@ function hasSignedShape(event: unknown): event is NostrEvent {
   return typeof id === 'string' && typeof sig === 'string' && HEX32.test(id) && HEX64.test(sig)
 }
 
-function verifyLarge(event: NostrEvent): boolean {
-  const serialized = serializeEvent(event)
-  if (Buffer.byteLength(serialized) <= WASM_SAFE_EVENT_BYTES) return false
-  const id = createHash('sha256').update(serialized).digest('hex')
-  try {
-    return id === event.id && schnorr.verify(Buffer.from(event.sig, 'hex'), Buffer.from(id, 'hex'), Buffer.from(event.pubkey, 'hex'))
-  } catch {
-    return false
-  }
+/** A secret key with its x-only public key (hex), computed once by the caller. */
+export interface SigningKey {
+  secret: Uint8Array
+  pubkey: string
 }
 
 /** A fresh signed event (the template is not modified): pubkey, id and BIP-340 signature. */
-export function signEvent(template: EventTemplate, secret: Uint8Array): NostrEvent {
-  const event = { kind: template.kind, created_at: template.created_at, tags: template.tags, content: template.content, pubkey: '', id: '', sig: '' }
-  // nostr-wasm draws the BIP-340 auxiliary randomness itself (crypto.getRandomValues).
-  nw.finalizeEvent(event, secret)
-  return event
+export function signEvent(template: EventTemplate, key: SigningKey): NostrEvent {
+  const unsigned = { kind: template.kind, created_at: template.created_at, tags: template.tags, content: template.content, pubkey: key.pubkey }
+  const id = eventHash(unsigned)
+  const sig = secp.signSchnorr(Buffer.from(id, 'hex'), key.secret, randomBytes(AUX_RAND_BYTES))
+  return { ...unsigned, id, sig: Buffer.from(sig).toString('hex') }
 }
 
-/** x-only public key, hex */
+/** x-only public key, hex; throws on a scalar that is zero or not below the group order */
 export function publicKeyHex(secret: Uint8Array): string {
-  return Buffer.from(nw.getPublicKey(secret)).toString('hex')
+  return Buffer.from(secp.xOnlyPointFromScalar(secret)).toString('hex')
 }
 
 /** ECDH with a fixed own key: the scalar is loaded into OpenSSL once, not per peer. */
@@ -133,15 +109,12 @@ export function keyAgreement(secret: Uint8Array): KeyAgreement {
   }
 }
 
-/** A one-time key (NIP-59 wraps) and its key agreement, from the OS CSPRNG. */
-export function oneTimeKey(): { secret: Uint8Array; agreement: KeyAgreement } {
+/** A one-time key (NIP-59 wraps), its public key and its key agreement, from the OS CSPRNG. */
+export function oneTimeKey(): SigningKey & { agreement: KeyAgreement } {
   for (;;) {
     const secret = new Uint8Array(randomBytes(32))
-    try {
-      return { secret, agreement: keyAgreement(secret) }
-    } catch {
-      // zero or ≥ n (p ≈ 2^-128): OpenSSL refused the scalar, draw again
-    }
+    // zero or ≥ n has probability ≈ 2^-128: draw again
+    if (secp.isPrivate(secret)) return { secret, pubkey: publicKeyHex(secret), agreement: keyAgreement(secret) }
   }
 }
 

@@ -326,7 +326,7 @@ test('malformed input gets an error answer and the relay keeps serving', async (
   })
 })
 
-test('signatures are checked (with nostr-wasm): a right id with a wrong signature is refused, an expired event too', async () => {
+test('signatures are checked (by the service\'s verifier): a right id with a wrong signature is refused, an expired event too', async () => {
   await withRelay({}, async (relay) => {
     const sk = generateSecretKey()
     const c = await rawClient(relay.url)

@@ -12,7 +12,7 @@
 // - live events are re-checked against the subscription's tag filters, which core's
 //   broadcast matcher skips (it only compares ids/authors/kinds/since/until);
 // - maxMessageLength: advertised in NIP-11 and enforced with an OK/CLOSED/NOTICE refusal;
-// - signatures checked with nostr-wasm (useWasmSignatureCheck), SQLite statements reused
+// - signatures checked by the service's verifier (useServiceSignatureCheck), SQLite statements reused
 //   (openDatabase): under load these two were most of the relay's CPU.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
@@ -58,12 +58,12 @@ interface CoreEventChecks {
 /**
  * core checks every event's BIP-340 signature with noble's JavaScript secp256k1, about
  * 1.6 ms each; under load that was most of the relay's CPU (two events per request), on the
- * same cores as the service it serves. nostr-wasm (libsecp256k1 in WASM, what the service
- * signs and verifies with) applies the same rule in about 0.3 ms. core's validate() looks
- * EventUtils.isSigValid up on every call, so the check is replaced on the copy of
+ * same cores as the service it serves. The service's own check (src/crypto.ts: libsecp256k1
+ * in WASM through tiny-secp256k1) applies the same rule in about 0.25 ms. core's validate()
+ * looks EventUtils.isSigValid up on every call, so the check is replaced on the copy of
  * @nostr-relay/common that core itself loads. The id, expiry and delegation checks stay core's.
  */
-function useWasmSignatureCheck(): void {
+function useServiceSignatureCheck(): void {
   const fromCore = createRequire(createRequire(import.meta.url).resolve('@nostr-relay/core'))
   const { EventUtils } = fromCore('@nostr-relay/common') as { EventUtils: CoreEventChecks }
   EventUtils.isSigValid = (event) => verifyEvent(event)
@@ -136,7 +136,7 @@ export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Pr
     import('@nostr-relay/core'),
     import('@nostr-relay/event-repository-sqlite'),
   ])
-  useWasmSignatureCheck()
+  useServiceSignatureCheck()
   const repo = new EventRepositorySqlite(openDatabase(options.dbPath ?? ':memory:'))
   await repo.init()
   // hostname turns on core's NIP-42 (challenge on connect, AUTH verification). The two caches

@@ -93,7 +93,7 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
   }
 
   function sign(template: EventTemplate): NostrEvent {
-    const event = signEvent(template, sk)
+    const event = signEvent(template, { secret: sk, pubkey })
     // BIP-340's signing algorithm ends with this check: a fault during signing could
     // otherwise publish a signature that leaks the key. libsecp256k1 leaves it to us.
     if (!verifyEvent(event)) throw new Error('own signature failed verification')
@@ -125,7 +125,7 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
         tags: [['p', recipient]],
         content: nip44.v2.encrypt(JSON.stringify(seal), nip44ConversationKey(oneTime.agreement.sharedX(recipient))),
       },
-      oneTime.secret,
+      oneTime,
     )
     oneTime.secret.fill(0)
     return { wrap, rumor }
