@@ -326,7 +326,7 @@ test('malformed input gets an error answer and the relay keeps serving', async (
   })
 })
 
-test('signatures are checked (by the service\'s verifier): a right id with a wrong signature is refused, an expired event too', async () => {
+test('ids and signatures are checked (by the service\'s code): a wrong id, a right id with a wrong signature and an expired event are refused', async () => {
   await withRelay({}, async (relay) => {
     const sk = generateSecretKey()
     const c = await rawClient(relay.url)
@@ -336,6 +336,8 @@ test('signatures are checked (by the service\'s verifier): a right id with a wro
     c.send(['EVENT', { ...good, sig: otherKey.sig }])
     const stolen = await c.next(ok(good.id), 'OK for a signature from another event')
     assert.deepEqual(stolen.slice(2), [false, 'invalid: signature is wrong'])
+    c.send(['EVENT', { ...good, content: 'not what was signed' }])
+    assert.deepEqual((await c.next(ok(good.id), 'OK for a wrong id')).slice(2), [false, 'invalid: id is wrong'])
     c.send(['EVENT', { ...good, sig: alterHex(good.sig) }])
     assert.deepEqual((await c.next(ok(good.id), 'OK for an altered signature')).slice(2), [false, 'invalid: signature is wrong'])
     const expired = finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000) - 10, tags: [['expiration', String(Math.floor(Date.now() / 1000) - 5)]], content: 'old' }, sk)

@@ -12,7 +12,7 @@
 // - live events are re-checked against the subscription's tag filters, which core's
 //   broadcast matcher skips (it only compares ids/authors/kinds/since/until);
 // - maxMessageLength: advertised in NIP-11 and enforced with an OK/CLOSED/NOTICE refusal;
-// - signatures checked by the service's verifier (useServiceSignatureCheck), SQLite statements reused
+// - ids and signatures checked by the service's code (useServiceEventChecks), SQLite statements reused
 //   (openDatabase): under load these two were most of the relay's CPU.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net'
 import { WebSocketServer, WebSocket, type RawData } from 'ws'
 import { matchFilter, type Filter } from 'nostr-tools/filter'
 import type { ClientContext, HandleMessagePlugin, HandleMessageResult, IncomingMessage as RelayIncoming, Logger as RelayLogger } from '@nostr-relay/common'
-import { verifyEvent } from '../crypto.js'
+import { eventHash, verifyEvent } from '../crypto.js'
 import { createLogger, type Logger } from '../log.js'
 import { parseClientMessage, MAX_FILTERS, MAX_SUBID_LENGTH, type ClientMessage, type ClientMessageError, type WireEvent } from './client-messages.js'
 
@@ -52,20 +52,30 @@ export interface EmbeddedRelay {
 export const EMBEDDED_MAX_SUBSCRIPTIONS = 20
 
 interface CoreEventChecks {
+  isIdValid(event: WireEvent): boolean
   isSigValid(event: WireEvent): boolean
 }
 
 /**
  * core checks every event's BIP-340 signature with noble's JavaScript secp256k1, about
- * 1.6 ms each; under load that was most of the relay's CPU (two events per request), on the
- * same cores as the service it serves. The service's own check (src/crypto.ts: libsecp256k1
- * in WASM through tiny-secp256k1) applies the same rule in about 0.25 ms. core's validate()
- * looks EventUtils.isSigValid up on every call, so the check is replaced on the copy of
- * @nostr-relay/common that core itself loads. The id, expiry and delegation checks stay core's.
+ * 1.6 ms each, and its id with noble's JavaScript SHA-256; under load that was most of the
+ * relay's CPU (two events per request), on the same cores as the service it serves. The
+ * service's own checks (src/crypto.ts: libsecp256k1 in WASM through tiny-secp256k1, SHA-256
+ * through OpenSSL) apply the same rules in about 0.25 ms. core's validate() looks both up on
+ * EventUtils on every call, so they are replaced on the copy of @nostr-relay/common that
+ * core itself loads. The expiry and delegation checks stay core's.
  */
-function useServiceSignatureCheck(): void {
+function useServiceEventChecks(): void {
   const fromCore = createRequire(createRequire(import.meta.url).resolve('@nostr-relay/core'))
   const { EventUtils } = fromCore('@nostr-relay/common') as { EventUtils: CoreEventChecks }
+  EventUtils.isIdValid = (event) => {
+    try {
+      return eventHash(event) === event.id
+    } catch {
+      // nostr-tools refuses to serialise a malformed event: then its id cannot be right
+      return false
+    }
+  }
   EventUtils.isSigValid = (event) => verifyEvent(event)
 }
 
@@ -136,7 +146,7 @@ export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Pr
     import('@nostr-relay/core'),
     import('@nostr-relay/event-repository-sqlite'),
   ])
-  useServiceSignatureCheck()
+  useServiceEventChecks()
   const repo = new EventRepositorySqlite(openDatabase(options.dbPath ?? ':memory:'))
   await repo.init()
   // hostname turns on core's NIP-42 (challenge on connect, AUTH verification). The two caches
