@@ -9,8 +9,9 @@
 //   connection authenticated (NIP-42) as its author;
 // - requireAuth: publishing needs AUTH, and DMs (kind 4 and kind 1059 gift wraps; core only
 //   knows kind 4) are served only to an authenticated author or p-tagged recipient;
-// - live events are re-checked against the subscription's tag filters, which core's
-//   broadcast matcher skips (it only compares ids/authors/kinds/since/until);
+// - live events are matched against subscriptions' tag filters too: core's broadcast matcher
+//   compares only ids/authors/kinds/since/until, so it sent every kind 4 to every kind 4
+//   subscriber (useServiceEventChecks gives it nostr-tools' matchFilter);
 // - maxMessageLength: advertised in NIP-11 and enforced with an OK/CLOSED/NOTICE refusal;
 // - ids and signatures checked by the service's code (useServiceEventChecks), SQLite statements reused
 //   (openDatabase): under load these two were most of the relay's CPU.
@@ -54,6 +55,7 @@ export const EMBEDDED_MAX_SUBSCRIPTIONS = 20
 interface CoreEventChecks {
   isIdValid(event: WireEvent): boolean
   isSigValid(event: WireEvent): boolean
+  isMatchingFilter(event: WireEvent, filter: Filter): boolean
 }
 
 /**
@@ -64,6 +66,12 @@ interface CoreEventChecks {
  * through OpenSSL) apply the same rules in about 0.25 ms. core's validate() looks both up on
  * EventUtils on every call, so they are replaced on the copy of @nostr-relay/common that
  * core itself loads. The expiry and delegation checks stay core's.
+ *
+ * Its live matcher (isMatchingFilter, used only to broadcast new events) ignores tag filters:
+ * every DM went to every connection subscribed to DMs, each copy serialised, sent and then
+ * dropped here, so the relay's cost per event grew with its connections. nostr-tools'
+ * matchFilter is the NIP-01 rule, tags included (NIP-26 delegation, deprecated, is not
+ * matched live).
  */
 function useServiceEventChecks(): void {
   const fromCore = createRequire(createRequire(import.meta.url).resolve('@nostr-relay/core'))
@@ -77,6 +85,7 @@ function useServiceEventChecks(): void {
     }
   }
   EventUtils.isSigValid = (event) => verifyEvent(event)
+  EventUtils.isMatchingFilter = (event, filter) => matchFilter(filter, event)
 }
 
 /** Distinct SQL texts kept prepared: the repository's few statements, plus filter shapes. */
@@ -128,8 +137,6 @@ interface Connection {
   /** the Client handed to core: sends pass through the delivery checks below */
   client: { readonly readyState: 0 | 1 | 2 | 3; send(data: string): void }
   ctx?: ClientContext
-  /** REQs being answered: their EVENTs are stored results, already matched by SQL */
-  answering: Set<string>
 }
 
 export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Promise<EmbeddedRelay> {
@@ -182,12 +189,6 @@ export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Pr
           ctx.sendMessage(['AUTH', ctx.id])
           return { messageType: 'REQ', events: [] }
         }
-        conn?.answering.add(subId)
-        try {
-          return await next()
-        } finally {
-          conn?.answering.delete(subId)
-        }
       }
       return next()
     },
@@ -224,7 +225,6 @@ export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Pr
         },
         send: (data: string) => deliver(conn, data),
       },
-      answering: new Set(),
     }
     connections.set(conn.client, conn)
     ws.on('error', (err) => log.debug('client socket error', { error: err }))
@@ -243,30 +243,22 @@ export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Pr
 
   function deliver(conn: Connection, data: string): void {
     if (conn.ws.readyState !== WebSocket.OPEN) return
-    if (data.startsWith('["EVENT",') && !mayDeliver(conn, data)) return
+    if (requireAuth && data.startsWith('["EVENT",') && !mayDeliverDm(conn, data)) return
     conn.ws.send(data)
   }
 
-  function mayDeliver(conn: Connection, data: string): boolean {
-    let subId: unknown
+  /** requireAuth: a DM (kind 4 or 1059) only to its author or a p-tagged recipient. */
+  function mayDeliverDm(conn: Connection, data: string): boolean {
     let event: WireEvent
     try {
-      ;[, subId, event] = JSON.parse(data) as [string, unknown, WireEvent]
+      ;[, , event] = JSON.parse(data) as [string, unknown, WireEvent]
     } catch {
       return false
     }
-    if (typeof subId !== 'string') return false
-    const ctx = conn.ctx
-    if (!conn.answering.has(subId)) {
-      const filters = ctx?.subscriptions.get(subId)
-      if (filters !== undefined && !filters.some((f) => matchFilter(f as Filter, event))) return false
-    }
-    if (requireAuth && DM_KINDS.has(event.kind)) {
-      const me = ctx?.pubkey
-      if (me === undefined) return false
-      return event.pubkey === me || event.tags.some((t) => t[0] === 'p' && t[1] === me)
-    }
-    return true
+    if (!DM_KINDS.has(event.kind)) return true
+    const me = conn.ctx?.pubkey
+    if (me === undefined) return false
+    return event.pubkey === me || event.tags.some((t) => t[0] === 'p' && t[1] === me)
   }
 
   async function onMessage(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
