@@ -68,6 +68,19 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     die 'the work tree has uncommitted changes: commit them (PCRs must match a commit) or pass --allow-dirty'
   fi
 fi
+# The build context (enclave/Dockerfile.dockerignore, kept equal to this list by
+# test/enclave-files.test.ts) takes whole folders: a file git does not track there, even an
+# ignored one (a stray src/*.ts is compiled in), changes PCR2 although the commit is clean.
+context=(package.json package-lock.json tsconfig.json relays.json operator.json nec01 src enclave/start.sh)
+stray=$(git ls-files --others -- "${context[@]}")
+if [ -n "$stray" ]; then
+  listed=$(printf '%s\n' "$stray" | head -n 5 | tr '\n' ' ')
+  if [ "$allow_dirty" -eq 1 ]; then
+    printf 'enclave/build.sh: WARNING: untracked files in the build context (%s): these PCRs match no commit; do not publish them\n' "${listed% }" >&2
+  else
+    die "untracked files in the build context would enter the image: ${listed% } (remove them, or pass --allow-dirty)"
+  fi
+fi
 
 SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)
 export SOURCE_DATE_EPOCH

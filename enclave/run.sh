@@ -45,14 +45,16 @@ cpus=${NEC01_CPUS:-2}
 memory=${NEC01_MEMORY_MIB:-2048}
 cid=${NEC01_CID:-16}
 name=${NEC01_ENCLAVE_NAME:-nec01}
+# Digits only, no leading zero, at most 10 digits: what passes is a number the shell's
+# arithmetic and nitro-cli read the same way (07 would be octal to one and decimal to the other).
 for pair in "NEC01_CPUS=$cpus" "NEC01_MEMORY_MIB=$memory" "NEC01_CID=$cid"; do
   case "${pair#*=}" in
-    ''|*[!0-9]*) usage_error "${pair%%=*} must be a positive integer, got '${pair#*=}'" ;;
+    ''|0*|*[!0-9]*|???????????*) usage_error "${pair%%=*} must be a positive integer (digits, no leading zero), got '${pair#*=}'" ;;
   esac
 done
-# CIDs 0-3 are reserved (hypervisor, local, host/parent); the parent's health bridge
-# (nec01-vsock-health.service) dials NEC01_CID, so keep the two in step.
-[ "$cid" -ge 4 ] || usage_error "NEC01_CID must be 4 or more, got $cid"
+# CIDs 0-3 are reserved (hypervisor, local, host/parent) and a CID is 32 bits; the parent's
+# health bridge (nec01-vsock-health.service) dials NEC01_CID, so keep the two in step.
+if [ "$cid" -lt 4 ] || [ "$cid" -gt 4294967294 ]; then usage_error "NEC01_CID must be 4..4294967294, got $cid"; fi
 case "$name" in
   ''|*[!A-Za-z0-9._-]*) usage_error "NEC01_ENCLAVE_NAME may hold letters, digits, '.', '_' and '-' only" ;;
 esac

@@ -325,8 +325,13 @@ describe('enclave/run.sh', () => {
     const { argsFile, env, eif } = withNitroCli()
     for (const [name, value] of [
       ['NEC01_CID', '3'],
+      ['NEC01_CID', '4294967295'],
       ['NEC01_CPUS', 'two'],
+      ['NEC01_CPUS', '0'],
+      ['NEC01_CPUS', '07'],
       ['NEC01_MEMORY_MIB', 'lots'],
+      ['NEC01_MEMORY_MIB', '0'],
+      ['NEC01_MEMORY_MIB', '99999999999'],
     ] as const) {
       const r = spawnSync('bash', [join(ENCLAVE, 'run.sh'), '--eif', eif], { env: { ...env, [name]: value }, encoding: 'utf8' })
       assert.equal(r.status, 2, `${name}=${value}: ${r.stderr}`)
@@ -335,6 +340,119 @@ describe('enclave/run.sh', () => {
     const bad = spawnSync('bash', [join(ENCLAVE, 'run.sh'), '--bogus'], { env, encoding: 'utf8' })
     assert.equal(bad.status, 2)
     assert.throws(() => readFileSync(argsFile), /ENOENT/)
+  })
+})
+
+describe('enclave/build.sh', () => {
+  // A throwaway git checkout holding build.sh and the build context, with stand-ins for
+  // docker and nitro-cli that record their arguments: the real ones need a Docker daemon
+  // and AWS's nitro-cli. What is checked is what build.sh decides, not Docker itself.
+  const EPOCH = 1_700_000_000
+  const PCR = (n: number): string => n.toString(16).repeat(96)
+
+  function checkout(): { root: string; env: NodeJS.ProcessEnv; log: string } {
+    const root = mkdtempSync(join(tmpdir(), 'nec01-build-'))
+    temps.push(root)
+    const bin = join(root, '.bin')
+    const log = join(root, '.calls')
+    mkdirSync(join(root, 'enclave'))
+    mkdirSync(join(root, 'src'))
+    mkdirSync(join(root, 'nec01'))
+    mkdirSync(bin)
+    writeFileSync(join(root, 'enclave', 'build.sh'), read('build.sh'), { mode: 0o755 })
+    writeFileSync(join(root, 'enclave', 'start.sh'), read('start.sh'), { mode: 0o755 })
+    for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'relays.json', 'operator.json']) writeFileSync(join(root, f), '{}\n')
+    writeFileSync(join(root, 'src', 'cli.ts'), 'export {}\n')
+    writeFileSync(join(root, 'nec01', 'index.ts'), 'export {}\n')
+    writeFileSync(join(root, '.gitignore'), '.bin/\n.calls\nbuild/\n*.log\n')
+    const measurements = JSON.stringify({ Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: PCR(10), PCR1: PCR(11), PCR2: PCR(12) } }, null, 2)
+    writeFileSync(
+      join(bin, 'docker'),
+      `#!/bin/sh\nprintf 'docker %s\\n' "$*" >> '${log}'\nprintf 'env SOURCE_DATE_EPOCH=%s\\n' "$SOURCE_DATE_EPOCH" >> '${log}'\n[ "$1" = image ] && echo sha256:feed\nexit 0\n`,
+      { mode: 0o755 },
+    )
+    writeFileSync(
+      join(bin, 'nitro-cli'),
+      `#!/bin/sh\nprintf 'nitro-cli %s\\n' "$*" >> '${log}'\n[ "$1" = build-enclave ] || { echo 'Nitro CLI 1.4.2'; exit 0; }\necho 'Start building the Enclave Image...'\ncat <<'JSON'\n${measurements}\nJSON\n`,
+      { mode: 0o755 },
+    )
+    const env: NodeJS.ProcessEnv = {
+      PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`,
+      HOME: root,
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_AUTHOR_NAME: 't',
+      GIT_AUTHOR_EMAIL: 't@example.invalid',
+      GIT_COMMITTER_NAME: 't',
+      GIT_COMMITTER_EMAIL: 't@example.invalid',
+      GIT_AUTHOR_DATE: `@${EPOCH} +0000`,
+      GIT_COMMITTER_DATE: `@${EPOCH} +0000`,
+    }
+    for (const args of [['init', '-q'], ['add', '-A'], ['commit', '-q', '-m', 'x']]) {
+      const g = spawnSync('git', args, { cwd: root, env, encoding: 'utf8' })
+      assert.equal(g.status, 0, `git ${args.join(' ')}: ${g.stderr}`)
+    }
+    return { root, env, log }
+  }
+
+  const build = (root: string, env: NodeJS.ProcessEnv, args: string[] = []) =>
+    spawnSync('bash', [join(root, 'enclave', 'build.sh'), ...args], { cwd: root, env, encoding: 'utf8' })
+  const calls = (log: string): string => {
+    try {
+      return readFileSync(log, 'utf8')
+    } catch {
+      return ''
+    }
+  }
+
+  it('builds with SOURCE_DATE_EPOCH = commit time and rewritten timestamps, writes pcrs.json and prints how to pin it', () => {
+    const { root, env, log } = checkout()
+    const r = build(root, env)
+    assert.equal(r.status, 0, r.stderr)
+    const ran = calls(log)
+    assert.match(ran, /^docker buildx build .*--build-arg SOURCE_DATE_EPOCH=1700000000 .*rewrite-timestamp=true/m)
+    assert.match(ran, /^env SOURCE_DATE_EPOCH=1700000000$/m)
+    assert.match(ran, /^nitro-cli build-enclave --docker-uri \S+ --output-file build\/enclave\.eif$/m)
+    const pcrs = JSON.parse(readFileSync(join(root, 'build', 'pcrs.json'), 'utf8')) as { Measurements: Record<string, string> }
+    assert.equal(pcrs.Measurements.PCR2, PCR(12))
+    assert.ok(r.stdout.includes(`PCR0 ${PCR(10)}`), r.stdout)
+    assert.match(r.stdout, /nec01 verify --pcrs build\/pcrs\.json/)
+  })
+
+  it('passes --signing-key and --signing-cert to nitro-cli (PCR8), and wants both', () => {
+    const { root, env, log } = checkout()
+    writeFileSync(join(root, 'key.log'), 'k')
+    writeFileSync(join(root, 'cert.log'), 'c')
+    const one = build(root, env, ['--signing-key', 'key.log'])
+    assert.equal(one.status, 2)
+    const r = build(root, env, ['--signing-key', 'key.log', '--signing-cert', 'cert.log'])
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(calls(log), /^nitro-cli build-enclave .* --private-key key\.log --signing-certificate cert\.log$/m)
+  })
+
+  it('refuses a work tree whose build context holds files the commit does not', () => {
+    const { root, env, log } = checkout()
+    // untracked, and ignored: both would be compiled into the image
+    writeFileSync(join(root, 'src', 'extra.ts'), 'export const x = 1\n')
+    writeFileSync(join(root, 'nec01', 'debug.log'), 'x\n')
+    const r = build(root, env)
+    assert.equal(r.status, 1, r.stdout)
+    assert.match(r.stderr, /untracked files in the build context .*src\/extra\.ts/)
+    assert.match(r.stderr, /nec01\/debug\.log/)
+    assert.equal(r.stderr.trim().split('\n').length, 1)
+    assert.doesNotMatch(calls(log), /buildx build|build-enclave/)
+    const dirty = build(root, env, ['--allow-dirty'])
+    assert.equal(dirty.status, 0, dirty.stderr)
+    assert.match(dirty.stderr, /WARNING: untracked files in the build context/)
+  })
+
+  it("checks exactly the build context that Dockerfile.dockerignore lets in", () => {
+    const listed = /^context=\(([^)]*)\)$/m.exec(read('build.sh'))?.[1]?.split(' ')
+    const allowed = read('Dockerfile.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('!'))
+      .map((l) => l.slice(1))
+    assert.deepEqual([...(listed ?? [])].sort(), allowed.sort())
   })
 })
 

@@ -22,7 +22,14 @@ export interface StaticServer {
 export async function startStaticServer(mounts: Record<string, string>): Promise<StaticServer> {
   const server: Server = createServer((req, res) => {
     void (async () => {
-      const path = decodeURIComponent(new URL(req.url ?? '/', 'http://127.0.0.1').pathname)
+      let path: string
+      try {
+        path = decodeURIComponent(new URL(req.url ?? '/', 'http://127.0.0.1').pathname)
+      } catch {
+        // a malformed %-escape: an answer, not an unhandled rejection that ends the test run
+        res.writeHead(400).end()
+        return
+      }
       const mount = Object.keys(mounts).find((prefix) => path.startsWith(prefix))
       const type = TYPES[extname(path)]
       if (req.method !== 'GET' || mount === undefined || type === undefined) {
