@@ -517,7 +517,7 @@ describe('nec01 parent command', () => {
     assert.equal(parseParentArgs(['--help']), 'help')
   })
 
-  it('runs as a process: prints where it listens, tunnels, and exits 0 on SIGTERM', T, async () => {
+  it('runs as a process: prints where it listens, logs tunnels as JSON on stderr, and exits 0 on SIGTERM', T, async () => {
     const target = await echo()
     const dir = mkdtempSync(join(tmpdir(), 'nec01-parent-'))
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }))
@@ -554,7 +554,10 @@ describe('nec01 parent command', () => {
     child.kill('SIGTERM')
     const [code] = (await exited) as [number | null]
     assert.equal(code, 0, stderr)
-    const logLines = out.split('\n').filter((l) => l.startsWith('{'))
+    // stdout: the two human lines only; stderr: one JSON object per line
+    assert.deepEqual(out.trim().split('\n').slice(1), ['nec01 parent: SIGTERM, stopped'])
+    const logLines = stderr.split('\n').filter((l) => l !== '')
+    assert.ok(logLines.length > 0 && logLines.every((l) => l.startsWith('{')), stderr)
     assert.ok(logLines.some((l) => (JSON.parse(l) as { event?: string }).event === 'open'))
   })
 })

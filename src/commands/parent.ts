@@ -146,7 +146,8 @@ export async function main(args: string[]): Promise<number> {
       allow,
       maxTunnels: settings.maxTunnels,
       idleTimeoutMs: settings.idleTimeoutMs,
-      log: jsonLineLogger((line) => process.stdout.write(line)),
+      // JSON lines on stderr, as `nec01 serve` logs; stdout keeps the two human lines
+      log: jsonLineLogger((line) => process.stderr.write(line)),
     })
   } catch (err) {
     if (err instanceof ParentProxyError) throw new CliError(err.message)
