@@ -2,7 +2,8 @@
 // CLI does (src/commands/dm.ts, attest.ts): NIP-17 gift wraps, NIP-04 DMs and NIP-44
 // JSON-RPC, with control over created_at and the raw request events (to replay them).
 import { randomBytes } from 'node:crypto'
-import { generateSecretKey } from 'nostr-tools/pure'
+import { finalizeEvent, generateSecretKey, getEventHash } from 'nostr-tools/pure'
+import * as nip44 from 'nostr-tools/nip44'
 import { parseRpcResponse, RPC_KIND, type RpcResponse } from '../nec01/rpc.js'
 import type { NostrEvent } from '../nec01/types.js'
 import { openSession, type ClientSession } from '../src/client.js'
@@ -33,6 +34,13 @@ export interface TestClient {
   nip17(text: string, opts?: { createdAt?: number }): Promise<Nip17Exchange>
   /** a new gift wrap around an earlier rumor: the same request id, a different event */
   rewrap(rumor: Rumor): NostrEvent
+  /**
+   * NIP-59 by hand, impersonating `author`: the rumor claims to be from `author`; the seal is
+   * signed with this client's key and carries either this client's pubkey ('own') or
+   * `author`'s ('claimed', so its signature cannot check out). The wrap itself is valid, so
+   * relays take it. Not sent.
+   */
+  forgedNip17(text: string, author: string, seal: 'own' | 'claimed'): NostrEvent
   nip04(text: string): Promise<string>
   /** an RPC request event, signed with `createdAt` (default now), not sent */
   rpcRequest(method: string, params: unknown, opts?: { createdAt?: number }): { event: NostrEvent; id: string }
@@ -114,6 +122,21 @@ export function createTestClient(service: string, relays: string[], secret: Uint
       const { wrap, rumor: again } = identity.giftWrap({ kind: rumor.kind, created_at: rumor.created_at, content: rumor.content, tags: rumor.tags }, service)
       if (again.id !== rumor.id) throw new Error('rewrapping changed the rumor id')
       return wrap
+    },
+    forgedNip17(text, author, sealKind) {
+      const unsigned = { pubkey: author, created_at: nowSec(), kind: KIND_CHAT, tags: [['p', service]], content: text }
+      const rumor = { ...unsigned, id: getEventHash(unsigned) }
+      const conversation = nip44.v2.utils.getConversationKey(secret, service)
+      let seal = finalizeEvent({ kind: 13, created_at: nowSec(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), conversation) }, secret)
+      if (sealKind === 'claimed') {
+        const claimed = { kind: seal.kind, created_at: seal.created_at, tags: seal.tags, content: seal.content, pubkey: author }
+        seal = { ...claimed, id: getEventHash(claimed), sig: seal.sig } as typeof seal
+      }
+      const oneTime = generateSecretKey()
+      return finalizeEvent(
+        { kind: KIND_GIFT_WRAP, created_at: nowSec(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), nip44.v2.utils.getConversationKey(oneTime, service)) },
+        oneTime,
+      )
     },
     async nip04(text) {
       const request = identity.sign({ kind: KIND_NIP04_DM, created_at: nowSec(), content: identity.nip04Encrypt(service, text), tags: [['p', service]] })

@@ -305,6 +305,48 @@ describe('operator controls, end to end', () => {
     assert.equal((await notesFor('fresh')).length, 0)
   })
 
+  it('a NIP-17 request that only claims to come from the operator changes nothing', async () => {
+    const value = secretValue('forged')
+    refusedValues.push(value)
+    const dropped = ts.service.counters.dropped_undecryptable ?? 0
+    // the rumor claims the operator; the seal is the stranger's, or claims the operator too
+    // with the stranger's signature
+    for (const seal of ['own', 'claimed'] as const) await stranger.send(stranger.forgedNip17(`set forged ${value} hidden`, opPub, seal))
+    // Requests are handled in arrival order: once a later one is answered, the forgeries were handled.
+    report('forged_probe', resultOf(await rpc(op, 'set', { name: 'forged_probe', value: 'x' })).note)
+    assert.equal((ts.service.counters.dropped_undecryptable ?? 0) - dropped, 2)
+    assert.equal(ts.service.vars.has('forged'), false)
+    assert.deepEqual(await varsNow('forged_'), [{ name: 'forged_probe', hidden: false, immutable: false, sha256: sha('x'), value: 'x' }])
+    assert.equal((await notesFor('forged')).length, 0)
+  })
+
+  it('a misspelt or misplaced flag sets nothing, rather than making a secret public', async () => {
+    const values = Array.from({ length: 6 }, (_, i) => secretValue(`typo${i}`))
+    refusedValues.push(...values)
+    // JSON-RPC: an unknown key of a write is refused, never ignored
+    for (const [method, params, key] of [
+      ['set', { name: 'typo', value: values[0], hiden: true }, 'hiden'],
+      ['set', { name: 'typo', value: values[1], hidden: true, Immutable: true }, 'Immutable'],
+      ['unset', { name: 'typo', value: values[2] }, 'value'],
+    ] as const) {
+      const e = errorOf(await rpc(op, method, params))
+      assert.equal(e.code, 'INVALID_REQUEST')
+      assert.ok(e.message.startsWith(`UNKNOWN_PARAM: unknown parameter '${key}'`), e.message)
+    }
+    assert.ok(errorOf(await rpc(op, 'set', [values[0]])).message.startsWith('UNKNOWN_PARAM: '))
+    // DM text: a flag before the value, as the name, or misspelt after it
+    for (const text of [`set typo ${values[3]} hiden`, `set typo hidden ${values[4]}`, `set hidden typo ${values[5]}`, `set typo x ${values[3]} imutable hidden`, `set typo ${values[4]} HIDDEN.`]) {
+      const reply = await dm(op, text)
+      assert.ok(reply.startsWith('INVALID_REQUEST: FLAG_AMBIGUOUS: '), `${text.slice(0, 12)}: ${reply}`)
+    }
+    assert.equal(ts.service.vars.has('typo') || ts.service.vars.has('hidden'), false)
+    assert.equal((await notesFor('typo')).length + (await notesFor('hidden')).length, 0)
+    // quoted, the same words are a value like any other
+    assert.ok((await dm(op, 'set typo_q "two hiden"')).startsWith('set typo_q (public, mutable)'))
+    assert.equal(ts.service.vars.get('typo_q'), 'two hiden')
+    report('typo_q', (await notesFor('typo_q'))[0]?.id)
+  })
+
   it('answers none of the operator commands over NIP-04, pointing to NIP-17', async () => {
     const value = secretValue('nip04')
     refusedValues.push(value)
@@ -524,6 +566,22 @@ describe('operator controls: parsing and the public record', () => {
     assert.throws(() => parseSetText('k'), /VALUE_INVALID/)
     assert.throws(() => parseSetText('k hidden'), /VALUE_INVALID/)
     assert.throws(() => parseSetText('k "unterminated\\"'), /VALUE_INVALID/)
+    // a flag out of place or misspelt would publish the value: refused unless it is quoted
+    for (const text of ['k v hiden', 'k v Hiddden', 'k v imutable', 'k v mutable hidden', 'k v hidden hidden', 'k hidden v', 'k immutable v w', 'hidden k v', 'IMMUTABLE k v']) {
+      assert.throws(() => parseSetText(text), /FLAG_AMBIGUOUS: /, text)
+    }
+    for (const text of ['k s3cr3t hiden', 'k hidden s3cr3t', 'hidden k s3cr3t']) {
+      assert.throws(
+        () => parseSetText(text),
+        (err) => err instanceof CommandError && !err.message.includes('s3cr3t'),
+        'the refusal does not repeat the value',
+      )
+    }
+    assert.deepEqual(parseSetText('k "v hiden" hidden'), { name: 'k', value: 'v hiden', hidden: true, immutable: false })
+    assert.deepEqual(parseSetText('k "hidden v"'), { name: 'k', value: 'hidden v', hidden: false, immutable: false })
+    // ordinary words near the end stay ordinary
+    assert.deepEqual(parseSetText('k the sudden garden'), { name: 'k', value: 'the sudden garden', hidden: false, immutable: false })
+    assert.deepEqual(parseSetText('k hiden'), { name: 'k', value: 'hiden', hidden: false, immutable: false })
   })
 
   it('a note names the variable, flags and SHA-256, and carries no value', () => {

@@ -24,7 +24,16 @@ export const LIST_VALUE_CHARS = 128
 export const KIND_NOTE = 1
 export const OPERATOR_TOPIC = 'nec01-operator'
 
-export type OperatorRefusal = 'NIP04_REFUSED' | 'NO_OPERATOR' | 'NOT_OPERATOR' | 'STALE' | 'FUTURE' | 'REPLAYED' | 'ANNOUNCE_FAILED'
+export type OperatorRefusal =
+  | 'NIP04_REFUSED'
+  | 'NO_OPERATOR'
+  | 'NOT_OPERATOR'
+  | 'STALE'
+  | 'FUTURE'
+  | 'REPLAYED'
+  | 'ANNOUNCE_FAILED'
+  | 'UNKNOWN_PARAM'
+  | 'FLAG_AMBIGUOUS'
 
 export interface OperatorOptions {
   /** hex pubkey of the operator, or null: then every write is refused */
@@ -105,11 +114,55 @@ function optionalFlag(params: Record<string, unknown>, key: 'hidden' | 'immutabl
 
 const SET_USAGE = 'usage: set NAME VALUE [hidden] [immutable]'
 
+/** What each write takes over JSON-RPC. */
+const RPC_PARAMS: Record<VarOp, readonly string[]> = {
+  set: ['name', 'value', 'hidden', 'immutable'],
+  reveal: ['name'],
+  freeze: ['name'],
+  unset: ['name'],
+}
+
+/**
+ * A misspelt key would be ignored, and `{ hiden: true }` would publish a secret: an unknown
+ * parameter of a write is refused (fail closed). Keys are names, never values, so one is shown.
+ */
+function checkRpcParams(op: VarOp, params: unknown): void {
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) {
+    throw refusal('INVALID_REQUEST', 'UNKNOWN_PARAM', `${op} takes an object { ${RPC_PARAMS[op].join(', ')} }`)
+  }
+  const unknown = Object.keys(params).find((k) => !RPC_PARAMS[op].includes(k))
+  if (unknown !== undefined) {
+    throw refusal('INVALID_REQUEST', 'UNKNOWN_PARAM', `unknown parameter '${unknown.slice(0, 32)}': ${op} takes ${RPC_PARAMS[op].join(', ')}`)
+  }
+}
+
+const FLAG_WORDS = ['hidden', 'immutable'] as const
+
+/** Levenshtein distance, stopping early: only "at most 2" matters. */
+function withinTwoEdits(a: string, b: string): boolean {
+  if (Math.abs(a.length - b.length) > 2) return false
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    if (Math.min(...row) > 2) return false
+    prev = row
+  }
+  return (prev[b.length] ?? 3) <= 2
+}
+
+const isFlagWord = (word: string): boolean => (FLAG_WORDS as readonly string[]).includes(word.toLowerCase())
+const looksLikeFlag = (word: string): boolean => FLAG_WORDS.some((f) => withinTwoEdits(word.toLowerCase(), f))
+
 /** "NAME VALUE [hidden] [immutable]": trailing flag words, a JSON string value for exact text. */
 export function parseSetText(text: string): { name: string; value: string; hidden: boolean; immutable: boolean } {
   const m = /^(\S+)\s+([\s\S]+)$/.exec(text.trim())
   if (m === null) throw refusal('INVALID_REQUEST', 'VALUE_INVALID', `a name and a value are needed (${SET_USAGE})`)
   const name = m[1] ?? ''
+  // "set hidden api_key sk-…" would make a public variable 'hidden' holding the key.
+  if (isFlagWord(name)) throw refusal('INVALID_REQUEST', 'FLAG_AMBIGUOUS', `flags go after the value (${SET_USAGE}); a variable named '${name.toLowerCase()}' can be set over JSON-RPC`)
   let tail = m[2] ?? ''
   const flags = { hidden: false, immutable: false }
   for (;;) {
@@ -128,6 +181,16 @@ export function parseSetText(text: string): { name: string; value: string; hidde
     } catch {
       throw refusal('INVALID_REQUEST', 'VALUE_INVALID', 'a quoted value must be a JSON string')
     }
+    return { name, value, ...flags }
+  }
+  // A flag in the wrong place or misspelt would leave a secret public, for everyone to read
+  // in `vars`. Such a value must be quoted. The messages never repeat the value's words.
+  const words = tail.split(/\s+/)
+  if (words.length > 1 && isFlagWord(words[0] ?? '')) {
+    throw refusal('INVALID_REQUEST', 'FLAG_AMBIGUOUS', `the value starts with a flag word: flags go after the value (${SET_USAGE}); quote the value as a JSON string to keep it as it is`)
+  }
+  if (words.length > 1 && looksLikeFlag(words[words.length - 1] ?? '')) {
+    throw refusal('INVALID_REQUEST', 'FLAG_AMBIGUOUS', `the value ends with what looks like a misspelt flag (hidden, immutable); nothing was set: fix the flag, or quote the value as a JSON string to keep it as it is`)
   }
   return { name, value, ...flags }
 }
@@ -180,6 +243,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
   }
 
   function plan(req: CommandRequest, op: VarOp): Planned {
+    if (req.transport === 'rpc') checkRpcParams(op, req.params)
     try {
       if (op !== 'set') return store.plan(op, { name: nameParam(req) })
       const p = paramsObject(req.params)
