@@ -157,6 +157,12 @@ describe('nec01 dm, attest and fetch against a running service', () => {
     assert.match(r.stderr, /^nec01: nothing from [0-9a-f]{64} found/)
   })
 
+  it('attest --data that is JSON without a canonical form (a lone surrogate): exit 2, one line naming --data', async () => {
+    const r = await nec01(['attest', '0'.repeat(64), '--data', '{"note":"\\ud800"}', '--relay', relay.url])
+    assert.equal(r.code, 2, r.stdout + r.stderr)
+    assert.equal(r.stderr.trim(), 'nec01: --data: canonical JSON has no lone surrogates (strings must be valid Unicode)')
+  })
+
   for (const [name, args] of [
     ['dm to a bad npub', ['dm', 'npub1notakey', 'ping']],
     ['attest to a bad npub', ['attest', 'npub1xyz']],

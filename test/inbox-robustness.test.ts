@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { finalizeEvent, generateSecretKey, getEventHash, getPublicKey } from 'nostr-tools/pure'
 import * as nip44 from 'nostr-tools/nip44'
+import type { Filter } from 'nostr-tools/filter'
 import { RPC_KIND } from '../nec01/rpc.js'
 import type { NostrEvent } from '../nec01/types.js'
 import type { EmbeddedRelay } from '../src/relays/embedded.js'
@@ -411,5 +412,44 @@ describe('rate limiter and dedup store', () => {
     for (let i = 0; i < 1000; i++) seen.firstSeen(`id${i}`)
     assert.ok(seen.size <= 100, `bounded: ${seen.size}`)
     assert.equal(seen.has('id999'), true, 'the newest are kept')
+  })
+})
+
+describe('the inbox subscription', () => {
+  it('kind 4 and JSON-RPC since now − 60 s, gift wraps since now − 2 days − margin, recomputed at every (re)subscription', () => {
+    let t = 1_800_000_000_000
+    let filters: (() => Filter[]) | null = null
+    const source: InboxSource = {
+      subscribe: (f) => {
+        filters = f
+        return { close: () => undefined }
+      },
+      fetchLatest: async () => null,
+    }
+    const identity = identityFromSecret(generateSecretKey())
+    const unused = async (): Promise<never> => {
+      throw new Error('no request is delivered here')
+    }
+    const inbox = startInbox({ identity, source, replier: { text: unused, rpc: unused }, run: unused, log: quietLogger, counters: {}, now: () => t })
+    try {
+      assert.ok(filters !== null)
+      const read = filters as () => Filter[]
+      const expectAt = (sec: number): void => {
+        const fs = read()
+        const direct = fs.find((f) => f.kinds?.includes(KIND_NIP04_DM))
+        const wraps = fs.find((f) => f.kinds?.includes(KIND_GIFT_WRAP))
+        assert.deepEqual(direct, { kinds: [KIND_NIP04_DM, RPC_KIND], '#p': [identity.pubkey], since: sec - 60 })
+        assert.deepEqual(wraps?.kinds, [KIND_GIFT_WRAP])
+        assert.deepEqual(wraps?.['#p'], [identity.pubkey])
+        const lookback = sec - (wraps?.since ?? sec)
+        assert.ok(lookback > 2 * 24 * 3600, `gift wraps: more than two days back (${lookback} s)`)
+        assert.ok(lookback <= GIFT_WRAP_WINDOW_SEC && GIFT_WRAP_WINDOW_SEC + MAX_FUTURE_SEC < DEDUP_TTL_SEC, 'and inside what the dedup store remembers')
+      }
+      expectAt(t / 1000)
+      t += 3_600_000 // a reconnect an hour later subscribes from the new "now"
+      expectAt(t / 1000)
+    } finally {
+      inbox.close()
+    }
   })
 })

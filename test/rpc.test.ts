@@ -133,7 +133,31 @@ describe('JSON-RPC over kind 23795', () => {
     await assertCarrier(event, service, svc.rootDer)
   })
 
+  // hex first, then valid padded base64, then the text's UTF-8 bytes; `nonce` in the answer
+  // is the bytes used, and the document carries exactly those
+  for (const [nonce, bytes] of [
+    ['ABCD', 'abcd'],
+    ['test', bytesToHex(Uint8Array.from(atob('test'), (c) => c.charCodeAt(0)))],
+    ['AQIDBA==', '01020304'],
+    ['ab==', bytesToHex(utf8ToBytes('ab=='))],
+    ['abc=', bytesToHex(Uint8Array.from(atob('abc='), (c) => c.charCodeAt(0)))],
+    ['hey=', bytesToHex(utf8ToBytes('hey='))],
+    ['abc', bytesToHex(utf8ToBytes('abc'))],
+    ['0x3f9a', bytesToHex(utf8ToBytes('0x3f9a'))],
+    ['héllo wörld', bytesToHex(utf8ToBytes('héllo wörld'))],
+  ] as const) {
+    it(`attest with the nonce '${nonce}' binds the bytes ${bytes}`, async () => {
+      const { response } = await call(peer, service, inbox, 'attest', { nonce })
+      const result = resultOf(response) as { event: NostrEvent; nonce: string }
+      assert.equal(result.nonce, bytes)
+      const verified = await verifyRootEvent(result.event, { ...devTrust(svc.rootDer), publicKey: service, nonce: bytes })
+      assert.equal(verified.valid, true, `${verified.reason}`)
+    })
+  }
+
   for (const [name, params, message] of [
+    ['custom data with a lone surrogate (no canonical form)', { data: { note: 'a\ud800b' } }, /lone surrogate/],
+    ['custom data with a lone surrogate in a key', { data: { '\udc00': 1 } }, /lone surrogate/],
     ['a nonce that is not a string', { nonce: 42 }, /nonce must be a string/],
     ['an empty nonce', { nonce: '' }, /nonce is empty/],
     ['a nonce over 1024 bytes', { nonce: 'ab'.repeat(1025) }, /nonce is 1025 bytes, at most 1024/],
@@ -200,5 +224,33 @@ describe('JSON-RPC rate limit', () => {
       await flooder.close()
       await other.close()
     }
+  })
+})
+
+describe('canonical JSON for custom data (RFC 8785)', () => {
+  it('the RFC 8785 example: numbers, escapes and literals come out as the RFC prints them', () => {
+    const input = String.raw`{
+      "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+      "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+      "literals": [null, true, false]
+    }`
+    const expected = String.raw`{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}`
+    assert.equal(canonicalJson(JSON.parse(input)), expected)
+  })
+
+  it('keys sort by UTF-16 code units (the RFC 8785 sorting example), not by code points', () => {
+    const input = String.raw`{"\u20ac":"Euro Sign","\r":"Carriage Return","\ufb33":"Hebrew Letter Dalet With Dagesh","1":"One","\ud83d\ude00":"Emoji: Grinning Face","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis"}`
+    const values = JSON.parse(input) as Record<string, string>
+    // compared as text: parsing the output back would put the integer-like key "1" first
+    const order = ['\r', '1', '\u0080', '\u00f6', '\u20ac', '\ud83d\ude00', '\ufb33']
+    assert.equal(canonicalJson(values), `{${order.map((k) => `${JSON.stringify(k)}:${JSON.stringify(values[k])}`).join(',')}}`)
+  })
+
+  it('a lone surrogate, in a value or a key, has no canonical form; a valid pair does', () => {
+    assert.throws(() => canonicalJson({ a: 'x\ud800' }), /lone surrogate/)
+    assert.throws(() => canonicalJson({ '\udc00': 1 }), /lone surrogate/)
+    assert.throws(() => canonicalJson(['\ude00\ud83d']), /lone surrogate/)
+    assert.equal(canonicalJson({ a: '\ud83d\ude00' }), '{"a":"😀"}')
+    assert.throws(() => canonicalJson({ n: Number.NaN }), /NaN/)
   })
 })

@@ -63,7 +63,12 @@ export async function main(args: string[]): Promise<number> {
     } catch {
       throw new CliError('--data: not valid JSON')
     }
-    digest = bytesToHex(sha256(utf8ToBytes(canonicalJson(data))))
+    try {
+      digest = bytesToHex(sha256(utf8ToBytes(canonicalJson(data))))
+    } catch (err) {
+      // valid JSON with no canonical form (a lone surrogate), or nested too deep
+      throw new CliError(`--data: ${err instanceof Error ? err.message : String(err)}`)
+    }
   }
 
   const { identity } = clientIdentity(values.sec ?? process.env.NEC01_SECRET)

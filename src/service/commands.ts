@@ -73,12 +73,22 @@ interface CommandSpec {
 /** The largest nonce the NSM accepts (bytes), as in the NSM API. */
 const MAX_NONCE = 1024
 
+/** base64 bytes, or null when the text is not valid padded base64 */
+function strictBase64(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text) || text.length % 4 !== 0) return null
+  try {
+    return base64ToBytes(text)
+  } catch {
+    // e.g. "ab==": the right alphabet and length, but non-zero padding bits
+    return null
+  }
+}
+
 /** nonce text: hex, else base64, else its UTF-8 bytes. */
 export function parseNonce(text: string): Uint8Array {
   let bytes: Uint8Array
   if (/^(?:[0-9a-fA-F]{2})+$/.test(text)) bytes = hexToBytes(text.toLowerCase())
-  else if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) bytes = base64ToBytes(text)
-  else bytes = utf8ToBytes(text)
+  else bytes = strictBase64(text) ?? utf8ToBytes(text)
   if (bytes.length === 0) throw new CommandError('INVALID_REQUEST', 'nonce is empty')
   if (bytes.length > MAX_NONCE) throw new CommandError('INVALID_REQUEST', `nonce is ${bytes.length} bytes, at most ${MAX_NONCE}`)
   return bytes
