@@ -5,10 +5,11 @@
 import { getEventHash, validateEvent, type EventTemplate } from 'nostr-tools/pure'
 import { schnorr } from '@noble/curves/secp256k1.js'
 import { bytesToHex, hexToBytes } from './encoding.js'
-import { verifyAttestation } from './attestation.js'
 import { base64ToBytes, bytesToBase64 } from './encoding.js'
-import { check, failure, finish as finishChecks } from './result.js'
-import { isoSeconds as iso, toUnixSeconds } from './time.js'
+import { MAX_DOCUMENT_BYTES, verifyAttestation } from './attestation.js'
+import { normalizeOptions } from './options.js'
+import { VerifyError, check, failure, finish as finishChecks } from './result.js'
+import { isoSeconds, toUnixSeconds } from './time.js'
 import type { AttestationInfo, Check, Expect, NostrEvent, TeeRootOptions, UnsignedEvent, VerifyOptions, VerifyResult } from './types.js'
 
 /** NEC-01 root event kind. */
@@ -21,6 +22,18 @@ const RUMOR_KIND = 14
 const MAX_TEE_ROOT_LENGTH = 64 * 1024
 /** Memo bound: distinct (tee_root, options) pairs remembered. */
 const MEMO_LIMIT = 1024
+/** Longest base64 content that can hold a document the verifier accepts; longer is not decoded. */
+const MAX_CONTENT_LENGTH = Math.ceil(MAX_DOCUMENT_BYTES / 3) * 4
+/** ECMAScript dates end at ±8.64e15 ms (ECMA-262 §21.4.1.1). */
+const MAX_DATE_SECONDS = 8.64e12
+
+/**
+ * ISO time of a unix-seconds value from an event. created_at is whatever the sender wrote,
+ * and toISOString throws beyond the Date range: such a value is shown as a number.
+ */
+function iso(seconds: number): string {
+  return Number.isFinite(seconds) && Math.abs(seconds) <= MAX_DATE_SECONDS ? isoSeconds(seconds) : `${seconds} (not a date)`
+}
 
 export interface RootEventParams {
   /** raw COSE_Sign1 attestation document */
@@ -108,14 +121,21 @@ function checkT(checks: Check[], event: NostrEvent, expect: Expect): void {
 }
 
 /** Full verification of a kind:23793 root event. Never throws. */
-export async function verifyRootEvent(event: unknown, options: VerifyOptions = {}): Promise<VerifyResult> {
+export async function verifyRootEvent(event: unknown, options?: VerifyOptions | null): Promise<VerifyResult> {
   const checks: Check[] = []
   if (!check(checks, 'input', isEventShape(event), isEventShape(event) ? 'a Nostr event object' : 'not a Nostr event object (id, pubkey, created_at, kind, tags, content, sig)')) {
     return finish(checks, { attestation: null })
   }
   const ev = event as NostrEvent
-  const now = safeNow(options)
-  if (now === null) return failure('input', 'options.now must be a Date or unix seconds')
+  // Checked up front as verifyAttestation does: a malformed option (a null publicKey, a
+  // root that is not a certificate) is an `input` verdict, never an exception.
+  try {
+    normalizeOptions(options)
+  } catch (err) {
+    return failure('input', err instanceof VerifyError ? err.message : 'options: malformed')
+  }
+  if (options === undefined || options === null) options = {}
+  const now = toUnixSeconds(options.now)
   const signed = verifySignature(ev)
   check(checks, 'event', signed, signed ? 'event id and Schnorr signature valid' : 'event id or Schnorr signature invalid')
   check(checks, 'kind', ev.kind === ROOT_KIND, `kind ${ev.kind}${ev.kind === ROOT_KIND ? '' : `, expected ${ROOT_KIND}`}`)
@@ -123,6 +143,11 @@ export async function verifyRootEvent(event: unknown, options: VerifyOptions = {
   check(checks, 'protected', isProtected, isProtected ? 'NIP-70 ["-"] tag present' : 'NIP-70 ["-"] tag missing')
   checkT(checks, ev, options.expect ?? 'prod')
 
+  if (ev.content.length > MAX_CONTENT_LENGTH) {
+    // not decoded: it could only yield a document verifyAttestation rejects for its size
+    check(checks, 'input', false, `content is ${ev.content.length} characters; a document of at most ${MAX_DOCUMENT_BYTES} bytes is at most ${MAX_CONTENT_LENGTH} in base64`)
+    return finish(checks, { attestation: null, event: ev })
+  }
   let doc: Uint8Array
   try {
     doc = base64ToBytes(ev.content)
@@ -183,22 +208,45 @@ function hexOf(value: Uint8Array | string): string {
   return typeof value === 'string' ? value.toLowerCase() : bytesToHex(value)
 }
 
-/** Everything in the options that changes a verdict, except `now` (the memo keeps a window). */
+/** An expected value as it enters the memo key; a value of another type is an `input` error. */
+function keyBytes(value: unknown, name: string): string {
+  if (value === undefined) return ''
+  if (typeof value === 'string' || value instanceof Uint8Array) return hexOf(value)
+  throw new VerifyError('input', `options.${name}: expected bytes or a hex string`)
+}
+
+/**
+ * Everything in the options that changes a verdict, except `now` (the memo keeps a window).
+ * Only the types are checked here (the values are checked when a root is verified), so
+ * that two different option values never share a key and nothing here throws a TypeError.
+ * Throws VerifyError('input').
+ */
 function optionsKey(o: VerifyOptions): string {
-  const pcrs = o.expectedPcrs === undefined ? [] : Object.entries(o.expectedPcrs).map(([k, v]) => `${k}=${hexOf(v)}`).sort()
+  const { root, expectedPcrs, anyPcrs } = o
+  if (root !== undefined && typeof root !== 'string' && !(root instanceof Uint8Array)) throw new VerifyError('input', 'root: expected DER bytes or PEM text')
+  if (anyPcrs !== undefined && typeof anyPcrs !== 'boolean') throw new VerifyError('input', 'options.anyPcrs: expected a boolean')
+  if (expectedPcrs !== undefined && (typeof expectedPcrs !== 'object' || expectedPcrs === null || Array.isArray(expectedPcrs))) {
+    throw new VerifyError('input', 'options.expectedPcrs: expected an object of index → value')
+  }
+  const pcrs = expectedPcrs === undefined ? [] : Object.entries(expectedPcrs).map(([k, v]) => `${k}=${keyBytes(v, `expectedPcrs[${k}]`)}`).sort()
   return JSON.stringify([
-    o.root === undefined ? '' : typeof o.root === 'string' ? o.root : hexOf(o.root),
+    root === undefined ? '' : typeof root === 'string' ? root : bytesToHex(root),
     pcrs,
-    o.anyPcrs === true,
+    anyPcrs === true,
     o.expect ?? 'prod',
-    o.publicKey === undefined ? '' : hexOf(o.publicKey),
-    o.nonce === undefined ? '' : hexOf(o.nonce),
-    o.userData === undefined ? '' : hexOf(o.userData),
+    keyBytes(o.publicKey, 'publicKey'),
+    keyBytes(o.nonce, 'nonce'),
+    keyBytes(o.userData, 'userData'),
   ])
 }
 
 async function verifyRootMemo(teeRoot: string, root: unknown, options: VerifyOptions, now: number): Promise<VerifyResult> {
-  const key = `${optionsKey(options)}\n${teeRoot}`
+  let key: string
+  try {
+    key = `${optionsKey(options)}\n${teeRoot}`
+  } catch (err) {
+    return failure('input', err instanceof VerifyError ? err.message : 'options: malformed')
+  }
   const hit = memo.get(key)
   if (hit !== undefined && now >= hit.from && now <= hit.until && now < hit.expiration) {
     memoHits++
@@ -227,8 +275,10 @@ async function verifyRootMemo(teeRoot: string, root: unknown, options: VerifyOpt
  * For a NIP-17 rumor pass `sealSigner` (the verified seal's pubkey) instead of a signature.
  * Never throws.
  */
-export async function verifyTeeRoot(carrier: unknown, options: TeeRootOptions = {}): Promise<VerifyResult> {
+export async function verifyTeeRoot(carrier: unknown, options?: TeeRootOptions | null): Promise<VerifyResult> {
   const checks: Check[] = []
+  if (options === undefined || options === null) options = {}
+  if (typeof options !== 'object') return failure('input', 'options: expected an object')
   const now = safeNow(options)
   if (now === null) return failure('input', 'options.now must be a Date or unix seconds')
   const { sealSigner, ...rootOptions } = options

@@ -26,6 +26,9 @@ export const MAX_USER_DATA_BYTES = 1024
  */
 export const MAX_CABUNDLE = 16
 
+/** timestamp is ms since the epoch; ECMAScript dates end at 8.64e15 ms (ECMA-262 §21.4.1.1). */
+export const MAX_TIMESTAMP_MS = 8.64e15
+
 /** Depth 2 = payload map → pcrs map / cabundle array → byte strings. */
 const PAYLOAD_LIMITS: CborLimits = {
   maxDepth: 2,
@@ -113,6 +116,7 @@ export function parsePayload(bytes: Uint8Array): AttestationPayload {
   if (typeof timestamp === 'bigint' && timestamp > 0n) bad(`timestamp ${timestamp} is out of range`)
   if (typeof timestamp !== 'number' || !Number.isInteger(timestamp)) bad('timestamp is not an unsigned integer')
   if (timestamp <= 0) bad(`timestamp is ${timestamp}; must be greater than 0`)
+  if (timestamp > MAX_TIMESTAMP_MS) bad(`timestamp ${timestamp} is after the last representable date (${MAX_TIMESTAMP_MS} ms)`)
 
   const pcrs = readPcrs(top.get('pcrs'))
   const certificate = certBytes(top.get('certificate'), 'certificate')

@@ -1,6 +1,6 @@
 // The trust options every client command shares (verify, dm, attest, fetch): which PCRs,
 // which root, which time, which t. Parsed once here so the commands agree on them.
-import { readFileSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { parseRoot } from '../nec01/cert.js'
 import type { Expect, VerifyOptions } from '../nec01/types.js'
 import { CliError } from './exit.js'
@@ -45,15 +45,31 @@ const HEX = /^(?:[0-9a-fA-F]{2})+$/
 const MAX_SIDE_FILE = 64 * 1024
 
 function readSmallFile(path: string, what: string): Buffer {
-  let data: Buffer
+  let fd: number
   try {
-    data = readFileSync(path)
+    fd = openSync(path, 'r')
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error'
-    throw new CliError(`${what}: cannot read ${path} (${code})`)
+    throw new CliError(`${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
   }
-  if (data.length > MAX_SIDE_FILE) throw new CliError(`${what}: ${path} is larger than ${MAX_SIDE_FILE} bytes`)
-  return data
+  try {
+    if (fstatSync(fd).isDirectory()) throw new CliError(`${what}: ${path} is a directory`)
+    // Read at most one byte past the limit, whatever the file is: a regular file, a pipe
+    // from <(…), or a device like /dev/zero that would never end.
+    const buf = Buffer.alloc(MAX_SIDE_FILE + 1)
+    let total = 0
+    for (;;) {
+      const n = readSync(fd, buf, total, buf.length - total, null)
+      if (n === 0) break
+      total += n
+      if (total > MAX_SIDE_FILE) throw new CliError(`${what}: ${path} is larger than ${MAX_SIDE_FILE} bytes`)
+    }
+    return buf.subarray(0, total)
+  } catch (err) {
+    if (err instanceof CliError) throw err
+    throw new CliError(`${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+  } finally {
+    closeSync(fd)
+  }
 }
 
 function pcrIndex(key: string, source: string): number {
@@ -85,12 +101,15 @@ export function parsePcrFile(text: string, source: string): Record<number, strin
   return out
 }
 
-/** ISO 8601 or unix seconds → unix seconds. */
+/**
+ * ISO 8601 or unix seconds → unix seconds, keeping milliseconds: certificate bounds are
+ * whole seconds, and 12:00:00.5 is already past a notAfter of 12:00:00.
+ */
 export function parseTime(text: string): number {
   if (/^[0-9]{1,12}$/.test(text)) return Number(text)
   const ms = Date.parse(text)
   if (!Number.isFinite(ms) || !/^\d{4}-\d{2}-\d{2}/.test(text)) throw new CliError(`--at: '${text}' is neither ISO 8601 nor unix seconds`)
-  return Math.floor(ms / 1000)
+  return ms / 1000
 }
 
 function parseHexOption(name: string, value: string): string {

@@ -233,3 +233,47 @@ test('bad input of any type gives an input result, never a throw', async () => {
   assert.equal((await verifyRootEvent(event, { ...trust(), now: Number.NaN })).reason, 'input')
   assert.equal((await verifyTeeRoot(event, { ...trust(), sealSigner: 5 as unknown as string })).reason, 'input')
 })
+
+test('options of the wrong type (null, a number) give an input result from both entry points, never a throw', async () => {
+  clearTeeRootMemo()
+  const { event: root } = await rootEvent()
+  const note = finalizeEvent(withTeeRoot({ kind: 1, created_at: Math.floor(Date.now() / 1000), content: 'x', tags: [] }, root), sk)
+  const bad: Record<string, unknown>[] = [
+    { publicKey: null },
+    { nonce: 7 },
+    { userData: {} },
+    { expectedPcrs: null },
+    { expectedPcrs: { 0: null } },
+    { root: 123 },
+    { anyPcrs: 'yes' },
+  ]
+  for (const extra of bad) {
+    const options = { ...trust(), ...extra } as VerifyOptions
+    const r1 = await verifyRootEvent(root, options)
+    assert.equal(r1.reason, 'input', `root event ${JSON.stringify(extra)}`)
+    const r2 = await verifyTeeRoot(note, options)
+    assert.equal(r2.reason, 'input', `carrier ${JSON.stringify(extra)}`)
+  }
+  // a malformed option never reaches a verdict memoized under the well-formed options
+  assert.equal((await verifyTeeRoot(note, trust())).valid, true)
+  assert.equal((await verifyTeeRoot(note, { ...trust(), root: 123 } as unknown as VerifyOptions)).reason, 'input')
+  // null options mean the defaults, as for verifyAttestation: expect prod, the AWS root
+  for (const result of [await verifyRootEvent(root, null), await verifyTeeRoot(note, null)]) {
+    assert.equal(result.reason, 't')
+    assert.equal(result.checks.find((c) => c.id === 'root')?.ok, false)
+  }
+})
+
+test('a carrier whose created_at is no date, or a root whose content is oversized, is a verdict, not a throw', async () => {
+  const { event: root } = await rootEvent()
+  for (const created_at of [1e20, -1e20, Number.MAX_VALUE]) {
+    const note = finalizeEvent(withTeeRoot({ kind: 1, created_at, content: 'x', tags: [] }, root), sk)
+    const result = await verifyTeeRoot(note, trust())
+    assert.equal(result.reason, 'carrier', String(created_at))
+    assert.match(result.checks.find((c) => !c.ok)?.detail ?? '', /not a date/)
+  }
+  const huge = finalizeEvent({ ...buildRootEvent({ attestation: new Uint8Array(1), t: 'dev', expiration: 2 }), content: 'A'.repeat(4_000_000) }, sk)
+  const r = await verifyRootEvent(huge, trust())
+  assert.equal(r.reason, 'input')
+  assert.match(r.checks.find((c) => !c.ok)?.detail ?? '', /content is 4000000 characters/)
+})

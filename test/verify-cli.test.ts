@@ -75,6 +75,12 @@ test('without trusted PCRs the verdict is invalid, and debug mode is always reje
   const late = run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', new Date((good.validUntil + 1) * 1000).toISOString()])
   assert.equal(late.code, 1)
   assert.match(late.stdout, /INVALID \(time\)/)
+  // --at keeps milliseconds: half a second past notAfter is past it, notAfter itself is not
+  const atEnd = run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', new Date(good.validUntil * 1000).toISOString()])
+  assert.equal(atEnd.code, 0, atEnd.stdout)
+  const halfLate = run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', new Date(good.validUntil * 1000 + 500).toISOString()])
+  assert.equal(halfLate.code, 1)
+  assert.match(halfLate.stdout, /INVALID \(time\)/)
 })
 
 test('--json prints exactly the result object', () => {
@@ -135,6 +141,12 @@ test('broken input: one line, exit 1 or 2, never a stack trace', () => {
     { args: ['-', '--pcr', '0=zz'], input: 'x', code: 2, msg: /--pcr 0: expected 96 hex/ },
     { args: ['-', '--expect', 'staging'], input: 'x', code: 2, msg: /--expect/ },
     { args: ['-', '--root', file('bad.pem', 'not a certificate')], input: 'x', code: 2, msg: /--root/ },
+    // devices and directories as side files: bounded, never read to an end that never comes
+    { args: ['-', '--pcrs', '/dev/zero'], input: 'x', code: 2, msg: /--pcrs: \/dev\/zero is larger than/ },
+    { args: ['-', '--root', '/dev/urandom'], input: 'x', code: 2, msg: /--root: \/dev\/urandom is larger than/ },
+    { args: ['-', '--pcrs', work.path], input: 'x', code: 2, msg: /--pcrs: .* is a directory/ },
+    // 50 MB on standard input: refused once past the limit, not buffered
+    { args: ['-'], input: Buffer.alloc(50 * 1024 * 1024, 0x41), code: 2, msg: /input is larger than/ },
     { args: ['-', '--bogus'], input: 'x', code: 2, msg: /Unknown option/ },
     { args: ['a', 'b'], code: 2, msg: /expected one INPUT/ },
   ]
