@@ -253,7 +253,8 @@ async function verifyRootMemo(teeRoot: string, root: unknown, options: VerifyOpt
     // refresh LRU position
     memo.delete(key)
     memo.set(key, hit)
-    return hit.result
+    // every caller gets its own copy: one that edits its result must not change the next one's
+    return structuredClone(hit.result)
   }
   const result = await verifyRootEvent(root, { ...options, now })
   // Only successes are memoized: a failure may be cheap to recompute and must never be
@@ -261,7 +262,7 @@ async function verifyRootMemo(teeRoot: string, root: unknown, options: VerifyOpt
   if (result.valid && result.attestation !== null && result.event !== undefined) {
     const expiration = Number(tagValues(result.event, 'expiration')[0])
     const path = result.attestation.chain
-    memo.set(key, { result, from: path.notBefore, until: path.notAfter, expiration })
+    memo.set(key, { result: structuredClone(result), from: path.notBefore, until: path.notAfter, expiration })
     if (memo.size > MEMO_LIMIT) {
       const oldest = memo.keys().next().value
       if (oldest !== undefined) memo.delete(oldest)

@@ -215,6 +215,15 @@ test('the tee_root memo: a repeated root is looked up, options and time still ap
   const late = await verifyTeeRoot(notes[0], trust({ now: notAfter + 1 }))
   assert.equal(late.valid, false)
   assert.equal(teeRootMemoStats().hits, before)
+  // a caller that edits its result changes nothing for the next one
+  const first = await verifyTeeRoot(notes[1], trust())
+  const pristine = JSON.stringify(first)
+  first.checks.forEach((c) => (c.ok = false))
+  first.attestation!.pcrs['0'] = '00'.repeat(48)
+  first.event!.tags.length = 0
+  const again = await verifyTeeRoot(notes[1], trust())
+  assert.equal(teeRootMemoStats().hits, before + 2, 'both answered by the memo')
+  assert.equal(JSON.stringify(again), pristine)
   // failures are never memoized
   clearTeeRootMemo()
   await verifyTeeRoot(notes[0], { root: sim.rootDer(), anyPcrs: true })
