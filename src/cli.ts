@@ -2,6 +2,7 @@
 // `nec01` entry point: dispatches to src/commands/<name>.ts. Commands are loaded lazily so
 // `nec01 verify` never loads the service, the relay or the NSM addon.
 import { CliError, EXIT_USAGE, type CommandMain } from './exit.js'
+import { VERSION } from './version.js'
 
 interface CommandEntry {
   summary: string
@@ -23,7 +24,7 @@ export function usage(): string {
   return [
     'nec01 — AWS Nitro Enclave attestations for Nostr (NEC-01)',
     '',
-    'usage: nec01 <command> [options]   (nec01 <command> --help for its options)',
+    'usage: nec01 <command> [options]   (nec01 <command> --help for its options; nec01 --version)',
     '',
     'commands:',
     ...lines,
@@ -35,6 +36,10 @@ async function run(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage())
     return name === undefined ? EXIT_USAGE : 0
+  }
+  if (name === '--version' || name === '-V') {
+    console.log(`nec01 ${VERSION}`)
+    return 0
   }
   const entry = COMMANDS[name]
   if (entry === undefined) throw new CliError(`unknown command '${name}' (try: nec01 --help)`)

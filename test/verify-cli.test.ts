@@ -166,6 +166,13 @@ test('npx nec01 runs the built CLI from the project, as the README and npm start
   assert.match(r.stdout, /^nec01 — AWS Nitro Enclave attestations for Nostr/)
 })
 
+test('nec01 --version prints the package version', () => {
+  const pkg = JSON.parse(readFileSync(join(dirname(CLI), '..', '..', 'package.json'), 'utf8')) as { version: string }
+  const r = spawnSync(process.execPath, [CLI, '--version'], { encoding: 'utf8', timeout: 30_000 })
+  assert.equal(r.status, 0, r.stderr)
+  assert.equal(r.stdout, `nec01 ${pkg.version}\n`)
+})
+
 test('--help documents every option', () => {
   const r = run(['--help'])
   assert.equal(r.code, 0)
