@@ -6,7 +6,7 @@ import { hexToBytes } from '@noble/hashes/utils.js'
 import type { Filter } from 'nostr-tools/filter'
 import type { NostrEvent } from '../nec01/types.js'
 import { createLogger } from './log.js'
-import { ConfigError, loadRelayConfig, relaysFromUrls, type RelayEntry } from './relays/config.js'
+import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig, relaysFromUrls, type RelayEntry } from './relays/config.js'
 import { createRelayPool, type RelayPool } from './relays/pool.js'
 import { identityFromSecret, type Identity } from './service/identity.js'
 import { CliError, EXIT_INVALID } from './exit.js'
@@ -46,7 +46,7 @@ export function clientIdentity(secret: string | undefined): { identity: Identity
 export function clientRelays(urls: string[] | undefined, file: string | undefined): RelayEntry[] {
   try {
     if (urls !== undefined && urls.length > 0) return relaysFromUrls(urls).relays
-    return loadRelayConfig(file ?? new URL('../../relays.json', import.meta.url).pathname).relays
+    return loadRelayConfig(file ?? DEFAULT_RELAYS_FILE).relays
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(err.message)
     throw err

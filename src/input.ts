@@ -1,7 +1,7 @@
 // Reading a command's input from a file or standard input, bounded so a huge or endless
 // input gives an error instead of exhausting memory.
-import { open } from 'node:fs/promises'
 import { CliError } from './exit.js'
+import { FileReadError, readBoundedFile } from './files.js'
 
 /** Real inputs are a few KiB; 1 MiB leaves room for any event a relay would carry. */
 export const MAX_INPUT_BYTES = 1024 * 1024
@@ -22,26 +22,13 @@ async function readStdin(limit: number): Promise<Uint8Array> {
   return new Uint8Array(Buffer.concat(chunks))
 }
 
-async function readFileBounded(path: string, limit: number): Promise<Uint8Array> {
-  let handle
-  try {
-    handle = await open(path, 'r')
-  } catch (err) {
-    throw new CliError(`cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
-  }
-  try {
-    const stat = await handle.stat()
-    if (!stat.isFile()) throw new CliError(`${path} is not a regular file`)
-    if (stat.size > limit) throw new CliError(`${path} is larger than ${limit} bytes`)
-    const buf = Buffer.alloc(stat.size)
-    const { bytesRead } = await handle.read(buf, 0, stat.size, 0)
-    return new Uint8Array(buf.subarray(0, bytesRead))
-  } finally {
-    await handle.close()
-  }
-}
-
 /** Reads INPUT: a path, '-' or nothing for standard input. */
-export function readInput(path: string | undefined, limit = MAX_INPUT_BYTES): Promise<Uint8Array> {
-  return path === undefined || path === '-' ? readStdin(limit) : readFileBounded(path, limit)
+export async function readInput(path: string | undefined, limit = MAX_INPUT_BYTES): Promise<Uint8Array> {
+  if (path === undefined || path === '-') return readStdin(limit)
+  try {
+    return new Uint8Array(readBoundedFile(path, limit))
+  } catch (err) {
+    if (err instanceof FileReadError) throw new CliError(err.message)
+    throw err
+  }
 }

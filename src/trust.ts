@@ -1,9 +1,9 @@
 // The trust options every client command shares (verify, dm, attest, fetch): which PCRs,
 // which root, which time, which t. Parsed once here so the commands agree on them.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { parseRoot } from '../nec01/cert.js'
 import type { Expect, VerifyOptions } from '../nec01/types.js'
 import { CliError } from './exit.js'
+import { FileReadError, readBoundedFile } from './files.js'
 
 /** node:util parseArgs option specs for the trust options. */
 export const TRUST_ARG_OPTIONS = {
@@ -45,30 +45,11 @@ const HEX = /^(?:[0-9a-fA-F]{2})+$/
 const MAX_SIDE_FILE = 64 * 1024
 
 function readSmallFile(path: string, what: string): Buffer {
-  let fd: number
   try {
-    fd = openSync(path, 'r')
+    return readBoundedFile(path, MAX_SIDE_FILE)
   } catch (err) {
-    throw new CliError(`${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
-  }
-  try {
-    if (fstatSync(fd).isDirectory()) throw new CliError(`${what}: ${path} is a directory`)
-    // Read at most one byte past the limit, whatever the file is: a regular file, a pipe
-    // from <(…), or a device like /dev/zero that would never end.
-    const buf = Buffer.alloc(MAX_SIDE_FILE + 1)
-    let total = 0
-    for (;;) {
-      const n = readSync(fd, buf, total, buf.length - total, null)
-      if (n === 0) break
-      total += n
-      if (total > MAX_SIDE_FILE) throw new CliError(`${what}: ${path} is larger than ${MAX_SIDE_FILE} bytes`)
-    }
-    return buf.subarray(0, total)
-  } catch (err) {
-    if (err instanceof CliError) throw err
-    throw new CliError(`${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
-  } finally {
-    closeSync(fd)
+    if (err instanceof FileReadError) throw new CliError(`${what}: ${err.message}`)
+    throw err
   }
 }
 

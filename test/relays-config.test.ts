@@ -1,9 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigError, loadRelayConfig, normalizeRelayUrl, parseRelayConfig, relaysFromUrls, MAX_RELAYS } from '../src/relays/config.js'
+import { ConfigError, loadRelayConfig, normalizeRelayUrl, parseRelayConfig, relaysFromUrls, MAX_CONFIG_BYTES, MAX_RELAYS } from '../src/relays/config.js'
 
 /** The ConfigError `fn` throws (fails the test if it throws anything else or nothing). */
 function configError(fn: () => unknown): ConfigError {
@@ -96,7 +96,37 @@ test('loadRelayConfig reads a file and names it in errors', () => {
 
     const missing = configError(() => loadRelayConfig(join(dir, 'missing.json')))
     assert.equal(missing.code, 'config/unreadable')
-    assert.equal(missing.message, `${join(dir, 'missing.json')}: cannot read: ENOENT`)
+    assert.equal(missing.message, `${join(dir, 'missing.json')}: cannot read (ENOENT)`)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+// The timeout is a safety net: without the bound, /dev/zero is read until memory runs out.
+test('a huge file, a directory or a device is refused with one line, without reading it all', { timeout: 20_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nec01-config-'))
+  try {
+    // A valid list padded with spaces past the bound: refused for its size, not parsed.
+    const huge = join(dir, 'huge.json')
+    const list = JSON.stringify({ relays: [{ url: 'wss://nos.lol' }] })
+    writeFileSync(huge, list + ' '.repeat(MAX_CONFIG_BYTES + 1 - list.length))
+    const big = configError(() => loadRelayConfig(huge))
+    assert.equal(big.code, 'config/too-large')
+    assert.equal(big.message, `${huge}: larger than ${MAX_CONFIG_BYTES} bytes: not a relay list`)
+    // Exactly at the bound it still loads.
+    const edge = join(dir, 'edge.json')
+    writeFileSync(edge, list + ' '.repeat(MAX_CONFIG_BYTES - list.length))
+    assert.deepEqual(loadRelayConfig(edge), { relays: [entry('wss://nos.lol')] })
+
+    const isDir = configError(() => loadRelayConfig(dir))
+    assert.equal(isDir.code, 'config/unreadable')
+    assert.equal(isDir.message, `${dir}: is a directory`)
+
+    if (existsSync('/dev/zero')) {
+      const device = configError(() => loadRelayConfig('/dev/zero'))
+      assert.equal(device.code, 'config/too-large')
+      assert.equal(device.message, `/dev/zero: larger than ${MAX_CONFIG_BYTES} bytes: not a relay list`)
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -205,7 +205,7 @@ test('a broken relays.json stops the service at start with one line naming the f
       [file('typo.json', '{"relays": [ { "url": "wss://a.example", "wirte": true } ]}'), /relays\[0\]: unknown key "wirte"/],
       [file('scheme.json', '{"relays": [ { "url": "https://a.example" } ]}'), /relays\[0\]\.url: not a ws:\/\/ or wss:\/\/ URL: "https:\/\/a\.example"/],
       [file('empty.json', '{"relays": []}'), /relays: the list is empty/],
-      [join(dir.path, 'missing.json'), /cannot read: ENOENT/],
+      [join(dir.path, 'missing.json'), /cannot read \(ENOENT\)/],
     ]
     await Promise.all(
       cases.map(async ([path, problem]) => {
@@ -218,7 +218,7 @@ test('a broken relays.json stops the service at start with one line naming the f
   }
 })
 
-test('a busy health port: one line, exit 2, and the process does not linger', async () => {
+test('a busy health port or embedded relay port: one line naming the flag, exit 2, and the process does not linger', async () => {
   const dir = tempDir()
   const busy: Server = createNetServer()
   await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()))
@@ -229,17 +229,27 @@ test('a busy health port: one line, exit 2, and the process does not linger', as
       `nec01: health port ${port} is in use (pick another with --health-port)`,
       true,
     )
+    // npm start's relay port (7777) taken: the message says how to move it.
+    await assertRefused(
+      ['--dev', '--embedded-relay', '--embedded-port', String(port), '--health-port', '0', '--state-dir', join(dir.path, 'state')],
+      new RegExp(`^nec01: cannot start the embedded relay on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.* \\(pick another with --embedded-port; with npm start: npm start -- --embedded-port N\\)$`),
+      true,
+    )
   } finally {
     await new Promise<void>((r) => busy.close(() => r()))
     dir.remove()
   }
 })
 
-test('SIGINT also shuts down cleanly with exit 0', async () => {
+test('SIGINT also shuts down cleanly with exit 0; with --relay beside the embedded relay, try: names the embedded one', async () => {
   const dir = tempDir()
-  const svc = spawnService(['--dev', '--relay', 'ws://127.0.0.1:9', '--health-port', '0', '--state-dir', join(dir.path, 'state')])
+  const svc = spawnService(['--dev', '--embedded-relay', '--embedded-port', '0', '--relay', 'ws://127.0.0.1:9', '--health-port', '0', '--state-dir', join(dir.path, 'state')])
   try {
     await svc.ready
+    await waitFor(() => /^try:/m.test(svc.stdout()), 'the whole banner')
+    const embedded = /^relays:\s+ws:\/\/127\.0\.0\.1:9\s+(ws:\/\/127\.0\.0\.1:\d+)\s+\(embedded relay\)$/m.exec(svc.stdout())?.[1]
+    assert.ok(embedded !== undefined, svc.stdout())
+    assert.match(svc.stdout(), new RegExp(`^try: .* --relay ${embedded} `, 'm'))
     svc.child.kill('SIGINT')
     assert.equal(await exitCode(svc), 0)
     assert.match(svc.stderr(), /"msg":"shutting down".*"signal":"SIGINT"/)

@@ -167,6 +167,8 @@ test('publishes profile, DM relays, relay list and announcement to an AUTH + NIP
     const profile = JSON.parse((events.get(0) as NostrEvent).content) as { name: string; about: string }
     assert.equal(profile.name, 'nec01-test')
     assert.match(profile.about, new RegExp(npub))
+    // A simulated service verifies only against the simulator's root and as dev.
+    assert.match(profile.about, /--root .*--any-pcrs --expect dev/)
 
     // Health: public state only.
     const health = await getHealth(svc)

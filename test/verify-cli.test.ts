@@ -3,7 +3,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { cpSync, readFileSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure'
@@ -135,16 +135,16 @@ test('broken input: one line, exit 1 or 2, never a stack trace', () => {
     { args: [file('empty.txt', '')], code: 1, msg: /input is empty/ },
     { args: [file('notjson.json', '{"kind": 23793,')], code: 1, msg: /not valid JSON/ },
     { args: [join(work.path, 'missing.b64')], code: 2, msg: /cannot read .*ENOENT/ },
-    { args: [work.path], code: 2, msg: /not a regular file/ },
+    { args: [work.path], code: 2, msg: /is a directory/ },
     { args: [file('huge.b64', Buffer.alloc(2 * 1024 * 1024, 0x41))], code: 2, msg: /larger than/ },
     { args: ['-', '--at', 'yesterday'], input: 'x', code: 2, msg: /--at: 'yesterday'/ },
     { args: ['-', '--pcr', '0=zz'], input: 'x', code: 2, msg: /--pcr 0: expected 96 hex/ },
     { args: ['-', '--expect', 'staging'], input: 'x', code: 2, msg: /--expect/ },
     { args: ['-', '--root', file('bad.pem', 'not a certificate')], input: 'x', code: 2, msg: /--root/ },
     // devices and directories as side files: bounded, never read to an end that never comes
-    { args: ['-', '--pcrs', '/dev/zero'], input: 'x', code: 2, msg: /--pcrs: \/dev\/zero is larger than/ },
-    { args: ['-', '--root', '/dev/urandom'], input: 'x', code: 2, msg: /--root: \/dev\/urandom is larger than/ },
-    { args: ['-', '--pcrs', work.path], input: 'x', code: 2, msg: /--pcrs: .* is a directory/ },
+    { args: ['-', '--pcrs', '/dev/zero'], input: 'x', code: 2, msg: /--pcrs: \/dev\/zero: larger than/ },
+    { args: ['-', '--root', '/dev/urandom'], input: 'x', code: 2, msg: /--root: \/dev\/urandom: larger than/ },
+    { args: ['-', '--pcrs', work.path], input: 'x', code: 2, msg: /--pcrs: .*: is a directory/ },
     // 50 MB on standard input: refused once past the limit, not buffered
     { args: ['-'], input: Buffer.alloc(50 * 1024 * 1024, 0x41), code: 2, msg: /input is larger than/ },
     { args: ['-', '--bogus'], input: 'x', code: 2, msg: /Unknown option/ },
@@ -166,11 +166,20 @@ test('npx nec01 runs the built CLI from the project, as the README and npm start
   assert.match(r.stdout, /^nec01 — AWS Nitro Enclave attestations for Nostr/)
 })
 
-test('nec01 --version prints the package version', () => {
-  const pkg = JSON.parse(readFileSync(join(dirname(CLI), '..', '..', 'package.json'), 'utf8')) as { version: string }
+test('nec01 --version prints the package version, also when installed under a path with a space', () => {
+  const root = join(dirname(CLI), '..', '..')
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
   const r = spawnSync(process.execPath, [CLI, '--version'], { encoding: 'utf8', timeout: 30_000 })
   assert.equal(r.status, 0, r.stderr)
   assert.equal(r.stdout, `nec01 ${pkg.version}\n`)
+  // package files are found by path, not by a URL's %20-escaped pathname
+  const spaced = join(work.path, 'with space')
+  cpSync(join(root, 'dist', 'src'), join(spaced, 'dist', 'src'), { recursive: true })
+  cpSync(join(root, 'dist', 'nec01'), join(spaced, 'dist', 'nec01'), { recursive: true })
+  cpSync(join(root, 'package.json'), join(spaced, 'package.json'))
+  symlinkSync(join(root, 'node_modules'), join(spaced, 'node_modules'))
+  const moved = spawnSync(process.execPath, [join(spaced, 'dist', 'src', 'cli.js'), '--version'], { encoding: 'utf8', timeout: 30_000 })
+  assert.equal(moved.stdout, `nec01 ${pkg.version}\n`, moved.stderr)
 })
 
 test('--help documents every option', () => {

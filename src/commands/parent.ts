@@ -1,7 +1,6 @@
 // nec01 parent: runs on the EC2 parent instance and gives the enclave its only way out,
 // a CONNECT proxy to the configured relays (the vsock bridge feeds it; docs/deploy.md).
 import { isIP } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { CliError, EXIT_OK } from '../exit.js'
 import {
@@ -17,10 +16,8 @@ import {
   type AllowEntry,
   type ParentProxy,
 } from '../parent/proxy.js'
-import { ConfigError, loadRelayConfig } from '../relays/config.js'
+import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig } from '../relays/config.js'
 
-/** relays.json at the package root: dist/src/commands/ → ../../../ */
-export const DEFAULT_RELAYS_FILE = fileURLToPath(new URL('../../../relays.json', import.meta.url))
 
 export const USAGE = `usage: nec01 parent [--relays FILE] [--allow HOST:PORT]... [--port N] [--host ADDR]
                     [--max-tunnels N] [--idle SECONDS]

@@ -4,7 +4,8 @@ import { join, resolve } from 'node:path'
 import { createLogger } from '../log.js'
 import { defaultStateDir, isSimulated, openNsm } from '../nsm/open.js'
 import { isNsmError } from '../nsm/types.js'
-import { ConfigError, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
+import { packageFile } from '../files.js'
+import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
 import { startService, SERVICE_NAME } from '../service/service.js'
 import { CliError, EXIT_OK, parseCommandArgs } from '../exit.js'
 import { VERSION } from '../version.js'
@@ -114,7 +115,7 @@ export async function main(args: string[]): Promise<number> {
   const log = createLogger({ service: SERVICE_NAME })
   let operator: string | null
   try {
-    operator = v.operator !== undefined ? parseOperatorKey(v.operator) : loadOperatorFile(new URL(`../../../${OPERATOR_FILE}`, import.meta.url).pathname).operator
+    operator = v.operator !== undefined ? parseOperatorKey(v.operator) : loadOperatorFile(packageFile(OPERATOR_FILE)).operator
   } catch (err) {
     if (err instanceof OperatorConfigError) throw new CliError(err.message)
     throw err
@@ -129,13 +130,15 @@ export async function main(args: string[]): Promise<number> {
       try {
         embedded = await startEmbeddedRelay({ host: '127.0.0.1', port: embeddedPort, logger: log.child({ part: 'embedded-relay' }) })
       } catch (err) {
-        throw new CliError(`cannot start the embedded relay on 127.0.0.1:${embeddedPort}: ${err instanceof Error ? err.message : String(err)}`)
+        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        const hint = inUse ? ` (pick another with --embedded-port; with npm start: npm start -- --embedded-port N)` : ''
+        throw new CliError(`cannot start the embedded relay on 127.0.0.1:${embeddedPort}: ${err instanceof Error ? err.message : String(err)}${hint}`)
       }
       relays = [...(v.relay === undefined ? [] : relaysFromUrls(v.relay).relays), { url: embedded.url, read: true, write: true }]
     } else if (v.relay !== undefined) {
       relays = relaysFromUrls(v.relay).relays
     } else {
-      relays = loadRelayConfig(v.relays ?? new URL('../../../relays.json', import.meta.url).pathname).relays
+      relays = loadRelayConfig(v.relays ?? DEFAULT_RELAYS_FILE).relays
     }
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(err.message)
@@ -201,7 +204,8 @@ export async function main(args: string[]): Promise<number> {
       ...(rootPath !== null ? [`root:    ${rootPath}  (the simulator's root certificate: trust it only for development)`] : []),
       `health:  http://127.0.0.1:${service.healthPort}/health`,
       `operator: ${operatorNpub(operator) ?? 'none (operator commands are refused)'}`,
-      `try:     npx nec01 dm ${service.identity.npub} ping --relay ${relayList[0] ?? ''} ${trust}`,
+      // The embedded relay is the one known to be up and to carry the service's events.
+      `try:     npx nec01 dm ${service.identity.npub} ping --relay ${embedded?.url ?? relayList[0] ?? ''} ${trust}`,
     ].join('\n'),
   )
 

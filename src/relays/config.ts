@@ -1,6 +1,6 @@
 // The relay list (relays.json or --relay URL...) and its validation. A broken file must stop
 // the service at start with one line naming the file and the problem, never half-start it.
-import { readFileSync } from 'node:fs'
+import { FileReadError, packageFile, readBoundedFile } from '../files.js'
 
 export interface RelayEntry {
   /** normalised ws:// or wss:// URL (see normalizeRelayUrl) */
@@ -17,6 +17,7 @@ export interface RelayConfig {
 
 export type ConfigErrorCode =
   | 'config/unreadable'
+  | 'config/too-large'
   | 'config/json'
   | 'config/shape'
   | 'config/url'
@@ -36,9 +37,17 @@ export class ConfigError extends Error {
   }
 }
 
+/** The default relay list, shipped at the package root. */
+export const DEFAULT_RELAYS_FILE = packageFile('relays.json')
+
 /** More relays than this is a mistake, not a configuration: each one is a socket and a reconnect loop. */
 export const MAX_RELAYS = 100
 const MAX_URL_LENGTH = 2048
+/**
+ * A full list (100 relays with long URLs) is well under this. Without a bound, a wrong path
+ * such as /dev/zero or a log file would hang the start or exhaust memory before any message.
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024
 const ENTRY_KEYS = new Set(['url', 'read', 'write'])
 
 /**
@@ -107,14 +116,14 @@ export function parseRelayConfig(text: string, source: string): RelayConfig {
 }
 
 export function loadRelayConfig(path: string): RelayConfig {
-  let text: string
+  let bytes: Buffer
   try {
-    text = readFileSync(path, 'utf8')
+    bytes = readBoundedFile(path, MAX_CONFIG_BYTES)
   } catch (err) {
-    const code = (err as { code?: unknown }).code
-    throw new ConfigError('config/unreadable', path, `cannot read: ${typeof code === 'string' ? code : String(err)}`)
+    if (!(err instanceof FileReadError)) throw err
+    throw new ConfigError(err.problem === 'too-large' ? 'config/too-large' : 'config/unreadable', path, err.problem === 'too-large' ? `${err.reason}: not a relay list` : err.reason)
   }
-  return parseRelayConfig(text, path)
+  return parseRelayConfig(bytes.toString('utf8'), path)
 }
 
 /** `--relay URL...`: every relay is read and write; repeats collapse into one entry. */

@@ -22,6 +22,16 @@ export interface ProfileInfo {
   picture?: string
   version: string
   npub: string
+  /** the root events' t: a dev service is checked with --expect dev */
+  t?: 'prod' | 'dev'
+  /** simulated: no AWS chain, so the verify command needs the simulator's root */
+  tee?: 'nsm' | 'simulated'
+}
+
+/** The trust options with which `nec01 fetch` accepts this service (a dev service fails the defaults). */
+function verifyFlags(p: ProfileInfo): string {
+  if (p.tee === 'simulated') return "--root <the simulator's root.pem> --any-pcrs --expect dev   (development: simulated NSM, not an enclave)"
+  return `--pcrs pcrs.json${p.t === 'dev' ? ' --expect dev' : ''}   (PCRs from the published build)`
 }
 
 export function profileTemplate(p: ProfileInfo, createdAt: number): EventTemplate {
@@ -30,7 +40,7 @@ export function profileTemplate(p: ProfileInfo, createdAt: number): EventTemplat
     [
       'A Nostr service running in an AWS Nitro Enclave (NEC-01).',
       'Every event it signs carries a tee_root tag: an AWS-signed attestation binding this key to the enclave image.',
-      `Verify it: npx nec01 fetch ${p.npub} --pcrs pcrs.json   (PCRs from the published build)`,
+      `Verify it: npx nec01 fetch ${p.npub} ${verifyFlags(p)}`,
       'DM "help" to see what it answers.',
     ].join('\n')
   const content: Record<string, string> = { name: p.name, about }

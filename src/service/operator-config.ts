@@ -3,7 +3,7 @@
 // code, and a client that checks the PCRs knows which key may configure this enclave.
 // A file that is there but wrong stops the service: guessing an operator would hand
 // control to the wrong key, and dropping it silently would hide a broken build.
-import { readFileSync } from 'node:fs'
+import { FileReadError, readBoundedFile } from '../files.js'
 import { decode as nip19Decode, npubEncode } from 'nostr-tools/nip19'
 import { schnorr } from '@noble/curves/secp256k1.js'
 
@@ -62,14 +62,18 @@ export function parseOperatorFile(text: string): string | null {
   return parseOperatorKey(operator)
 }
 
+/** { "operator": "npub1…" } is under 100 bytes; anything near this is not an operator file. */
+const MAX_OPERATOR_FILE_BYTES = 64 * 1024
+
 /** Reads the file; a missing file means no operator (every operator command is refused). */
 export function loadOperatorFile(path: string): { operator: string | null; found: boolean } {
   let text: string
   try {
-    text = readFileSync(path, 'utf8')
+    text = readBoundedFile(path, MAX_OPERATOR_FILE_BYTES).toString('utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { operator: null, found: false }
-    throw new OperatorConfigError('OPERATOR_FILE_UNREADABLE', `cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`)
+    if (!(err instanceof FileReadError)) throw err
+    if (err.errno === 'ENOENT') return { operator: null, found: false }
+    throw new OperatorConfigError('OPERATOR_FILE_UNREADABLE', err.message)
   }
   return { operator: parseOperatorFile(text), found: true }
 }

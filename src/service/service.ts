@@ -107,7 +107,7 @@ export async function startService(config: ServiceConfig): Promise<Service> {
     if (targets.length === 0) return
     const now = Math.floor(Date.now() / 1000)
     const templates = [
-      profileTemplate({ name: config.name, ...(config.about === undefined ? {} : { about: config.about }), ...(config.picture === undefined ? {} : { picture: config.picture }), version: config.version, npub: identity.npub }, now),
+      profileTemplate({ name: config.name, ...(config.about === undefined ? {} : { about: config.about }), ...(config.picture === undefined ? {} : { picture: config.picture }), version: config.version, npub: identity.npub, t, tee: config.tee }, now),
       dmRelaysTemplate(config.relays, now),
       relayListTemplate(config.relays, now),
       announcementTemplate({ root, relays: config.relays, t, version: config.version, kinds: [KIND_NIP04_DM, KIND_GIFT_WRAP, RPC_KIND] }, now),
