@@ -4,6 +4,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { HardwareNsm, NO_DEVICE_MESSAGE, openHardwareNsm, type NsmAddon } from '../src/nsm/hardware.js'
 import { maxExtendDataLength, NSM_MAX_FIELD_BYTES } from '../src/nsm/limits.js'
@@ -17,6 +18,11 @@ interface Call {
 }
 
 const FD = 7
+
+/** Whether the real addon has been loaded into this process (CommonJS module cache). */
+function addonLoaded(): boolean {
+  return Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes('aws-nitro-enclaves-nsm-node'))
+}
 
 function standIn(overrides: Partial<NsmAddon> = {}): { addon: NsmAddon; calls: Call[] } {
   const calls: Call[] = []
@@ -309,15 +315,22 @@ describe('hardware NSM adapter', () => {
     'with the real addon outside an enclave: NoDevice for /dev/nsm, OpenFailed or AddonUnavailable past the path check',
     { skip: insideEnclave ? '/dev/nsm exists here' : false },
     async () => {
+      // every test before this one used a stand-in: the addon is loaded only on real use
+      assert.equal(addonLoaded(), false, 'the addon is not loaded before the hardware adapter is opened')
       await rejectsWith(openHardwareNsm(), 'NoDevice', NO_DEVICE_MESSAGE)
+      assert.equal(addonLoaded(), false, 'a missing /dev/nsm fails before the addon is loaded')
       const device = fakeDevice()
       try {
         // the addon itself always opens /dev/nsm, so past our path check it returns -1 here
+        let code = ''
         await assert.rejects(openHardwareNsm({ devicePath: device.path }), (error: unknown) => {
           assert.ok(error instanceof NsmError)
           assert.ok(['OpenFailed', 'AddonUnavailable'].includes(error.code), `${error.code}: ${error.message}`)
+          code = error.code
           return true
         })
+        // where the addon could load, it now has: the checks above can tell
+        if (code === 'OpenFailed') assert.equal(addonLoaded(), true)
       } finally {
         device.cleanup()
       }

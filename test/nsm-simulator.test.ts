@@ -1,8 +1,10 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto'
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { execFile } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { Encoder } from 'cbor-x'
 import { openSimulator, type NsmSimulator } from '../src/nsm/simulator.js'
 import {
@@ -14,7 +16,7 @@ import {
 } from '../src/nsm/limits.js'
 import { bootPcrs, PCR1_LABEL } from '../src/nsm/pcrs.js'
 import { rootPemPath, SIM_INSTANCE_ID, simulatorDir } from '../src/nsm/pki.js'
-import { openNsm, isSimulated } from '../src/nsm/open.js'
+import { defaultStateDir, openNsm, isSimulated, STATE_DIR_ENV } from '../src/nsm/open.js'
 import { NsmError, type NsmErrorCode } from '../src/nsm/types.js'
 import { decodeDocument, field, hex, pcrMap, tempStateDir, type DecodedDocument } from './nsm-helpers.js'
 
@@ -337,15 +339,49 @@ describe('NSM simulator leaf rotation and PKI persistence', () => {
     }
   })
 
-  it('regenerates a corrupt CA file instead of failing', async () => {
+  it('fails with a clear StateError on a damaged CA file, and leaves the file alone', async () => {
     const s = tempStateDir('corrupt')
     try {
       const one = await openSimulator({ stateDir: s.dir })
-      const oldRoot = one.rootDer()
       await one.close()
-      writeFileSync(join(simulatorDir(s.dir), 'ca.json'), '{"format": "nec01-nsm-simulator-ca/1", "levels": 42')
+      const path = join(simulatorDir(s.dir), 'ca.json')
+      const good = readFileSync(path, 'utf8')
+      type Stored = { format: string; levels: Record<string, { certificate: string; privateKey: string } | undefined> }
+      const stored = (): Stored => JSON.parse(good) as Stored
+      const damaged: Array<[string, string, RegExp]> = [
+        ['empty', '', /\(empty\)/],
+        ['truncated JSON', good.slice(0, good.length / 2), /not JSON/],
+        ['wrong shape', '{"format": "nec01-nsm-simulator-ca/1", "levels": 42}', /no levels/],
+        ['unknown format', JSON.stringify({ ...stored(), format: 'other/9' }), /format/],
+        ['missing level', JSON.stringify({ ...stored(), levels: { ...stored().levels, zonal: undefined } }), /no zonal level/],
+      ]
+      const keySwap = stored()
+      // the zonal key no longer matches the zonal certificate
+      keySwap.levels.zonal!.privateKey = keySwap.levels.instance!.privateKey
+      damaged.push(['swapped key', JSON.stringify(keySwap), /zonal: the private key does not match/])
+      const badCert = stored()
+      badCert.levels.regional!.certificate = Buffer.from('not a certificate').toString('base64')
+      damaged.push(['bad certificate', JSON.stringify(badCert), /regional: the certificate does not parse/])
+      const foreign = stored()
+      // another level's certificate and key in the instance slot: the link to its parent breaks
+      foreign.levels.instance = foreign.levels.regional
+      damaged.push(['broken chain', JSON.stringify(foreign), /instance: the issuer name/])
+      for (const [name, content, reason] of damaged) {
+        writeFileSync(path, content)
+        await assert.rejects(openSimulator({ stateDir: s.dir }), (error: unknown) => {
+          assert.ok(error instanceof NsmError, `${name}: ${String(error)}`)
+          assert.equal(error.code, 'StateError', name)
+          assert.match(error.message, reason, name)
+          assert.ok(error.message.includes(path), `${name}: names the file`)
+          assert.match(error.message, /remove it/, `${name}: says what to do`)
+          assert.doesNotMatch(error.message, /\n/, `${name}: one line`)
+          return true
+        })
+        assert.equal(readFileSync(path, 'utf8'), content, `${name}: the file is left as it was`)
+      }
+      // once removed, a new CA with a new root is created
+      rmSync(path)
       const two = await openSimulator({ stateDir: s.dir })
-      assert.notDeepEqual(two.rootDer(), oldRoot)
       checkIndependently(await two.attest(), two.rootDer())
       assert.equal(readFileSync(rootPemPath(s.dir), 'utf8'), two.rootPem())
       await two.close()
@@ -354,27 +390,59 @@ describe('NSM simulator leaf rotation and PKI persistence', () => {
     }
   })
 
-  it('reissues the levels below a tampered one and keeps the root', async () => {
-    const s = tempStateDir('tamper')
+  it('keeps a CA another process created a moment "later" by its own clock reading', async () => {
+    // Two processes starting together read the clock a few ms apart; the one whose reading
+    // lies before a second boundary must still accept the root the other wrote just after it.
+    const s = tempStateDir('skew')
     try {
-      const one = await openSimulator({ stateDir: s.dir })
-      const doc = decodeDocument(await one.attest())
-      await one.close()
+      const boundary = Date.parse('2030-01-01T00:00:00Z')
+      const first = await openSimulator({ stateDir: s.dir, now: () => boundary + 1 })
       const path = join(simulatorDir(s.dir), 'ca.json')
-      const stored = JSON.parse(readFileSync(path, 'utf8')) as { levels: Record<string, { privateKey: string }> }
-      // the zonal key no longer matches the zonal certificate
-      stored.levels.zonal!.privateKey = stored.levels.instance!.privateKey
-      writeFileSync(path, JSON.stringify(stored))
-      const two = await openSimulator({ stateDir: s.dir })
-      const afterBytes = await two.attest()
-      const after = decodeDocument(afterBytes)
-      const [rootA, regionalA, zonalA] = field<Uint8Array[]>(doc, 'cabundle')
-      const [rootB, regionalB, zonalB] = field<Uint8Array[]>(after, 'cabundle')
-      assert.deepEqual(rootB, rootA)
-      assert.deepEqual(regionalB, regionalA)
-      assert.notDeepEqual(zonalB, zonalA)
-      checkIndependently(afterBytes, rootA!)
-      await two.close()
+      const written = readFileSync(path, 'utf8')
+      const second = await openSimulator({ stateDir: s.dir, now: () => boundary - 1 })
+      assert.deepEqual(second.rootDer(), first.rootDer())
+      assert.equal(readFileSync(path, 'utf8'), written, 'the CA file was not replaced')
+      const doc = decodeDocument(await second.attest())
+      assert.deepEqual(field(doc, 'cabundle'), field(decodeDocument(await first.attest()), 'cabundle'))
+      await first.close()
+      await second.close()
+    } finally {
+      s.cleanup()
+    }
+  })
+
+  it('agrees on one CA when several processes create it at the same moment', async () => {
+    const s = tempStateDir('race')
+    try {
+      const simulatorUrl = new URL('../src/nsm/simulator.js', import.meta.url).href
+      // The children start a few milliseconds apart around a whole second, so their clock
+      // readings straddle the notBefore of the first root written (the race that once left
+      // them on different roots: one found the other's root "not yet valid").
+      const boundary = Math.ceil((Date.now() + 1500) / 1000) * 1000
+      const script = `
+        const { openSimulator } = await import(${JSON.stringify(simulatorUrl)})
+        const startAt = Number(process.env.NEC01_TEST_START_AT)
+        while (Date.now() < startAt) {}
+        const sim = await openSimulator({ stateDir: ${JSON.stringify(s.dir)} })
+        process.stdout.write(Buffer.from(sim.rootDer()).toString('hex'))
+        await sim.close()
+      `
+      const run = (offsetMs: number): Promise<string> =>
+        new Promise((resolveRun, rejectRun) => {
+          const env = { ...process.env, NEC01_TEST_START_AT: String(boundary + offsetMs) }
+          execFile(process.execPath, ['--input-type=module', '-e', script], { env }, (error, stdout, stderr) => {
+            if (error !== null) rejectRun(new Error(`${error.message}\n${stderr}`))
+            else resolveRun(stdout)
+          })
+        })
+      const roots = await Promise.all([run(-4), run(-1), run(1)])
+      for (const root of roots) assert.match(root, /^30[0-9a-f]+$/)
+      assert.equal(new Set(roots).size, 1, 'every process ended on one root')
+      const onDisk = new X509Certificate(readFileSync(rootPemPath(s.dir), 'utf8'))
+      assert.equal(hex(new Uint8Array(onDisk.raw)), roots[0])
+      const later = await openSimulator({ stateDir: s.dir })
+      assert.equal(hex(later.rootDer()), roots[0])
+      await later.close()
     } finally {
       s.cleanup()
     }
@@ -489,6 +557,21 @@ describe('NSM simulator boot PCRs', () => {
 })
 
 describe('openNsm', () => {
+  it('keeps simulator state in ~/.nec01 unless $NEC01_STATE_DIR says otherwise', () => {
+    const saved = process.env[STATE_DIR_ENV]
+    try {
+      delete process.env[STATE_DIR_ENV]
+      assert.equal(defaultStateDir(), join(homedir(), '.nec01'))
+      process.env[STATE_DIR_ENV] = ''
+      assert.equal(defaultStateDir(), join(homedir(), '.nec01'))
+      process.env[STATE_DIR_ENV] = 'relative/state'
+      assert.equal(defaultStateDir(), resolve('relative/state'))
+    } finally {
+      if (saved === undefined) delete process.env[STATE_DIR_ENV]
+      else process.env[STATE_DIR_ENV] = saved
+    }
+  })
+
   it('opens the simulator only when asked for', async () => {
     const s = tempStateDir('open')
     try {
@@ -528,6 +611,21 @@ describe('simulated documents under the nec01 verifier', () => {
     assert.equal(result.attestation?.public_key, hex(publicKey))
     const withPem = await verifyAttestation(doc, { root: sim.rootPem(), anyPcrs: true, publicKey })
     assert.equal(withPem.valid, true)
+  })
+
+  it('are valid in both payload map forms (indefinite by default, definite on request)', async () => {
+    const { verifyAttestation } = await import('../nec01/attestation.js')
+    assert.equal(decodeDocument(await sim.attest()).payloadBytes[0], 0xbf)
+    const older = await openSimulator({ stateDir: state.dir, payloadMapForm: 'definite' })
+    try {
+      const doc = await older.attest({ nonce: Buffer.from('n') })
+      assert.equal(decodeDocument(doc).payloadBytes[0], 0xa9)
+      const result = await verifyAttestation(doc, { root: older.rootDer(), anyPcrs: true })
+      assert.equal(result.valid, true, JSON.stringify(result.checks.filter((c) => !c.ok)))
+    } finally {
+      await older.close()
+    }
+    await rejectsWith(openSimulator({ stateDir: state.dir, payloadMapForm: 'compact' as unknown as 'definite' }), 'InvalidArgument')
   })
 
   it('verify under the root read back from the state directory (what --root gets)', async () => {

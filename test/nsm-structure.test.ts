@@ -17,7 +17,7 @@ import {
 import { NITRO_DIR } from './fixtures.js'
 import { cborShape, decodeDocument, field, pcrMap, tempStateDir, type DecodedDocument } from './nsm-helpers.js'
 
-const REAL = ['turnkey-2025-09-16a-nondebug', 'marlin-2025-04-29-pcr16'] as const
+const REAL = ['turnkey-2025-09-16a-nondebug', 'marlin-2025-04-29-pcr16', 'fastcrypto-2025-11-10-pcr16'] as const
 const PAYLOAD_KEYS = ['module_id', 'digest', 'timestamp', 'pcrs', 'certificate', 'cabundle', 'public_key', 'user_data', 'nonce']
 const ECDSA_WITH_SHA384 = '1.2.840.10045.4.3.3'
 const LEVELS = ['root', 'regional', 'zonal', 'instance', 'leaf'] as const
@@ -73,6 +73,7 @@ describe('simulated documents have the structure of real ones', () => {
   let sim: NsmSimulator
   let simBytes: Uint8Array
   let sim16Bytes: Uint8Array
+  let sim16DefiniteBytes: Uint8Array
   const real = new Map<string, Uint8Array>()
 
   before(async () => {
@@ -83,6 +84,12 @@ describe('simulated documents have the structure of real ones', () => {
     await sim.extendPcr(16, new Uint8Array(createHash('sha256').update(pub).digest()))
     await sim.lockPcr(16)
     sim16Bytes = await sim.attest({ publicKey: pub, userData: new Uint8Array(0) })
+    // the same enclave state as a pre-2025-09 module would have written it
+    const older = await openSimulator({ stateDir: state.dir, payloadMapForm: 'definite' })
+    await older.extendPcr(16, new Uint8Array(createHash('sha256').update(pub).digest()))
+    await older.lockPcr(16)
+    sim16DefiniteBytes = await older.attest({ publicKey: pub, userData: new Uint8Array(0) })
+    await older.close()
     for (const name of REAL) real.set(name, readReal(name))
   })
   after(async () => {
@@ -102,13 +109,16 @@ describe('simulated documents have the structure of real ones', () => {
     assert.deepEqual(decodeDocument(simBytes).protectedHeader, decodeDocument(real.get(REAL[0])!).protectedHeader)
   })
 
-  it('writes the payload as a definite nine-entry map with the real key order', () => {
+  it('writes the payload as an indefinite nine-entry map with the real key order, like the NSM since 2025-09', () => {
     const sim = decodeDocument(simBytes)
-    assert.equal(sim.payloadBytes[0], 0xa9)
+    assert.equal(sim.payloadBytes[0], 0xbf)
+    assert.equal(sim.payloadBytes.at(-1), 0xff)
+    assert.equal(decodeDocument(sim16DefiniteBytes).payloadBytes[0], 0xa9, 'the definite form on request')
     for (const bytes of real.values()) {
       assert.deepEqual([...decodeDocument(bytes).payload.keys()], PAYLOAD_KEYS)
     }
     assert.deepEqual([...sim.payload.keys()], PAYLOAD_KEYS)
+    assert.deepEqual([...decodeDocument(sim16DefiniteBytes).payload.keys()], PAYLOAD_KEYS)
   })
 
   it('gives every payload field the type the real documents use', () => {
@@ -116,7 +126,7 @@ describe('simulated documents have the structure of real ones', () => {
     for (const [name, bytes] of real) {
       const realDoc = decodeDocument(bytes)
       for (const key of PAYLOAD_KEYS) {
-        // both real documents and this one have public_key and user_data set, nonce null
+        // the real documents and this one all have public_key and user_data set, nonce null
         assert.equal(valueType(simDoc.payload.get(key)), valueType(realDoc.payload.get(key)), `${name} ${key}`)
       }
       assert.equal(field(realDoc, 'digest'), field(simDoc, 'digest'))
@@ -129,14 +139,17 @@ describe('simulated documents have the structure of real ones', () => {
   })
 
   it('matches the real CBOR encoding item for item (major types and head sizes)', () => {
-    // same field shapes as the marlin document: byte for byte the same kind of CBOR
-    const marlin = decodeDocument(real.get('marlin-2025-04-29-pcr16')!)
-    const sim16 = decodeDocument(sim16Bytes)
-    assert.equal(cborShape(sim16.payloadBytes), cborShape(marlin.payloadBytes))
-    assert.equal(cborShape(sim16Bytes), cborShape(real.get('marlin-2025-04-29-pcr16')!))
-    // turnkey writes its map indefinite-length (since 2025-09); otherwise the same items
-    const turnkey = decodeDocument(real.get('turnkey-2025-09-16a-nondebug')!)
-    assert.equal(cborShape(decodeDocument(simBytes).payloadBytes, true), cborShape(turnkey.payloadBytes, true))
+    // same field shapes as each real document: byte for byte the same kind of CBOR
+    const payload = (bytes: Uint8Array): Uint8Array => decodeDocument(bytes).payloadBytes
+    // turnkey (2025-09, indefinite): 130-byte public key, 32-byte user_data, no nonce
+    assert.equal(cborShape(payload(simBytes)), cborShape(payload(real.get('turnkey-2025-09-16a-nondebug')!)))
+    assert.equal(cborShape(simBytes), cborShape(real.get('turnkey-2025-09-16a-nondebug')!))
+    // fastcrypto (2025-11, indefinite) and marlin (2025-04, definite): PCR16 locked,
+    // 32-byte public key, empty user_data, no nonce
+    assert.equal(cborShape(payload(sim16Bytes)), cborShape(payload(real.get('fastcrypto-2025-11-10-pcr16')!)))
+    assert.equal(cborShape(sim16Bytes), cborShape(real.get('fastcrypto-2025-11-10-pcr16')!))
+    assert.equal(cborShape(payload(sim16DefiniteBytes)), cborShape(payload(real.get('marlin-2025-04-29-pcr16')!)))
+    assert.equal(cborShape(sim16DefiniteBytes), cborShape(real.get('marlin-2025-04-29-pcr16')!))
   })
 
   it('carries a four-certificate bundle and a leaf, all P-384 / ecdsa-with-SHA384, like the real chain', () => {

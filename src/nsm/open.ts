@@ -6,6 +6,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { HardwareNsm, type NsmAddon } from './hardware.js'
 import { NsmSimulator } from './simulator.js'
+import type { PayloadMapForm } from './document.js'
 import type { MeasureOptions } from './pcrs.js'
 
 /** Overrides the default state directory (~/.nec01) when set. */
@@ -33,6 +34,8 @@ export interface OpenNsmOptions {
   leafRenewMarginSec?: number
   /** simulator: where the measured code lives */
   measure?: MeasureOptions
+  /** simulator: payload map framing, 'indefinite' (default, as the NSM since 2025-09) or 'definite' */
+  payloadMapForm?: PayloadMapForm
   /** hardware: device path checked before loading the addon (default /dev/nsm) */
   devicePath?: string
   /** hardware: addon stand-in for tests */
@@ -53,6 +56,7 @@ export async function openNsm(options: OpenNsmOptions = {}): Promise<OpenedNsm> 
     debug: options.debug,
     bootPcrs: options.bootPcrs,
     measure: options.measure,
+    payloadMapForm: options.payloadMapForm,
   })
 }
 

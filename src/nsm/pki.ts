@@ -39,6 +39,15 @@ export const DEFAULT_LEAF_LIFETIME_SEC = 3 * 3600
 /** Renew the leaf when less than this is left, so a fresh document never rides a dying leaf. */
 export const DEFAULT_LEAF_RENEW_MARGIN_SEC = 15 * 60
 
+/**
+ * CA certificates start this long before they are issued. Two processes that create the CA
+ * at the same moment read the clock a few milliseconds apart; without the margin the one
+ * whose reading lies before the winner's notBefore (a second boundary between them) finds
+ * the winner's root "not yet valid", mints another one and replaces the file, so the two
+ * end up on different roots.
+ */
+export const CA_BACKDATE_SEC = 60
+
 /** Clearly fake identity of the simulated parent instance, in the real shapes. */
 export const SIM_INSTANCE_ID = 'i-00000000000000000'
 export const SIM_REGION = 'sim-local-1'
@@ -210,7 +219,7 @@ function secondsFloor(ms: number): Date {
 async function issueCa(level: CaLevel, parent: IssuedCert | null, now: number): Promise<IssuedCert> {
   const keys = (await subtle.generateKey(EC_PARAMS, true, ['sign', 'verify'])) as CryptoKeyPair
   const tag = hex(new Uint8Array(randomBytes(8)))
-  const notBefore = secondsFloor(now)
+  const notBefore = secondsFloor(now - CA_BACKDATE_SEC * 1000)
   const notAfter = lifetimeEnd(level, notBefore)
   const subject = levelName(level, tag)
   const cert = await x509.X509CertificateGenerator.create({
@@ -290,9 +299,21 @@ function stateError(message: string, cause: unknown): NsmError {
 }
 
 interface StoredState {
-  /** the file exists, usable or not: replace it rather than race to create it */
+  /** the file exists: replace it rather than race to create it */
   exists: boolean
   levels: Partial<Record<CaLevel, StoredLevel>>
+}
+
+/**
+ * A CA file that exists but is damaged is an error, not a reason to mint a new root: a
+ * verifier may have pinned the old root.pem, and the file holds private keys that should
+ * not vanish silently. The message names the file and the way out.
+ */
+function corruptState(path: string, problem: string): NsmError {
+  return new NsmError(
+    'StateError',
+    `the simulator CA file ${path} is corrupt (${problem}); remove it to create a new simulated CA with a new root`,
+  )
 }
 
 function readStoredCa(path: string): StoredState {
@@ -303,57 +324,82 @@ function readStoredCa(path: string): StoredState {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { exists: false, levels: {} }
     throw stateError(`cannot read ${path}`, error)
   }
-  const levels: Partial<Record<CaLevel, StoredLevel>> = {}
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
   } catch {
-    return { exists: true, levels } // corrupt: regenerate everything
+    throw corruptState(path, text.length === 0 ? 'empty' : 'not JSON')
   }
-  if (typeof parsed !== 'object' || parsed === null) return { exists: true, levels }
+  if (typeof parsed !== 'object' || parsed === null) throw corruptState(path, 'not a JSON object')
   const record = parsed as { format?: unknown; levels?: unknown }
-  if (record.format !== CA_FILE_FORMAT || typeof record.levels !== 'object' || record.levels === null) {
-    return { exists: true, levels }
-  }
+  if (record.format !== CA_FILE_FORMAT) throw corruptState(path, `format is not ${CA_FILE_FORMAT}`)
+  if (typeof record.levels !== 'object' || record.levels === null) throw corruptState(path, 'no levels')
   const entries = record.levels as Record<string, unknown>
+  const levels: Partial<Record<CaLevel, StoredLevel>> = {}
   for (const level of CA_LEVELS) {
     const entry = entries[level]
-    if (typeof entry !== 'object' || entry === null) break
+    if (typeof entry !== 'object' || entry === null) throw corruptState(path, `no ${level} level`)
     const { certificate, privateKey } = entry as Record<string, unknown>
-    if (typeof certificate !== 'string' || typeof privateKey !== 'string') break
+    if (typeof certificate !== 'string' || typeof privateKey !== 'string') {
+      throw corruptState(path, `the ${level} level lacks its certificate or key`)
+    }
     levels[level] = { certificate, privateKey }
   }
   return { exists: true, levels }
 }
 
-/** Parse and check one stored level; null when it is unusable and must be regenerated. */
+/**
+ * Parse and check one stored level. Null when it is sound but due for renewal (not yet valid,
+ * or too close to expiry); a damaged level (bad encoding, key and certificate that do not
+ * belong together, a broken link to its parent) fails with StateError.
+ */
 async function loadLevel(
   level: CaLevel,
   stored: StoredLevel,
   parent: IssuedCert | null,
   options: ChainOptions,
+  path: string,
 ): Promise<IssuedCert | null> {
+  const corrupt = (problem: string): NsmError => corruptState(path, `${level}: ${problem}`)
+  let cert: x509.X509Certificate
+  let pkcs8: Buffer
+  let nodeKey: KeyObject
   try {
-    const der = Buffer.from(stored.certificate, 'base64')
-    const pkcs8 = Buffer.from(stored.privateKey, 'base64')
-    const cert = new x509.X509Certificate(der)
-    const nodeKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })
-    if (nodeKey.asymmetricKeyType !== 'ec' || nodeKey.asymmetricKeyDetails?.namedCurve !== NODE_CURVE_NAME) return null
-    const spki = createPublicKey(nodeKey).export({ type: 'spki', format: 'der' })
-    if (!Buffer.from(cert.publicKey.rawData).equals(spki)) return null
-    const issuerCert = parent === null ? cert : parent.cert
-    if (!sameName(cert.issuerName, issuerCert.subjectName)) return null
-    const verified = await cert.verify({ publicKey: issuerCert.publicKey, signatureOnly: true })
-    if (!verified) return null
-    const threshold = renewThresholdSec(level, options.leafLifetimeSec) * 1000
-    if (cert.notBefore.getTime() > options.now || cert.notAfter.getTime() - options.now < threshold) return null
-    const privateKey = await subtle.importKey('pkcs8', pkcs8, EC_PARAMS, true, ['sign'])
-    const issued = toIssued(level, cert, privateKey)
-    if (level !== 'root' && issued.keyId === null) return null
-    return issued
+    cert = new x509.X509Certificate(Buffer.from(stored.certificate, 'base64'))
   } catch {
-    return null
+    throw corrupt('the certificate does not parse')
   }
+  try {
+    pkcs8 = Buffer.from(stored.privateKey, 'base64')
+    nodeKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })
+  } catch {
+    throw corrupt('the private key does not parse')
+  }
+  if (nodeKey.asymmetricKeyType !== 'ec' || nodeKey.asymmetricKeyDetails?.namedCurve !== NODE_CURVE_NAME) {
+    throw corrupt('the private key is not P-384')
+  }
+  const spki = createPublicKey(nodeKey).export({ type: 'spki', format: 'der' })
+  if (!Buffer.from(cert.publicKey.rawData).equals(spki)) throw corrupt('the private key does not match the certificate')
+  const issuerCert = parent === null ? cert : parent.cert
+  if (!sameName(cert.issuerName, issuerCert.subjectName)) throw corrupt('the issuer name is not the parent subject')
+  let verified = false
+  try {
+    verified = await cert.verify({ publicKey: issuerCert.publicKey, signatureOnly: true })
+  } catch {
+    verified = false
+  }
+  if (!verified) throw corrupt('the certificate signature does not verify')
+  let privateKey: CryptoKey
+  try {
+    privateKey = await subtle.importKey('pkcs8', pkcs8, EC_PARAMS, true, ['sign'])
+  } catch {
+    throw corrupt('the private key does not import')
+  }
+  const issued = toIssued(level, cert, privateKey)
+  if (level !== 'root' && issued.keyId === null) throw corrupt('no subject key identifier')
+  const threshold = renewThresholdSec(level, options.leafLifetimeSec) * 1000
+  if (cert.notBefore.getTime() > options.now || cert.notAfter.getTime() - options.now < threshold) return null
+  return issued
 }
 
 function sameName(a: x509.Name, b: x509.Name): boolean {
@@ -403,10 +449,11 @@ function writeRootPem(stateDir: string, root: IssuedCert): void {
 }
 
 /**
- * Load the CA levels from the state directory, regenerate every level that is missing,
- * broken, not yet valid or too close to expiry (and everything below it), persist the result
- * and export the root as PEM. The first creation never overwrites a root another process
- * wrote at the same moment: it links the file into place and, if that fails, loads theirs.
+ * Load the CA levels from the state directory, regenerate every level that is not yet valid
+ * or too close to expiry (and everything below it), persist the result and export the root
+ * as PEM. A damaged file fails with StateError instead (see corruptState). The first
+ * creation never overwrites a root another process wrote at the same moment: it links the
+ * file into place and, if that fails, loads theirs.
  */
 export async function loadOrRenewChain(options: ChainOptions): Promise<CaChain> {
   const dir = simulatorDir(options.stateDir)
@@ -423,7 +470,7 @@ export async function loadOrRenewChain(options: ChainOptions): Promise<CaChain> 
     let changed = false
     for (const level of CA_LEVELS) {
       const entry = stored[level]
-      let issued: IssuedCert | null = !changed && entry !== undefined ? await loadLevel(level, entry, parent, options) : null
+      let issued: IssuedCert | null = !changed && entry !== undefined ? await loadLevel(level, entry, parent, options, caPath) : null
       if (issued === null) {
         issued = await issueCa(level, parent, options.now)
         changed = true

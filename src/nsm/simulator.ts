@@ -3,7 +3,7 @@
 // a local PKI (pki.ts) that nothing trusts unless its root is given to the verifier.
 // It proves the code path and the byte format; it proves nothing about isolation.
 import { randomBytes } from 'node:crypto'
-import { encodeAttestationDocument } from './document.js'
+import { DEFAULT_PAYLOAD_MAP_FORM, encodeAttestationDocument, PAYLOAD_MAP_FORMS, type PayloadMapForm } from './document.js'
 import {
   checkAttestRequest,
   checkExtendData,
@@ -45,6 +45,8 @@ export interface SimulatorOptions {
   bootPcrs?: Record<number, Uint8Array>
   /** where the measured code lives (see pcrs.ts) */
   measure?: MeasureOptions
+  /** payload map framing: 'indefinite' (default, the NSM since 2025-09) or 'definite' (before) */
+  payloadMapForm?: PayloadMapForm
 }
 
 interface PcrSlot {
@@ -76,6 +78,7 @@ export class NsmSimulator implements Nsm {
   private readonly leafLifetimeSec: number
   private readonly leafRenewMarginSec: number
   private readonly pcrs: PcrSlot[]
+  private readonly payloadMapForm: PayloadMapForm
   private chain: CaChain
   private leaf: Leaf | null = null
   private pendingLeaf: Promise<Leaf> | null = null
@@ -89,6 +92,7 @@ export class NsmSimulator implements Nsm {
     this.chain = chain
     this.pcrs = pcrs
     this.enclaveId = enclaveId
+    this.payloadMapForm = options.payloadMapForm ?? DEFAULT_PAYLOAD_MAP_FORM
     this.moduleId = `${SIM_INSTANCE_ID}-enc${Buffer.from(enclaveId).toString('hex')}`
   }
 
@@ -102,6 +106,9 @@ export class NsmSimulator implements Nsm {
     }
     if (margin >= leafLifetimeSec) {
       throw new NsmError('InvalidArgument', `leafRenewMarginSec ${margin} must be shorter than leafLifetimeSec ${leafLifetimeSec}`)
+    }
+    if (options.payloadMapForm !== undefined && !PAYLOAD_MAP_FORMS.includes(options.payloadMapForm)) {
+      throw new NsmError('InvalidArgument', `payloadMapForm must be ${PAYLOAD_MAP_FORMS.join(' or ')}`)
     }
     const boot = bootPcrs({
       ...options.measure,
@@ -191,6 +198,7 @@ export class NsmSimulator implements Nsm {
         nonce: fields.nonce ?? null,
       },
       leaf.signingKey,
+      this.payloadMapForm,
     )
   }
 

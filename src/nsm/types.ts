@@ -26,7 +26,7 @@ export type NsmApiErrorCode = (typeof NSM_API_ERROR_CODES)[number]
  * OpenFailed — /dev/nsm exists but could not be opened;
  * AddonUnavailable — the native addon could not be loaded on this platform;
  * Closed — the handle was used after close();
- * StateError — the simulator could not read or write its PKI state directory.
+ * StateError — the simulator could not read or write its PKI state directory, or its CA file is damaged.
  */
 export const NSM_LOCAL_ERROR_CODES = ['NoDevice', 'OpenFailed', 'AddonUnavailable', 'Closed', 'StateError'] as const
 
