@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto'
 import type { NostrEvent } from '../nec01/types.js'
 import { runCommand, type CommandDeps } from '../src/service/commands.js'
+import { createVarsStore } from '../src/service/vars.js'
 import { startInbox, type InboxSource } from '../src/service/inbox.js'
 import { clientKey, initClientCrypto, nip04Request, nip17Request, rpcRequest, type ClientKey } from './client-crypto.js'
 import type { Transport } from './load-protocol.js'
@@ -56,6 +57,7 @@ export async function startFloor(sim: SimulatedService, opts: { quick: boolean }
     facts: { version: 'bench', tee: 'simulated', t: 'dev', startedAt: Date.now(), relays: () => [SINK_URL], pcrs: () => ({}) },
     trustRoot: sim.rootDer,
     leafSeen: () => undefined,
+    vars: createVarsStore(),
   }
   const counters: Record<string, number> = {}
   const inbox = startInbox({ identity: sim.identity, source, replier: sim.replier, run: (req) => runCommand(req, deps), log: quietLogger, counters, rateLimit: UNLIMITED })

@@ -15,7 +15,7 @@ import type { NostrEvent } from '../nec01/types.js'
 import { bootPcrs } from '../src/nsm/pcrs.js'
 import type { EmbeddedRelay } from '../src/relays/embedded.js'
 import { createRelayPool } from '../src/relays/pool.js'
-import { CommandError, type CommandRequest } from '../src/service/commands.js'
+import { CommandError, commandSet, type CommandRequest, type CommandSpec } from '../src/service/commands.js'
 import { identityFromSecret } from '../src/service/identity.js'
 import { changeNote, createOperatorControls, KIND_NOTE, MAX_REQUEST_SKEW_SEC, parseSetText } from '../src/service/operator.js'
 import { OperatorConfigError, parseOperatorFile, parseOperatorKey } from '../src/service/operator-config.js'
@@ -671,5 +671,53 @@ describe('nec01 serve --operator', () => {
       await svc.stop()
       state.remove()
     }
+  })
+})
+
+describe('operator controls: what handlers see', () => {
+  let relay: EmbeddedRelay
+  let ts: TestService
+  let op: TestClient
+  let user: TestClient
+  const opSecret = generateSecretKey()
+  const greeting: CommandSpec = {
+    summary: 'a deployment command that reads two variables',
+    example: 'greeting',
+    handler: async (_req, deps) => {
+      const result = { greeting: deps.vars.get('greeting') ?? null, has_api_key: deps.vars.has('api_key') }
+      return { result, text: JSON.stringify(result) }
+    },
+  }
+
+  before(async () => {
+    relay = await startTestRelay()
+    ts = await startTestService({ relays: [relay.url], config: { operator: getPublicKey(opSecret), extraCommands: { greeting } } })
+    op = createTestClient(ts.service.identity.pubkey, [relay.url], opSecret)
+    user = createTestClient(ts.service.identity.pubkey, [relay.url])
+    // answered once, so the subscription is live for the ephemeral RPC kind
+    assert.equal((await op.nip17('ping')).reply, 'pong')
+  })
+  after(async () => {
+    await op?.close()
+    await user?.close()
+    await ts?.close()
+    await relay?.close()
+  })
+
+  it('a deployment command reads the variables through deps.vars, hidden ones included, and shows up in help', async () => {
+    assert.deepEqual(resultOf((await user.rpc('greeting', {})).response), { greeting: null, has_api_key: false })
+    resultOf((await op.rpc('set', { name: 'greeting', value: 'hello' })).response)
+    resultOf((await op.rpc('set', { name: 'api_key', value: secretValue('k'), hidden: true })).response)
+    assert.deepEqual(resultOf((await user.rpc('greeting', {})).response), { greeting: 'hello', has_api_key: true })
+    const help = (await user.rpc('help', {})).response
+    assert.ok('result' in help && JSON.stringify(help.result).includes('"command":"greeting"'))
+  })
+
+  it('a deployment command may not take a name already in use: the service does not start', async () => {
+    for (const name of ['ping', 'info', 'attest', 'help']) assert.throws(() => commandSet({ [name]: greeting }), new RegExp(`command '${name}' is defined twice`))
+    for (const name of ['ping', 'attest', 'set', 'vars', 'help']) {
+      await assert.rejects(startTestService({ relays: [relay.url], config: { extraCommands: { [name]: greeting } } }), new RegExp(`'${name}' is defined twice`))
+    }
+    assert.deepEqual(Object.keys(commandSet({ greeting })).slice(-1), ['greeting'])
   })
 })

@@ -11,6 +11,7 @@ import type { RpcErrorCode } from '../../nec01/rpc.js'
 import type { AttestationInfo, NostrEvent } from '../../nec01/types.js'
 import type { Nsm } from '../nsm/types.js'
 import type { Identity } from './identity.js'
+import type { VarsReader } from './vars.js'
 
 
 export class CommandError extends Error {
@@ -59,6 +60,8 @@ export interface CommandDeps {
   trustRoot?: Uint8Array
   /** a fresh document showed a leaf: lets the root keeper rotate early */
   leafSeen: (attestation: AttestationInfo) => void
+  /** the operator's variables: the one way a handler reads configuration and secrets */
+  vars: VarsReader
   now?: () => number
 }
 
@@ -199,16 +202,33 @@ const COMMANDS: Record<string, CommandSpec> = {
   },
 }
 
+/**
+ * The command set: the built-ins, `help`, and the extras (operator controls, a deployment's
+ * own handlers). An extra may not take a name already in use: a handler that silently
+ * replaced `attest` or `set` would change what the service's attestation vouches for.
+ * Throws Error naming the clash.
+ */
+export function commandSet(...extras: Array<Record<string, CommandSpec>>): Record<string, CommandSpec> {
+  const set: Record<string, CommandSpec> = {}
+  for (const group of [COMMANDS, ...extras]) {
+    for (const [name, spec] of Object.entries(group)) {
+      if (name === 'help' || Object.hasOwn(set, name)) throw new Error(`command '${name}' is defined twice`)
+      set[name] = spec
+    }
+  }
+  return set
+}
+
 /** `help` lists every command the service runs, the extra ones (operator controls) included. */
-function helpList(extra: Record<string, CommandSpec>): Array<{ command: string; summary: string; example: string }> {
-  const entries = Object.entries({ ...COMMANDS, ...extra }).map(([command, c]) => ({ command, summary: c.summary, example: c.example }))
+function helpList(commands: Record<string, CommandSpec>): Array<{ command: string; summary: string; example: string }> {
+  const entries = Object.entries(commands).map(([command, c]) => ({ command, summary: c.summary, example: c.example }))
   return [...entries, { command: 'help', summary: 'this list', example: 'help' }]
 }
 
-export function helpText(extra: Record<string, CommandSpec> = {}): string {
+export function helpText(commands: Record<string, CommandSpec> = COMMANDS): string {
   return [
     'Commands (replies carry a tee_root attestation; verify with `nec01 verify`):',
-    ...helpList(extra).map((c) => `• ${c.command} — ${c.summary}\n  e.g. ${c.example}`),
+    ...helpList(commands).map((c) => `• ${c.command} — ${c.summary}\n  e.g. ${c.example}`),
   ].join('\n')
 }
 
@@ -223,12 +243,12 @@ export function parseDmText(text: string): { method: string; params: unknown } {
 }
 
 /**
- * Runs one request. Unknown methods: NOT_IMPLEMENTED (the DM layer answers with help).
- * Extra commands (operator controls) are merged in by the caller.
+ * Runs one request against `commands` (commandSet(): the built-ins, plus the extras the
+ * service was started with). Unknown methods: NOT_IMPLEMENTED (the DM layer answers with help).
  */
-export async function runCommand(req: CommandRequest, deps: CommandDeps, extra: Record<string, CommandSpec> = {}): Promise<CommandReply> {
-  if (req.method === 'help') return { result: helpList(extra), text: helpText(extra) }
-  const spec = Object.hasOwn(extra, req.method) ? extra[req.method] : Object.hasOwn(COMMANDS, req.method) ? COMMANDS[req.method] : undefined
+export async function runCommand(req: CommandRequest, deps: CommandDeps, commands: Record<string, CommandSpec> = COMMANDS): Promise<CommandReply> {
+  if (req.method === 'help') return { result: helpList(commands), text: helpText(commands) }
+  const spec = Object.hasOwn(commands, req.method) ? commands[req.method] : undefined
   if (spec === undefined) throw new CommandError('NOT_IMPLEMENTED', `unknown method '${req.method.slice(0, 64)}'`)
   return spec.handler(req, deps)
 }

@@ -10,7 +10,7 @@ import { certificatePem } from '../nsm/pki.js'
 import { normalizeRelayUrl, type RelayEntry } from '../relays/config.js'
 import { createRelayPool, type RelayPool } from '../relays/pool.js'
 import { announcementTemplate, dmRelaysTemplate, profileTemplate, relayListTemplate } from './announce.js'
-import { runCommand, type CommandDeps, type CommandSpec, type ServiceFacts } from './commands.js'
+import { commandSet, runCommand, type CommandDeps, type CommandSpec, type ServiceFacts } from './commands.js'
 import { startHealthServer, type HealthReport, type HealthServer } from './health.js'
 import { createIdentity, type Identity } from './identity.js'
 import { KIND_GIFT_WRAP, startInbox, type InboxSource } from './inbox.js'
@@ -45,7 +45,7 @@ export interface ServiceConfig {
   rateLimit?: RateLimitConfig
   maxRequestBytes?: number
   log: Logger
-  /** extra commands (operator controls) */
+  /** a deployment's own commands, beside the built-ins and the operator controls (no name twice) */
   extraCommands?: Record<string, CommandSpec>
   /** hex pubkey of the operator (operator.json, or --operator in dev); none: writes are refused */
   operator?: string | null
@@ -174,6 +174,10 @@ export async function startService(config: ServiceConfig): Promise<Service> {
     },
   }
   const publisher: Publisher = createPublisher({ identity, roots, relays: relaySink, log: log.child({ part: 'publish' }) })
+  // The command set is fixed before anything is attested or published: a deployment's
+  // command that would shadow a built-in one stops the start here.
+  const operatorControls = createOperatorControls({ operator: config.operator ?? null, publisher, log: log.child({ part: 'operator' }) })
+  const commands = commandSet(operatorControls.commands, config.extraCommands ?? {})
   await roots.start()
 
   // 4. The relays, once a root exists: AUTH is answered with the service key, on an event
@@ -244,13 +248,6 @@ export async function startService(config: ServiceConfig): Promise<Service> {
       return shown
     },
   }
-  const deps: CommandDeps = {
-    nsm,
-    identity,
-    facts,
-    ...(config.trustRoot === undefined ? {} : { trustRoot: config.trustRoot }),
-    leafSeen: (att) => roots.leafSeen(att),
-  }
   const source: InboxSource = {
     subscribe: (filters, onevent) => relayPool.subscribe(filters, { onevent }),
     fetchLatest: async (filter, timeoutMs) => {
@@ -258,14 +255,21 @@ export async function startService(config: ServiceConfig): Promise<Service> {
       return events.reduce<(typeof events)[number] | null>((best, e) => (best === null || e.created_at > best.created_at ? e : best), null)
     },
   }
-  const operatorControls = createOperatorControls({ operator: config.operator ?? null, publisher, log: log.child({ part: 'operator' }) })
+  const deps: CommandDeps = {
+    nsm,
+    identity,
+    facts,
+    ...(config.trustRoot === undefined ? {} : { trustRoot: config.trustRoot }),
+    leafSeen: (att) => roots.leafSeen(att),
+    vars: operatorControls.vars,
+  }
   const poolUrls = new Set(config.relays.map((r) => r.url))
   const replier = createReplier({ identity, publisher, writeRelays, reachable: (url) => poolUrls.has(url) })
   const inbox = startInbox({
     identity,
     source,
     replier,
-    run: (req) => runCommand(req, deps, { ...operatorControls.commands, ...config.extraCommands }),
+    run: (req) => runCommand(req, deps, commands),
     log: log.child({ part: 'inbox' }),
     counters,
     ...(config.maxRequestBytes === undefined ? {} : { maxRequestBytes: config.maxRequestBytes }),
