@@ -82,13 +82,17 @@ export function parsePcrFile(text: string, source: string): Record<number, strin
   return out
 }
 
+/** a date-time with no zone designator: JavaScript would read it as the machine's local time */
+const ISO_WITHOUT_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/
+
 /**
  * ISO 8601 or unix seconds → unix seconds, keeping milliseconds: certificate bounds are
- * whole seconds, and 12:00:00.5 is already past a notAfter of 12:00:00.
+ * whole seconds, and 12:00:00.5 is already past a notAfter of 12:00:00. A time without a
+ * zone is UTC, as every certificate time is: the verdict must not depend on the machine.
  */
 export function parseTime(text: string): number {
   if (/^[0-9]{1,12}$/.test(text)) return Number(text)
-  const ms = Date.parse(text)
+  const ms = Date.parse(ISO_WITHOUT_ZONE.test(text) ? `${text}Z` : text)
   if (!Number.isFinite(ms) || !/^\d{4}-\d{2}-\d{2}/.test(text)) throw new CliError(`--at: '${text}' is neither ISO 8601 nor unix seconds`)
   return ms / 1000
 }

@@ -81,6 +81,12 @@ test('without trusted PCRs the verdict is invalid, and debug mode is always reje
   const halfLate = run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', new Date(good.validUntil * 1000 + 500).toISOString()])
   assert.equal(halfLate.code, 1)
   assert.match(halfLate.stdout, /INVALID \(time\)/)
+  // no zone means UTC, whatever the machine's zone is
+  const noZone = (seconds: number): string => new Date(seconds * 1000).toISOString().replace(/\.000Z$/, '')
+  for (const [at, code] of [[noZone(good.validUntil), 0], [noZone(good.validUntil + 1), 1]] as const) {
+    const r = spawnSync(process.execPath, [CLI, 'verify', join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', at], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, TZ: 'Asia/Tokyo' } })
+    assert.equal(r.status, code, `${at}: ${r.stdout}`)
+  }
 })
 
 test('--json prints exactly the result object', () => {
