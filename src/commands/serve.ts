@@ -6,6 +6,7 @@ import { defaultStateDir, isSimulated, openNsm } from '../nsm/open.js'
 import { isNsmError } from '../nsm/types.js'
 import { packageFile } from '../files.js'
 import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
+import { trustFlags } from '../service/announce.js'
 import { startService, SERVICE_NAME } from '../service/service.js'
 import { CliError, EXIT_OK, parseCommandArgs } from '../exit.js'
 import { VERSION } from '../version.js'
@@ -195,7 +196,7 @@ export async function main(args: string[]): Promise<number> {
   })
   const rootPath = simulator !== null ? simulator.rootPemPath() : null
   const relayList = relays.map((r) => r.url)
-  const trust = simulated ? `--root ${rootPath ?? join(stateDir, 'nsm-simulator', 'root.pem')} --any-pcrs --expect dev` : '--pcrs pcrs.json'
+  const trust = trustFlags(simulated ? 'simulated' : 'nsm', service.t, rootPath ?? join(stateDir, 'nsm-simulator', 'root.pem'))
   console.log(
     [
       `nec01 serve ${VERSION} — ${simulated ? 'DEV MODE: simulated NSM, not an enclave (t=dev)' : `Nitro Enclave (t=${service.t})`}`,

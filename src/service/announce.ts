@@ -28,10 +28,19 @@ export interface ProfileInfo {
   tee?: 'nsm' | 'simulated'
 }
 
-/** The trust options with which `nec01 fetch` accepts this service (a dev service fails the defaults). */
+/**
+ * The trust options with which the client commands accept this service (a dev service fails
+ * the defaults): the serve banner's `try:` line and the profile's "Verify it" both use them.
+ * `rootPem`: where the simulator's root is, as the reader should see it.
+ */
+export function trustFlags(tee: 'nsm' | 'simulated', t: 'prod' | 'dev', rootPem: string): string {
+  if (tee === 'simulated') return `--root ${rootPem} --any-pcrs --expect dev`
+  return `--pcrs pcrs.json${t === 'dev' ? ' --expect dev' : ''}`
+}
+
 function verifyFlags(p: ProfileInfo): string {
-  if (p.tee === 'simulated') return "--root <the simulator's root.pem> --any-pcrs --expect dev   (development: simulated NSM, not an enclave)"
-  return `--pcrs pcrs.json${p.t === 'dev' ? ' --expect dev' : ''}   (PCRs from the published build)`
+  const flags = trustFlags(p.tee ?? 'nsm', p.t ?? 'prod', "<the simulator's root.pem>")
+  return `${flags}   (${p.tee === 'simulated' ? 'development: simulated NSM, not an enclave' : 'PCRs from the published build'})`
 }
 
 export function profileTemplate(p: ProfileInfo, createdAt: number): EventTemplate {
