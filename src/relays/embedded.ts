@@ -13,8 +13,9 @@
 //   compares only ids/authors/kinds/since/until, so it sent every kind 4 to every kind 4
 //   subscriber (useServiceEventChecks gives it nostr-tools' matchFilter);
 // - maxMessageLength: advertised in NIP-11 and enforced with an OK/CLOSED/NOTICE refusal;
-// - ids and signatures checked by the service's code (useServiceEventChecks), SQLite statements reused
-//   (openDatabase): under load these two were most of the relay's CPU.
+// - ids and signatures checked by the service's code (useServiceEventChecks), and events
+//   stored through prepared statements (embedded-store.ts): under load these were most of
+//   the relay's CPU.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
@@ -23,6 +24,7 @@ import { matchFilter, type Filter } from 'nostr-tools/filter'
 import type { ClientContext, HandleMessagePlugin, HandleMessageResult, IncomingMessage as RelayIncoming, Logger as RelayLogger } from '@nostr-relay/common'
 import { eventHash, verifyEvent } from '../crypto.js'
 import { createLogger, type Logger } from '../log.js'
+import { openEventStore } from './embedded-store.js'
 import { parseClientMessage, MAX_FILTERS, MAX_SUBID_LENGTH, type ClientMessage, type ClientMessageError, type WireEvent } from './client-messages.js'
 
 export interface EmbeddedRelayOptions {
@@ -88,44 +90,6 @@ function useServiceEventChecks(): void {
   EventUtils.isMatchingFilter = (event, filter) => matchFilter(filter, event)
 }
 
-/** Distinct SQL texts kept prepared: the repository's few statements, plus filter shapes. */
-const STATEMENT_CACHE_LIMIT = 256
-
-interface SqliteStatement {
-  readonly reader: boolean
-}
-interface SqliteDatabase {
-  prepare(sql: string): SqliteStatement
-  pragma(source: string): unknown
-}
-type SqliteDatabaseClass = new (filename: string) => SqliteDatabase
-
-/**
- * The repository builds every query with kysely, whose SQLite driver prepares each statement
- * anew: the same handful (exists, begin, insert, tags, commit) for every event stored, about
- * a third of the repository's time. better-sqlite3 statements are reusable, and the driver
- * runs each to completion before the next (all() or run(), never an open iterator), so a
- * statement is kept per SQL text, oldest dropped first.
- */
-function openDatabase(filename: string): SqliteDatabase {
-  const fromRepository = createRequire(createRequire(import.meta.url).resolve('@nostr-relay/event-repository-sqlite'))
-  const Database = fromRepository('better-sqlite3') as SqliteDatabaseClass
-  class ReusedStatements extends Database {
-    readonly #statements = new Map<string, SqliteStatement>()
-    override prepare(sql: string): SqliteStatement {
-      const kept = this.#statements.get(sql)
-      if (kept !== undefined) return kept
-      const statement = super.prepare(sql)
-      if (this.#statements.size >= STATEMENT_CACHE_LIMIT) this.#statements.delete(this.#statements.keys().next().value as string)
-      this.#statements.set(sql, statement)
-      return statement
-    }
-  }
-  const db = new ReusedStatements(filename)
-  // what the repository does itself when it opens a file
-  db.pragma('journal_mode = WAL')
-  return db
-}
 /** NIP-17 gift wraps and NIP-04 DMs: only their parties may read them. */
 const DM_KINDS = new Set([4, 1059])
 // ws drops a connection whose frame exceeds maxPayload; messages between the advertised limit
@@ -149,13 +113,9 @@ export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Pr
   const log = (options.logger ?? createLogger()).child({ component: 'embedded-relay' })
   const authHostname = options.authHostname ?? (host === '0.0.0.0' || host === '::' ? 'localhost' : host)
 
-  const [{ NostrRelay }, { EventRepositorySqlite }] = await Promise.all([
-    import('@nostr-relay/core'),
-    import('@nostr-relay/event-repository-sqlite'),
-  ])
+  const { NostrRelay } = await import('@nostr-relay/core')
   useServiceEventChecks()
-  const repo = new EventRepositorySqlite(openDatabase(options.dbPath ?? ':memory:'))
-  await repo.init()
+  const repo = await openEventStore(options.dbPath ?? ':memory:')
   // hostname turns on core's NIP-42 (challenge on connect, AUTH verification). The two caches
   // are off: a 1 s filter-result cache would hide events published just before a REQ.
   const relay = new NostrRelay(repo, {

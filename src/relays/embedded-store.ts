@@ -1,0 +1,151 @@
+// The embedded relay's event store: @nostr-relay/event-repository-sqlite (its schema, its
+// queries, its migrations) on a better-sqlite3 database, with the two calls core makes for
+// every stored event answered by prepared statements instead of kysely.
+//
+// Measured on this machine (kind 4 with a 7 KB tee_root tag, in-memory database): the
+// repository's upsert took 0.58-0.83 ms per event, the same SQL run directly 0.16 ms; core
+// also asks findOne({ ids: [id] }) before each upsert, another query built by kysely. With a
+// DM and its reply stored for every NIP-04 request, these were most of the relay's CPU. Only
+// the plain case takes the direct path: a regular event (no d tag value: not replaceable) that
+// is not indexed for search. Replaceable, addressable and searchable events, deletions and
+// REQ queries stay the repository's own code.
+import { createRequire } from 'node:module'
+import type { Event, EventRepositoryUpsertResult, Filter } from '@nostr-relay/common'
+import type { EventRepositorySqlite } from '@nostr-relay/event-repository-sqlite'
+
+/** Distinct SQL texts kept prepared: the repository's few statements, plus filter shapes. */
+const STATEMENT_CACHE_LIMIT = 256
+
+interface SqliteStatement {
+  readonly reader: boolean
+  run(...params: unknown[]): { changes: number }
+  get(...params: unknown[]): unknown
+}
+interface SqliteDatabase {
+  readonly inTransaction: boolean
+  prepare(sql: string): SqliteStatement
+  pragma(source: string): unknown
+  transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R
+}
+type SqliteDatabaseClass = new (filename: string) => SqliteDatabase
+
+interface RepositoryModules {
+  EventRepositorySqlite: typeof EventRepositorySqlite
+  /** the EventUtils the repository itself uses (author, d tag) */
+  EventUtils: {
+    getAuthor(event: Event): string
+    extractDTagValue(event: Event): string | null
+  }
+  /** the repository's rule for what goes into its full-text index ('' = nothing) */
+  extractSearchableContent(event: Event): string
+  Database: SqliteDatabaseClass
+}
+
+/** SQLite's primary-key conflict: the event is already stored. */
+const SQLITE_CONSTRAINT_PRIMARYKEY = 'SQLITE_CONSTRAINT_PRIMARYKEY'
+
+const SELECT_BY_ID = 'SELECT id, pubkey, kind, tags, content, sig, created_at FROM events WHERE id = ?'
+const INSERT_EVENT = 'INSERT INTO events (id, pubkey, author, kind, created_at, tags, content, sig, d_tag_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)'
+const DELETE_TAGS = 'DELETE FROM generic_tags WHERE event_id = ?'
+const INSERT_TAG = 'INSERT INTO generic_tags (tag, event_id, kind, author, created_at) VALUES (?, ?, ?, ?, ?)'
+
+interface EventRow {
+  id: string
+  pubkey: string
+  kind: number
+  tags: string
+  content: string
+  sig: string
+  created_at: number
+}
+
+async function loadModules(): Promise<RepositoryModules> {
+  const { EventRepositorySqlite } = await import('@nostr-relay/event-repository-sqlite')
+  const fromRepository = createRequire(createRequire(import.meta.url).resolve('@nostr-relay/event-repository-sqlite'))
+  const { EventUtils } = fromRepository('@nostr-relay/common') as Pick<RepositoryModules, 'EventUtils'>
+  const { extractSearchableContent } = fromRepository('./search') as Pick<RepositoryModules, 'extractSearchableContent'>
+  const Database = fromRepository('better-sqlite3') as SqliteDatabaseClass
+  return { EventRepositorySqlite, EventUtils, extractSearchableContent, Database }
+}
+
+/**
+ * kysely's SQLite driver prepares each statement anew; better-sqlite3 statements are reusable
+ * and the driver runs each to completion before the next (all() or run(), never an open
+ * iterator), so one statement is kept per SQL text, oldest dropped first.
+ */
+function openDatabase(Database: SqliteDatabaseClass, filename: string): SqliteDatabase {
+  class ReusedStatements extends Database {
+    readonly #statements = new Map<string, SqliteStatement>()
+    override prepare(sql: string): SqliteStatement {
+      const kept = this.#statements.get(sql)
+      if (kept !== undefined) return kept
+      const statement = super.prepare(sql)
+      if (this.#statements.size >= STATEMENT_CACHE_LIMIT) this.#statements.delete(this.#statements.keys().next().value as string)
+      this.#statements.set(sql, statement)
+      return statement
+    }
+  }
+  const db = new ReusedStatements(filename)
+  // what the repository does itself when it opens a file
+  db.pragma('journal_mode = WAL')
+  return db
+}
+
+/** The repository's generic tags: single-letter names, `name:value`, each once. */
+function genericTags(event: Event): string[] {
+  const tags = new Set<string>()
+  for (const [name, value] of event.tags) {
+    if (name !== undefined && /^[a-zA-Z]$/.test(name)) tags.add(`${name}:${value}`)
+  }
+  return [...tags]
+}
+
+function isSingleIdLookup(filter: Filter): filter is Filter & { ids: [string] } {
+  const keys = Object.keys(filter)
+  return keys.length === 1 && keys[0] === 'ids' && Array.isArray(filter.ids) && filter.ids.length === 1 && typeof filter.ids[0] === 'string'
+}
+
+function hasCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code
+}
+
+/** Opens (':memory:' or a file) and migrates the store. */
+export async function openEventStore(filename: string): Promise<EventRepositorySqlite> {
+  const m = await loadModules()
+  const db = openDatabase(m.Database, filename)
+
+  // A kysely transaction spans awaits on this same connection. While one is open (a
+  // replaceable event, a deletion) the direct path would join it, so it queues behind it
+  // through the repository's own code instead.
+  const storePlain = db.transaction((event: Event, author: string, tags: string[]) => {
+    db.prepare(INSERT_EVENT).run(event.id, event.pubkey, author, event.kind, event.created_at, JSON.stringify(event.tags), event.content, event.sig)
+    if (tags.length === 0) return
+    db.prepare(DELETE_TAGS).run(event.id)
+    const insertTag = db.prepare(INSERT_TAG)
+    for (const tag of tags) insertTag.run(tag, event.id, event.kind, author, event.created_at)
+  })
+
+  class EventStore extends m.EventRepositorySqlite {
+    override async upsert(event: Event): Promise<EventRepositoryUpsertResult> {
+      if (db.inTransaction || m.EventUtils.extractDTagValue(event) !== null || m.extractSearchableContent(event) !== '') return super.upsert(event)
+      try {
+        storePlain(event, m.EventUtils.getAuthor(event), genericTags(event))
+        return { isDuplicate: false }
+      } catch (err) {
+        if (hasCode(err, SQLITE_CONSTRAINT_PRIMARYKEY)) return { isDuplicate: true }
+        throw err
+      }
+    }
+
+    override async findOne(filter: Filter): Promise<Event | null> {
+      if (db.inTransaction || !isSingleIdLookup(filter)) return super.findOne(filter)
+      const row = db.prepare(SELECT_BY_ID).get(filter.ids[0]) as EventRow | undefined
+      if (row === undefined) return null
+      return { id: row.id, pubkey: row.pubkey, kind: row.kind, tags: JSON.parse(row.tags) as string[][], content: row.content, sig: row.sig, created_at: row.created_at }
+    }
+  }
+
+  const store = new EventStore(db as unknown as ConstructorParameters<typeof EventRepositorySqlite>[0])
+  await store.init()
+  return store
+}
