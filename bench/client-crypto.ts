@@ -1,18 +1,17 @@
 // The load generator's side of the three transports: the same wire format as `nec01 dm`,
-// `nec01 dm --nip04` and `nec01 attest` (NIP-17 gift wrap, NIP-04, NIP-44 RPC), built with
-// the fastest primitives at hand so the client steals as little of the two cores from the
-// service as possible: Schnorr through nostr-wasm (libsecp256k1), ECDH through node:crypto
-// (OpenSSL), NIP-44 through nostr-tools. selfCheck() proves each builder against
-// nostr-tools' own implementation before any figure is taken.
-import { createCipheriv, createDecipheriv, createECDH, createHmac, randomBytes } from 'node:crypto'
-import { initNostrWasm } from 'nostr-wasm'
+// `nec01 dm --nip04` and `nec01 attest` (NIP-17 gift wrap, NIP-04, NIP-44 RPC), built on the
+// service's own primitives (src/crypto.ts: Schnorr through tiny-secp256k1, ids and ECDH
+// through node:crypto), the fastest measured (bench/libs.ts), with each sender's public key
+// and shared secrets computed once, so the client steals as little of the two cores from the
+// service as possible. selfCheck() proves each builder against nostr-tools' own
+// implementation before any figure is taken.
 import * as nip04 from 'nostr-tools/nip04'
 import * as nip44 from 'nostr-tools/nip44'
-import { getEventHash, verifyEvent as pureVerifyEvent } from 'nostr-tools/pure'
-import { finalizeEvent, generateSecretKey, getPublicKey, setNostrWasm, verifyEvent } from 'nostr-tools/wasm'
+import { generateSecretKey, getPublicKey, getEventHash, verifyEvent as pureVerifyEvent } from 'nostr-tools/pure'
 import type { NostrEvent } from '../nec01/types.js'
 import { RPC_KIND } from '../nec01/rpc.js'
 import type { Rumor } from '../nec01/types.js'
+import { keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, oneTimeKey, publicKeyHex, signEvent, verifyEvent, type SigningKey } from '../src/crypto.js'
 
 export const KIND_NIP04 = 4
 export const KIND_CHAT = 14
@@ -22,36 +21,20 @@ export { RPC_KIND }
 
 /** NIP-59: seal and wrap created_at are spread over the past two days. */
 const TWO_DAYS_SEC = 2 * 24 * 3600
-/** NIP-44 v2: the conversation key is HKDF-extract(salt "nip44-v2", shared x). */
-const NIP44_SALT = 'nip44-v2'
-const NIP04_IV_BYTES = 16
-const COMPRESSED_EVEN_PREFIX = '02'
-
-let ready: Promise<void> | null = null
-
-/** Loads the WASM module once per process. */
-export function initClientCrypto(): Promise<void> {
-  ready ??= initNostrWasm().then((nw) => setNostrWasm(nw))
-  return ready
-}
 
 function sharedX(secret: Uint8Array, peerHex: string): Buffer {
-  const ecdh = createECDH('secp256k1')
-  ecdh.setPrivateKey(secret)
-  return ecdh.computeSecret(Buffer.from(COMPRESSED_EVEN_PREFIX + peerHex, 'hex'))
+  return keyAgreement(secret).sharedX(peerHex)
 }
 
 export function conversationKey(secret: Uint8Array, peerHex: string): Uint8Array {
-  return new Uint8Array(createHmac('sha256', NIP44_SALT).update(sharedX(secret, peerHex)).digest())
+  return nip44ConversationKey(sharedX(secret, peerHex))
 }
 
 const nowSec = (): number => Math.floor(Date.now() / 1000)
 const randomPast = (): number => Math.round(nowSec() - Math.random() * TWO_DAYS_SEC)
 
 /** One sender: its keys, and its shared secrets with the service computed once. */
-export interface ClientKey {
-  secret: Uint8Array
-  pubkey: string
+export interface ClientKey extends SigningKey {
   /** NIP-44 conversation key with the service */
   nip44: Uint8Array
   /** NIP-04 AES key with the service (the shared x) */
@@ -60,35 +43,19 @@ export interface ClientKey {
 
 export function clientKey(service: string): ClientKey {
   const secret = generateSecretKey()
-  return { secret, pubkey: getPublicKey(secret), nip44: conversationKey(secret, service), nip04: sharedX(secret, service) }
+  return { secret, pubkey: publicKeyHex(secret), nip44: conversationKey(secret, service), nip04: sharedX(secret, service) }
 }
 
-export function signEvent(template: { kind: number; created_at: number; tags: string[][]; content: string }, secret: Uint8Array): NostrEvent {
-  return finalizeEvent(template, secret) as NostrEvent
-}
-
+export { signEvent }
 const sign = signEvent
 
 export function rpcRequest(key: ClientKey, service: string, id: string, method = 'ping'): NostrEvent {
   const body = JSON.stringify({ id, method, params: {} })
-  return sign({ kind: RPC_KIND, created_at: nowSec(), content: nip44.v2.encrypt(body, key.nip44), tags: [['p', service]] }, key.secret)
-}
-
-export function nip04Encrypt(aesKey: Buffer, text: string): string {
-  const iv = randomBytes(NIP04_IV_BYTES)
-  const cipher = createCipheriv('aes-256-cbc', aesKey, iv)
-  const ct = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()])
-  return `${ct.toString('base64')}?iv=${iv.toString('base64')}`
-}
-
-function nip04Decrypt(aesKey: Buffer, data: string): string {
-  const [ct, iv] = data.split('?iv=')
-  const decipher = createDecipheriv('aes-256-cbc', aesKey, Buffer.from(iv ?? '', 'base64'))
-  return Buffer.concat([decipher.update(Buffer.from(ct ?? '', 'base64')), decipher.final()]).toString('utf8')
+  return sign({ kind: RPC_KIND, created_at: nowSec(), content: nip44.v2.encrypt(body, key.nip44), tags: [['p', service]] }, key)
 }
 
 export function nip04Request(key: ClientKey, service: string, text = 'ping'): NostrEvent {
-  return sign({ kind: KIND_NIP04, created_at: nowSec(), content: nip04Encrypt(key.nip04, text), tags: [['p', service]] }, key.secret)
+  return sign({ kind: KIND_NIP04, created_at: nowSec(), content: nip04Encrypt(key.nip04, text), tags: [['p', service]] }, key)
 }
 
 /** Tag that makes each bench rumor distinct (see nip17Request). */
@@ -105,12 +72,10 @@ export function nip17Request(key: ClientKey, service: string, text = 'ping'): { 
   const tags = [['p', service], [BENCH_TAG, String(rumorCounter++)]]
   const rumor: Omit<Rumor, 'id'> & { id?: string } = { pubkey: key.pubkey, created_at: nowSec(), kind: KIND_CHAT, tags, content: text }
   rumor.id = getEventHash(rumor as NostrEvent)
-  const seal = sign({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), key.nip44) }, key.secret)
-  const oneTime = generateSecretKey()
-  const wrap = sign(
-    { kind: KIND_GIFT_WRAP, created_at: randomPast(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), conversationKey(oneTime, service)) },
-    oneTime,
-  )
+  const seal = sign({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), key.nip44) }, key)
+  const oneTime = oneTimeKey()
+  const wrapKey = nip44ConversationKey(oneTime.agreement.sharedX(service))
+  const wrap = sign({ kind: KIND_GIFT_WRAP, created_at: randomPast(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), wrapKey) }, oneTime)
   return { wrap, rumorId: rumor.id }
 }
 

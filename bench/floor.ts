@@ -10,7 +10,7 @@ import type { NostrEvent } from '../nec01/types.js'
 import { runCommand, type CommandDeps } from '../src/service/commands.js'
 import { createVarsStore } from '../src/service/vars.js'
 import { startInbox, type InboxSource } from '../src/service/inbox.js'
-import { clientKey, initClientCrypto, nip04Request, nip17Request, rpcRequest, type ClientKey } from './client-crypto.js'
+import { clientKey, nip04Request, nip17Request, rpcRequest, type ClientKey } from './client-crypto.js'
 import type { Transport } from './load-protocol.js'
 import { SINK_URL, quietLogger, type SimulatedService } from './simulated.js'
 import { compareInRounds, type Contender, type RoundsOptions } from './stats.js'
@@ -41,7 +41,6 @@ export function buildRequest(transport: Transport, key: ClientKey, service: stri
 }
 
 export async function startFloor(sim: SimulatedService, opts: { quick: boolean }): Promise<Floor> {
-  await initClientCrypto()
   const service = sim.identity.pubkey
   let deliver: ((event: NostrEvent, relay: string) => void) | null = null
   const source: InboxSource = {

@@ -18,7 +18,8 @@ import * as pure from 'nostr-tools/pure'
 import * as wasm from 'nostr-tools/wasm'
 import * as tiny from 'tiny-secp256k1'
 import type { NostrEvent } from '../nec01/types.js'
-import { conversationKey, initClientCrypto } from './client-crypto.js'
+import { initNostrWasm } from 'nostr-wasm'
+import { conversationKey } from './client-crypto.js'
 import { fmt, ratio, row, type Row } from './report.js'
 import { compareInRounds, median, medianRatio, type Contender } from './stats.js'
 
@@ -119,7 +120,7 @@ function crossCheck(sk: Uint8Array, peer: string, template: pure.EventTemplate):
 }
 
 export async function measureLibs(opts: { quick: boolean }): Promise<{ rows: Row[]; figures: LibFigures }> {
-  await initClientCrypto()
+  wasm.setNostrWasm(await initNostrWasm())
   const sk = pure.generateSecretKey()
   const peers = Array.from({ length: PEERS }, () => pure.getPublicKey(pure.generateSecretKey()))
   // a request-sized event: what the service verifies on every request

@@ -19,7 +19,6 @@ import {
   KIND_NIP04,
   RPC_KIND,
   clientKey,
-  initClientCrypto,
   nip04Request,
   nip17Request,
   replyText,
@@ -61,7 +60,7 @@ type Relay = WebSocket & {
 }
 
 function signAuth(key: ClientKey, challenge: string, relay: string): NostrEvent {
-  return signEvent({ kind: KIND_AUTH, created_at: Math.floor(Date.now() / 1000), tags: [['relay', relay], ['challenge', challenge]], content: '' }, key.secret)
+  return signEvent({ kind: KIND_AUTH, created_at: Math.floor(Date.now() / 1000), tags: [['relay', relay], ['challenge', challenge]], content: '' }, key)
 }
 
 const now = (): number => performance.now()
@@ -133,7 +132,6 @@ function chunks<T>(items: T[], size: number): T[][] {
 }
 
 async function run(config: LoadConfig): Promise<LoadResult> {
-  await initClientCrypto()
   const service = config.service
   const keys = Array.from({ length: config.senders }, () => clientKey(service))
   const byPubkey = new Map(keys.map((k) => [k.pubkey, k]))

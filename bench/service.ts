@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startEmbeddedRelay } from '../src/relays/embedded.js'
+import { selfCheck } from './client-crypto.js'
 import { startFloor, type FloorRounds } from './floor.js'
 import { measureLibs, type LibFigures } from './libs.js'
 import { TRANSPORTS, type LoadConfig, type Transport } from './load-protocol.js'
@@ -243,6 +244,8 @@ export async function runServiceBench(opts: ServiceBenchOptions): Promise<{ rows
   const scale = opts.quick ? QUICK : FULL
   const bulkCount = opts.bulkCount ?? scale.bulkCount
   const log = opts.log
+  // the load client's requests must be what real clients send before any figure counts
+  selfCheck()
   log('secp256k1 libraries')
   const libs = await measureLibs(opts)
   log('per-request floor (in process, no relay)')

@@ -15,6 +15,12 @@ import type { EventRepositorySqlite } from '@nostr-relay/event-repository-sqlite
 
 /** Distinct SQL texts kept prepared: the repository's few statements, plus filter shapes. */
 const STATEMENT_CACHE_LIMIT = 256
+/**
+ * Events with a tee_root tag are about 7 KB and overflow SQLite's default 4 KB pages. Measured
+ * in memory, inserting such events: 0.18 ms each at 5,000 stored, 1.4 ms at 40,000 with 4 KB
+ * pages; 0.21 ms and 0.35 ms with 16 KB. It takes effect only when the database is created.
+ */
+const PAGE_SIZE = 16_384
 
 interface SqliteStatement {
   readonly reader: boolean
@@ -86,6 +92,7 @@ function openDatabase(Database: SqliteDatabaseClass, filename: string): SqliteDa
     }
   }
   const db = new ReusedStatements(filename)
+  db.pragma(`page_size = ${PAGE_SIZE}`)
   // what the repository does itself when it opens a file
   db.pragma('journal_mode = WAL')
   return db
