@@ -212,7 +212,7 @@ export async function verifyAttestation(doc: Uint8Array, options?: VerifyOptions
     pass(checks, 'time', time.detail)
 
     stage = 'signature'
-    if (chain.alongside !== true) {
+    if ((await chain.alongside) !== true) {
       fail(checks, 'signature', 'ES384 signature does not verify with the leaf key')
       return finish(checks, attestation)
     }

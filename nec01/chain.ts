@@ -32,8 +32,12 @@ export interface VerifiedChain {
   windows: CertWindow[]
   /** true when this path came from the cache */
   cached: boolean
-  /** outcome of the `alongside` verification, when one was given */
-  alongside: boolean | null
+  /**
+   * the `alongside` verification, when one was given, still running: the caller does its
+   * own work while the thread pool checks the signature, and awaits it when it needs the
+   * verdict. Never rejects (a failure is false).
+   */
+  alongside: Promise<boolean> | null
 }
 
 interface TrustedRoot {
@@ -157,7 +161,8 @@ function checkLeaf(cert: Certificate, label: string): void {
  * to the leaf: structure, names, CA constraints, then every signature. Validity periods
  * are NOT checked here but returned, so a cached path is re-checked against each `now`.
  * `alongside` (the document signature) runs with the leaf key concurrently with the link
- * signatures; its outcome is returned, and means nothing unless the path verified.
+ * signatures; it is returned still running, and its verdict means nothing unless the path
+ * verified.
  * Throws VerifyError('chain').
  */
 export async function verifyChain(
@@ -171,7 +176,7 @@ export async function verifyChain(
   if (known !== undefined && samePath(known, root, cabundle)) {
     hits++
     remember(chainCache, key, known, CHAIN_CACHE_LIMIT)
-    const extra = alongside === undefined ? null : await alongside(known.leafKey).catch(() => false)
+    const extra = alongside === undefined ? null : alongside(known.leafKey).catch(() => false)
     return { leafKey: known.leafKey, windows: known.windows, cached: true, alongside: extra }
   }
   misses++
@@ -208,9 +213,8 @@ export async function verifyChain(
   const bad = keys.findIndex((k) => k === null)
   if (bad >= 0) throw chainError(`${labels[bad]}: public key is not a valid P-384 point`)
   const leafKey = keys[n - 1]!
-  const extra = alongside === undefined ? Promise.resolve(null) : alongside(leafKey).catch(() => false)
+  const extra = alongside === undefined ? null : alongside(leafKey).catch(() => false)
   const links = await Promise.all(certs.slice(1).map((c, j) => verifyEs384(keys[j]!, c.signature, c.tbs)))
-  const extraOutcome = await extra
   const broken = links.indexOf(false)
   if (broken >= 0) throw chainError(`the signature on ${labels[broken + 1]} does not verify with the key of ${labels[broken]}`)
 
@@ -222,7 +226,7 @@ export async function verifyChain(
   }
   // Only a fully verified path is remembered; time is not part of the verdict cached.
   remember(chainCache, key, verified, CHAIN_CACHE_LIMIT)
-  return { leafKey, windows: verified.windows, cached: false, alongside: extraOutcome }
+  return { leafKey, windows: verified.windows, cached: false, alongside: extra }
 }
 
 export interface TimeVerdict {
