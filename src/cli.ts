@@ -33,9 +33,14 @@ export function usage(): string {
 
 async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined) {
+    // a usage error: the text goes where errors go, so `nec01 | cmd` sees nothing
+    console.error(usage())
+    return EXIT_USAGE
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     console.log(usage())
-    return name === undefined ? EXIT_USAGE : 0
+    return 0
   }
   if (name === '--version' || name === '-V') {
     console.log(`nec01 ${VERSION}`)

@@ -123,6 +123,6 @@ export function noReply(timeoutSec: number): CliError {
 export function parseTimeout(value: string | undefined, fallback = 30): number {
   if (value === undefined) return fallback
   const n = Number(value)
-  if (!Number.isFinite(n) || n <= 0 || n > 3600) throw new CliError(`--timeout: expected seconds from 1 to 3600, got '${value}'`)
+  if (!Number.isFinite(n) || n <= 0 || n > 3600) throw new CliError(`--timeout: expected seconds, more than 0 and at most 3600, got '${value}'`)
   return n
 }

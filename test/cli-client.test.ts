@@ -171,6 +171,8 @@ describe('nec01 dm, attest and fetch against a running service', () => {
     ['attest with a non-hex nonce', ['attest', '0'.repeat(64), '--nonce', 'xyz']],
     ['attest with --data that is not JSON', ['attest', '0'.repeat(64), '--data', '{oops']],
     ['dm with a bad --timeout', ['dm', '0'.repeat(64), 'ping', '--timeout', 'soon']],
+    ['dm with --timeout 0', ['dm', '0'.repeat(64), 'ping', '--timeout', '0']],
+    ['dm with --timeout over an hour', ['dm', '0'.repeat(64), 'ping', '--timeout', '3601']],
     ['dm with a bad secret key', ['dm', '0'.repeat(64), 'ping', '--sec', 'nsec1bad']],
   ] as const) {
     it(`usage: ${name} → exit 2 and one line`, async () => {

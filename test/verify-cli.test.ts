@@ -172,6 +172,18 @@ test('npx nec01 runs the built CLI from the project, as the README and npm start
   assert.match(r.stdout, /^nec01 — AWS Nitro Enclave attestations for Nostr/)
 })
 
+test('nec01 with no command: usage on stderr, nothing on stdout, exit 2; --help: usage on stdout, exit 0', () => {
+  const nec01 = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 })
+  const bare = nec01([])
+  assert.equal(bare.status, 2)
+  assert.equal(bare.stdout, '')
+  assert.match(bare.stderr, /^nec01 — .*\n\nusage: nec01 <command>/)
+  const help = nec01(['--help'])
+  assert.equal(help.status, 0)
+  assert.equal(help.stderr, '')
+  assert.match(help.stdout, /usage: nec01 <command>/)
+})
+
 test('nec01 --version prints the package version, also when installed under a path with a space', () => {
   const root = join(dirname(CLI), '..', '..')
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
