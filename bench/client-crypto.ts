@@ -43,19 +43,17 @@ export interface ClientKey extends SigningKey {
 
 export function clientKey(service: string): ClientKey {
   const secret = generateSecretKey()
-  return { secret, pubkey: publicKeyHex(secret), nip44: conversationKey(secret, service), nip04: sharedX(secret, service) }
+  const x = sharedX(secret, service)
+  return { secret, pubkey: publicKeyHex(secret), nip44: nip44ConversationKey(x), nip04: x }
 }
-
-export { signEvent }
-const sign = signEvent
 
 export function rpcRequest(key: ClientKey, service: string, id: string, method = 'ping'): NostrEvent {
   const body = JSON.stringify({ id, method, params: {} })
-  return sign({ kind: RPC_KIND, created_at: nowSec(), content: nip44.v2.encrypt(body, key.nip44), tags: [['p', service]] }, key)
+  return signEvent({ kind: RPC_KIND, created_at: nowSec(), content: nip44.v2.encrypt(body, key.nip44), tags: [['p', service]] }, key)
 }
 
 export function nip04Request(key: ClientKey, service: string, text = 'ping'): NostrEvent {
-  return sign({ kind: KIND_NIP04, created_at: nowSec(), content: nip04Encrypt(key.nip04, text), tags: [['p', service]] }, key)
+  return signEvent({ kind: KIND_NIP04, created_at: nowSec(), content: nip04Encrypt(key.nip04, text), tags: [['p', service]] }, key)
 }
 
 /** Tag that makes each bench rumor distinct (see nip17Request). */
@@ -72,10 +70,10 @@ export function nip17Request(key: ClientKey, service: string, text = 'ping'): { 
   const tags = [['p', service], [BENCH_TAG, String(rumorCounter++)]]
   const rumor: Omit<Rumor, 'id'> & { id?: string } = { pubkey: key.pubkey, created_at: nowSec(), kind: KIND_CHAT, tags, content: text }
   rumor.id = getEventHash(rumor as NostrEvent)
-  const seal = sign({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), key.nip44) }, key)
+  const seal = signEvent({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), key.nip44) }, key)
   const oneTime = oneTimeKey()
   const wrapKey = nip44ConversationKey(oneTime.agreement.sharedX(service))
-  const wrap = sign({ kind: KIND_GIFT_WRAP, created_at: randomPast(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), wrapKey) }, oneTime)
+  const wrap = signEvent({ kind: KIND_GIFT_WRAP, created_at: randomPast(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), wrapKey) }, oneTime)
   return { wrap, rumorId: rumor.id }
 }
 

@@ -23,10 +23,10 @@ import {
   nip17Request,
   replyText,
   rpcRequest,
-  signEvent,
   unwrapReply,
   type ClientKey,
 } from './client-crypto.js'
+import { signEvent } from '../src/crypto.js'
 import type { LoadConfig, LoadMessage, LoadResult } from './load-protocol.js'
 import { summarize } from './stats.js'
 

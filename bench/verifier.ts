@@ -49,6 +49,11 @@ function rounds(quick: boolean, maxMs: number): RoundsOptions {
   return quick ? { rounds: 3, minRounds: 3, warmupBatches: 1, maxMs: maxMs / 4 } : { rounds: 15, minRounds: 7, warmupBatches: 2, maxMs }
 }
 
+/** A document's verification: at its pinned time, any image (the figures are about cost). */
+function verifyOptions(doc: BenchDoc): { now: Date; anyPcrs: true } {
+  return { now: new Date(doc.atMs), anyPcrs: true }
+}
+
 /** Untimed, before the first figure: how long every document goes through every contender. */
 const JIT_WARMUP_MS = 3000
 const QUICK_JIT_WARMUP_MS = 500
@@ -65,7 +70,7 @@ async function warmUp(docs: BenchDoc[], ms: number): Promise<number> {
   let passes = 0
   while (performance.now() < until) {
     for (const [i, d] of docs.entries()) {
-      const options = { now: new Date(d.atMs), anyPcrs: true }
+      const options = verifyOptions(d)
       clearVerifierCaches()
       mustBeValid(await verifyAttestation(d.bytes, options), d.name)
       mustBeValid(await verifyAttestation(d.bytes, options), d.name)
@@ -100,7 +105,7 @@ function mustBeValid(result: { valid: boolean; reason: string | null }, what: st
 
 async function measureDoc(doc: BenchDoc, opts: VerifierBenchOptions): Promise<DocFigures> {
   const batch = opts.quick ? QUICK_BATCH : BATCH
-  const options = { now: new Date(doc.atMs), anyPcrs: true }
+  const options = verifyOptions(doc)
   const floor = es384Floor(doc.bytes)
   mustBeValid(await verifyAttestation(doc.bytes, options), doc.name)
   const pin = await referencePinWorks(doc.base64, doc.atMs, doc.afterMs)
@@ -148,7 +153,7 @@ async function measureSharedLeaf(docs: BenchDoc[], opts: VerifierBenchOptions): 
   const [a, b] = pair
   if (a === undefined || b === undefined) return null
   const batch = opts.quick ? QUICK_BATCH : BATCH
-  const options = { now: new Date(a.atMs), anyPcrs: true }
+  const options = verifyOptions(a)
   const floorA = es384Floor(a.bytes)
   const floorB = es384Floor(b.bytes)
   const t = await compareInRounds(

@@ -23,7 +23,6 @@ const STATEMENT_CACHE_LIMIT = 256
 const PAGE_SIZE = 16_384
 
 interface SqliteStatement {
-  readonly reader: boolean
   run(...params: unknown[]): { changes: number }
   get(...params: unknown[]): unknown
 }
@@ -121,9 +120,6 @@ export async function openEventStore(filename: string): Promise<EventRepositoryS
   const m = await loadModules()
   const db = openDatabase(m.Database, filename)
 
-  // A kysely transaction spans awaits on this same connection. While one is open (a
-  // replaceable event, a deletion) the direct path would join it, so it queues behind it
-  // through the repository's own code instead.
   const storePlain = db.transaction((event: Event, author: string, tags: string[]) => {
     db.prepare(INSERT_EVENT).run(event.id, event.pubkey, author, event.kind, event.created_at, JSON.stringify(event.tags), event.content, event.sig)
     if (tags.length === 0) return
@@ -134,6 +130,9 @@ export async function openEventStore(filename: string): Promise<EventRepositoryS
 
   class EventStore extends m.EventRepositorySqlite {
     override async upsert(event: Event): Promise<EventRepositoryUpsertResult> {
+      // A kysely transaction spans awaits on this same connection. While one is open (a
+      // replaceable event, a deletion) the direct path would join it, so it queues behind
+      // it through the repository's own code instead.
       if (db.inTransaction || m.EventUtils.extractDTagValue(event) !== null || m.extractSearchableContent(event) !== '') return super.upsert(event)
       try {
         storePlain(event, m.EventUtils.getAuthor(event), genericTags(event))
