@@ -16,7 +16,7 @@ export interface SystemTool {
 }
 
 /** CI systems set CI=true; any value but empty, 0 or false counts, erring towards failing. */
-export const underCi = (env: NodeJS.ProcessEnv = process.env): boolean => !['', '0', 'false'].includes((env.CI ?? '').toLowerCase())
+const underCi = (): boolean => !['', '0', 'false'].includes((process.env.CI ?? '').toLowerCase())
 
 function isExecutable(file: string): boolean {
   try {
@@ -28,7 +28,7 @@ function isExecutable(file: string): boolean {
 }
 
 /** The tool's absolute path, or null when it is not there. */
-export function findTool(tool: SystemTool): string | null {
+function findTool(tool: SystemTool): string | null {
   if (tool.path !== undefined) return isExecutable(tool.path) ? tool.path : null
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir !== '' && isExecutable(join(dir, tool.command))) return join(dir, tool.command)
