@@ -2,8 +2,8 @@
 // page and in Node must give the same result, check by check, and the example page must
 // show exactly that result. Inputs: real AWS documents (valid, debug, tampered, expired)
 // and a live dev service's root event and a carrier it signed (simulator root).
+// Needs Debian's chromium at /usr/bin/chromium, or another build named by NEC01_CHROMIUM.
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { build } from 'esbuild'
@@ -23,8 +23,9 @@ import { MAX_GZIP_RATIO, PROJECT_ROOT, buildWeb, noNodeBuiltins } from '../scrip
 import { nitroFixtures, type NitroFixture } from './fixtures.js'
 import { startTestRelay, startTestService, tempDir, type TestService } from './service-harness.js'
 import { startStaticServer, type StaticServer } from './static-server.js'
+import { requireTools, type SystemTool } from './system-tools.js'
 
-const CHROMIUM = '/usr/bin/chromium'
+const CHROMIUM: SystemTool = { command: 'chromium', debian: 'chromium', path: process.env.NEC01_CHROMIUM || '/usr/bin/chromium' }
 // --user-data-dir is not passed: Playwright refuses it in launch() and gives every launch a
 // fresh temporary profile itself. The background-networking flags keep Chromium off the network.
 const CHROMIUM_ARGS = [
@@ -250,10 +251,7 @@ test('the build refuses Node builtins in a browser bundle', async () => {
 })
 
 test('the nec01 bundle verifies in Chromium exactly as in Node', { timeout: 180_000 }, async (t) => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `${CHROMIUM} not found: install Debian's chromium package (apt-get install chromium) to run the browser tests; CI installs it`,
-  )
+  if (!requireTools(t, [CHROMIUM])) return
   const out = tempDir('nec01-web-')
   let relay: Awaited<ReturnType<typeof startTestRelay>> | undefined
   let svc: TestService | undefined
@@ -278,7 +276,7 @@ test('the nec01 bundle verifies in Chromium exactly as in Node', { timeout: 180_
     server = await startStaticServer({ '/dist/web/': out.path, '/docs/example/': join(PROJECT_ROOT, 'docs', 'example') })
     const origin = server.origin
     const bundleUrl = `${origin}/dist/web/nec01.js`
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: WAIT_MS })
+    browser = await chromium.launch({ executablePath: CHROMIUM.path, args: CHROMIUM_ARGS, timeout: WAIT_MS })
     const page = await browser.newPage()
     page.setDefaultTimeout(WAIT_MS)
     page.setDefaultNavigationTimeout(WAIT_MS)

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { delimiter, dirname, join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { requireTools, type SystemTool } from './system-tools.js'
 
 const ENCLAVE = join(process.cwd(), 'enclave')
 const read = (name: string): string => readFileSync(join(ENCLAVE, name), 'utf8')
@@ -83,6 +84,15 @@ function shellLines(text: string): string[] {
     .filter((l) => l !== '' && !l.startsWith('#'))
 }
 
+const SHELLCHECK: SystemTool = { command: 'shellcheck', debian: 'shellcheck' }
+// what start.sh runs besides sh and coreutils
+const START_TOOLS: SystemTool[] = [
+  { command: 'socat', debian: 'socat' },
+  { command: 'ip', debian: 'iproute2' },
+  { command: 'ss', debian: 'iproute2' },
+  { command: 'setpriv', debian: 'util-linux' },
+]
+
 const SHELL_SCRIPTS = readdirSync(ENCLAVE).filter((f) => f.endsWith('.sh'))
 const temps: string[] = []
 after(() => {
@@ -90,13 +100,9 @@ after(() => {
 })
 
 describe('enclave scripts', () => {
-  it('shellcheck passes on every script in enclave/', () => {
+  it('shellcheck passes on every script in enclave/', (t) => {
     assert.ok(SHELL_SCRIPTS.length >= 4, `expected the enclave scripts, found ${SHELL_SCRIPTS.join(', ')}`)
-    const probe = spawnSync('shellcheck', ['--version'], { encoding: 'utf8' })
-    assert.ok(
-      probe.error === undefined && probe.status === 0,
-      'shellcheck is not installed: install it (Debian/Ubuntu: apt-get install -y shellcheck) to run this test',
-    )
+    if (!requireTools(t, [SHELLCHECK])) return
     const result = spawnSync('shellcheck', ['--external-sources', ...SHELL_SCRIPTS.map((f) => join(ENCLAVE, f))], { encoding: 'utf8' })
     assert.equal(result.status, 0, `shellcheck found problems:\n${result.stdout}${result.stderr}`)
   })
@@ -139,11 +145,8 @@ describe('enclave/start.sh in a fresh network namespace', () => {
   it(
     'brings up lo, listens on 127.0.0.1:1080, drops to the service user and passes the serve flags',
     { skip: canUnshare ? false : 'needs root for unshare --net --pid (CI runs as root)', timeout: 30_000 },
-    () => {
-      for (const tool of ['socat', 'ip', 'ss', 'setpriv']) {
-        const probe = spawnSync('sh', ['-c', `command -v ${tool}`], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } })
-        assert.equal(probe.status, 0, `${tool} is not installed: apt-get install -y socat iproute2 util-linux`)
-      }
+    (t) => {
+      if (!requireTools(t, START_TOOLS)) return
       const app = mkdtempSync(join(tmpdir(), 'nec01-start-'))
       temps.push(app)
       chmodSync(app, 0o755)
@@ -172,7 +175,8 @@ attempt()
       // CommonJS stand-in: no package.json "type" in the temp app.
       const nodeDir = dirname(process.execPath)
       const r = spawnSync('unshare', ['--net', '--pid', '--fork', 'sh', join(ENCLAVE, 'start.sh')], {
-        env: { PATH: `${nodeDir}:/usr/sbin:/usr/bin:/sbin:/bin`, NEC01_APP_DIR: app, NEC01_USER: 'nobody', NEC01_T: 'dev' },
+        // the PATH the tools were found on
+        env: { PATH: `${nodeDir}${delimiter}${process.env.PATH ?? ''}`, NEC01_APP_DIR: app, NEC01_USER: 'nobody', NEC01_T: 'dev' },
         encoding: 'utf8',
         timeout: 25_000,
       })
