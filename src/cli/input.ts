@@ -1,7 +1,7 @@
 // Reading a command's input from a file or standard input, bounded so a huge or endless
 // input gives an error instead of exhausting memory.
 import { CliError } from './exit.js'
-import { FileReadError, readBoundedFile } from './files.js'
+import { FileReadError, readBoundedFile } from '../files.js'
 
 /** Real inputs are a few KiB; 1 MiB leaves room for any event a relay would carry. */
 export const MAX_INPUT_BYTES = 1024 * 1024
