@@ -20,7 +20,7 @@ import { createRateLimiter } from '../src/service/ratelimit.js'
 import { KIND_CHAT, KIND_NIP04_DM, type Replier, type ReplyTarget } from '../src/service/reply.js'
 import { alterHex } from './forge.js'
 import { quietLogger, startTestRelay, startTestService, type TestService } from './service-harness.js'
-import { assertCarrier, now, Peer, replyTo, stable, tagValue, unwrapWithSeal, until, type Collector } from './talk.js'
+import { assertCarrier, now, Peer, replyTo, stable, unwrapWithSeal, until, type Collector } from './talk.js'
 
 type Item = { event: NostrEvent; relay: string }
 

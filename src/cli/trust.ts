@@ -61,7 +61,7 @@ function pcrIndex(key: string, source: string): number {
 }
 
 /** Parses nitro-cli build-enclave output or a plain PCR map. */
-export function parsePcrFile(text: string, source: string): Record<number, string> {
+function parsePcrFile(text: string, source: string): Record<number, string> {
   let json: unknown
   try {
     json = JSON.parse(text)

@@ -52,7 +52,7 @@ export interface EmbeddedRelay {
   close(): Promise<void>
 }
 
-export const EMBEDDED_MAX_SUBSCRIPTIONS = 20
+const EMBEDDED_MAX_SUBSCRIPTIONS = 20
 
 interface CoreEventChecks {
   isIdValid(event: WireEvent): boolean
