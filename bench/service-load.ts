@@ -30,7 +30,7 @@ import { signEvent } from '../src/crypto.js'
 import type { LoadConfig, LoadMessage, LoadResult } from './load-protocol.js'
 import { summarize } from './stats.js'
 
-/** The relay accepts at most this many values in one filter array (client-messages.ts). */
+/** The relay accepts at most this many values in one filter array (src/embedded/client-messages.ts). */
 const FILTER_VALUES = 1000
 /** NIP-59 backdating (two days) and an hour more. */
 const WRAP_LOOKBACK_SEC = 2 * 24 * 3600 + 3600

@@ -1,5 +1,5 @@
 // Service figures. Three processes on loopback: this one (the real relay,
-// @nostr-relay/core through src/relays/embedded.ts, plus the orchestration), `nec01 serve
+// @nostr-relay/core through src/embedded/relay.ts, plus the orchestration), `nec01 serve
 // --dev` (its own process, so its RSS is its own), and a load client per phase
 // (service-load.js). Phases:
 //   1. secp256k1 libraries side by side, and the per-request floor (no relay);
@@ -12,7 +12,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startEmbeddedRelay } from '../src/relays/embedded.js'
+import { startEmbeddedRelay } from '../src/embedded/relay.js'
 import { selfCheck } from './client-crypto.js'
 import { startFloor, type FloorRounds } from './floor.js'
 import { measureLibs, type LibFigures } from './libs.js'

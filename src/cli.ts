@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `nec01` entry point: dispatches to src/commands/<name>.ts. Commands are loaded lazily so
 // `nec01 verify` never loads the service, the relay or the NSM addon.
-import { CliError, EXIT_USAGE, type CommandMain } from './exit.js'
+import { CliError, EXIT_USAGE, type CommandMain } from './cli/exit.js'
 import { VERSION } from './version.js'
 
 interface CommandEntry {

@@ -10,7 +10,7 @@ import { npubEncode, nsecEncode } from 'nostr-tools/nip19'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
 import { canonicalJson } from '../nec01/canonical.js'
-import type { EmbeddedRelay } from '../src/relays/embedded.js'
+import type { EmbeddedRelay } from '../src/embedded/relay.js'
 import { startTestRelay, startTestService, type TestService } from './service-harness.js'
 import { until } from './talk.js'
 

@@ -9,7 +9,7 @@ import { request } from 'node:http'
 import { WebSocket } from 'ws'
 import { finalizeEvent, generateSecretKey, getPublicKey, type Event as NostrEvent } from 'nostr-tools/pure'
 import { makeAuthEvent } from 'nostr-tools/nip42'
-import { startEmbeddedRelay, type EmbeddedRelay } from '../src/relays/embedded.js'
+import { startEmbeddedRelay, type EmbeddedRelay } from '../src/embedded/relay.js'
 import { createLogger } from '../src/log.js'
 import { alterHex } from './forge.js'
 

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import type { Event } from '@nostr-relay/common'
 import { EventRepositorySqlite } from '@nostr-relay/event-repository-sqlite'
-import { openEventStore } from '../src/relays/embedded-store.js'
+import { openEventStore } from '../src/embedded/store.js'
 
 interface Rows {
   all(): unknown[]

@@ -11,7 +11,7 @@ import * as nip44 from 'nostr-tools/nip44'
 import type { Filter } from 'nostr-tools/filter'
 import { RPC_KIND } from '../nec01/rpc.js'
 import type { NostrEvent } from '../nec01/types.js'
-import type { EmbeddedRelay } from '../src/relays/embedded.js'
+import type { EmbeddedRelay } from '../src/embedded/relay.js'
 import { CommandError, type CommandRequest } from '../src/service/commands.js'
 import { createSeenStore, DEDUP_TTL_SEC } from '../src/service/dedup.js'
 import { identityFromSecret } from '../src/service/identity.js'
@@ -20,7 +20,7 @@ import { createRateLimiter } from '../src/service/ratelimit.js'
 import { KIND_CHAT, KIND_NIP04_DM, type Replier, type ReplyTarget } from '../src/service/reply.js'
 import { alterHex } from './forge.js'
 import { quietLogger, startTestRelay, startTestService, type TestService } from './service-harness.js'
-import { assertCarrier, now, Peer, replyTo, stable, tagValue, unwrapWithSeal, until, type Collector } from './talk.js'
+import { assertCarrier, now, Peer, replyTo, stable, unwrapWithSeal, until, type Collector } from './talk.js'
 
 type Item = { event: NostrEvent; relay: string }
 

@@ -6,7 +6,7 @@ import { finalizeEvent, generateSecretKey, getEventHash } from 'nostr-tools/pure
 import * as nip44 from 'nostr-tools/nip44'
 import { parseRpcResponse, RPC_KIND, type RpcResponse } from '../nec01/rpc.js'
 import type { NostrEvent } from '../nec01/types.js'
-import { openSession, type ClientSession } from '../src/client.js'
+import { openSession, type ClientSession } from '../src/cli/client.js'
 import { identityFromSecret, type Identity, type Rumor } from '../src/service/identity.js'
 import { KIND_GIFT_WRAP } from '../src/service/inbox.js'
 import { KIND_CHAT, KIND_NIP04_DM } from '../src/service/reply.js'

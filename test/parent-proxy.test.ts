@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { HttpsProxyAgent } from 'https-proxy-agent'
 import WebSocket, { WebSocketServer } from 'ws'
 import { main, parseParentArgs } from '../src/commands/parent.js'
-import { CliError, EXIT_USAGE } from '../src/exit.js'
+import { CliError, EXIT_USAGE } from '../src/cli/exit.js'
 import {
   allowlistFromRelays,
   parseAllowEntry,

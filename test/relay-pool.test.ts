@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WebSocketServer } from 'ws'
 import { finalizeEvent, generateSecretKey, getPublicKey, type Event as NostrEvent, type EventTemplate } from 'nostr-tools/pure'
-import { startEmbeddedRelay, type EmbeddedRelay } from '../src/relays/embedded.js'
+import { startEmbeddedRelay, type EmbeddedRelay } from '../src/embedded/relay.js'
 import { createRelayPool, type RelayPool, type RelayPoolOptions, type RelayStatus } from '../src/relays/pool.js'
 import { createLogger } from '../src/log.js'
 import { freePort } from './service-harness.js'
@@ -519,7 +519,7 @@ test('close() leaves no handles: a process using the pool exits by itself', asyn
   // Every timeout is far longer than the safety net, so any timer left behind keeps the child
   // alive and fails the test.
   const script = `
-    import { startEmbeddedRelay } from ${mod('../src/relays/embedded.js')}
+    import { startEmbeddedRelay } from ${mod('../src/embedded/relay.js')}
     import { createRelayPool } from ${mod('../src/relays/pool.js')}
     import { createLogger } from ${mod('../src/log.js')}
     import { finalizeEvent, generateSecretKey } from ${JSON.stringify(import.meta.resolve('nostr-tools/pure'))}

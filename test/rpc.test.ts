@@ -9,7 +9,7 @@ import { canonicalJson } from '../nec01/canonical.js'
 import { verifyRootEvent } from '../nec01/event.js'
 import { RPC_KIND, type RpcResponse } from '../nec01/rpc.js'
 import type { NostrEvent } from '../nec01/types.js'
-import type { EmbeddedRelay } from '../src/relays/embedded.js'
+import type { EmbeddedRelay } from '../src/embedded/relay.js'
 import { startTestRelay, startTestService, type TestService } from './service-harness.js'
 import { assertCarrier, devTrust, Peer, replyTo, stable, tagValue, until, type Collector } from './talk.js'
 

@@ -11,7 +11,7 @@ import { createLogger, type Logger } from '../src/log.js'
 import { openNsm, type OpenNsmOptions } from '../src/nsm/open.js'
 import type { NsmSimulator } from '../src/nsm/simulator.js'
 import type { Nsm } from '../src/nsm/types.js'
-import { startEmbeddedRelay, type EmbeddedRelay, type EmbeddedRelayOptions } from '../src/relays/embedded.js'
+import { startEmbeddedRelay, type EmbeddedRelay, type EmbeddedRelayOptions } from '../src/embedded/relay.js'
 import type { RelayEntry } from '../src/relays/config.js'
 import { startService, type Service, type ServiceConfig } from '../src/service/service.js'
 

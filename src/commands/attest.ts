@@ -8,10 +8,10 @@ import { canonicalJson } from '../../nec01/canonical.js'
 import { verifyRootEvent } from '../../nec01/event.js'
 import { parseRpcResponse, RPC_KIND } from '../../nec01/rpc.js'
 import type { Check, VerifyResult } from '../../nec01/types.js'
-import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../client.js'
-import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../exit.js'
-import { formatResult } from '../format.js'
-import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../trust.js'
+import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../cli/client.js'
+import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
+import { formatResult } from '../cli/format.js'
+import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 
 export const USAGE = `usage: nec01 attest <npub|hex> [--nonce HEX] [--data JSON] [--relay URL]... [--timeout S] [--json] [trust options]
 

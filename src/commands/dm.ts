@@ -2,13 +2,13 @@
 // tee_root with the same trust options as `nec01 verify`.
 import { verifyTeeRoot } from '../../nec01/event.js'
 import type { NostrEvent, VerifyResult } from '../../nec01/types.js'
-import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../client.js'
-import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../exit.js'
-import { formatResult } from '../format.js'
+import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../cli/client.js'
+import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
+import { formatResult } from '../cli/format.js'
 import type { Rumor } from '../service/identity.js'
 import { KIND_GIFT_WRAP } from '../service/inbox.js'
 import { KIND_CHAT, KIND_NIP04_DM } from '../service/reply.js'
-import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../trust.js'
+import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 
 export const USAGE = `usage: nec01 dm <npub|hex> <text> [--relay URL]... [--nip04] [--timeout S] [--json] [trust options]
 

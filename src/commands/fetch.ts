@@ -2,11 +2,11 @@
 // notes) and verify the tee_root of each.
 import { verifyTeeRoot } from '../../nec01/event.js'
 import type { NostrEvent, VerifyResult } from '../../nec01/types.js'
-import { clientIdentity, clientRelays, openSession, parsePubkey, parseTimeout } from '../client.js'
-import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../exit.js'
-import { formatResult } from '../format.js'
+import { clientIdentity, clientRelays, openSession, parsePubkey, parseTimeout } from '../cli/client.js'
+import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
+import { formatResult } from '../cli/format.js'
 import { KIND_ANNOUNCEMENT, KIND_DM_RELAYS, KIND_PROFILE, KIND_RELAY_LIST } from '../service/announce.js'
-import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../trust.js'
+import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 
 export const USAGE = `usage: nec01 fetch <npub|hex> [--relay URL]... [--limit N] [--timeout S] [--json] [trust options]
 

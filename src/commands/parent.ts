@@ -2,7 +2,7 @@
 // a CONNECT proxy to the configured relays (the vsock bridge feeds it; docs/deploy.md).
 import { isIP } from 'node:net'
 import { parseArgs } from 'node:util'
-import { CliError, EXIT_OK } from '../exit.js'
+import { CliError, EXIT_OK } from '../cli/exit.js'
 import {
   allowlistFromRelays,
   DEFAULT_IDLE_TIMEOUT_MS,

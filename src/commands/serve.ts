@@ -8,7 +8,7 @@ import { packageFile } from '../files.js'
 import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
 import { trustFlags } from '../service/announce.js'
 import { startService, SERVICE_NAME } from '../service/service.js'
-import { CliError, EXIT_OK, parseCommandArgs } from '../exit.js'
+import { CliError, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { VERSION } from '../version.js'
 import { loadOperatorFile, OPERATOR_FILE, OperatorConfigError, operatorNpub, parseOperatorKey } from '../service/operator-config.js'
 
@@ -127,7 +127,7 @@ export async function main(args: string[]): Promise<number> {
   let relays: RelayEntry[]
   try {
     if (v['embedded-relay'] === true) {
-      const { startEmbeddedRelay } = await import('../relays/embedded.js')
+      const { startEmbeddedRelay } = await import('../embedded/relay.js')
       try {
         embedded = await startEmbeddedRelay({ host: '127.0.0.1', port: embeddedPort, logger: log.child({ part: 'embedded-relay' }) })
       } catch (err) {

@@ -3,10 +3,10 @@
 import { verifyAttestation } from '../../nec01/attestation.js'
 import { ROOT_KIND, TEE_ROOT_TAG, verifyRootEvent, verifyTeeRoot } from '../../nec01/event.js'
 import type { VerifyOptions, VerifyResult } from '../../nec01/types.js'
-import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../exit.js'
-import { formatResult } from '../format.js'
-import { readInput } from '../input.js'
-import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../trust.js'
+import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
+import { formatResult } from '../cli/format.js'
+import { readInput } from '../cli/input.js'
+import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 
 export const USAGE = `usage: nec01 verify [INPUT|-] [trust options] [--json]
 

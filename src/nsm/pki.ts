@@ -519,12 +519,3 @@ function writeStateFile<T>(write: () => T): T {
     throw stateError('cannot write the simulator state', error)
   }
 }
-
-/** The simulator's root certificate as PEM, from the state directory; null if none yet. */
-export function readRootPem(stateDir: string): string | null {
-  try {
-    return readFileSync(rootPemPath(stateDir), 'utf8')
-  } catch {
-    return null
-  }
-}

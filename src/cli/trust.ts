@@ -1,9 +1,9 @@
 // The trust options every client command shares (verify, dm, attest, fetch): which PCRs,
 // which root, which time, which t. Parsed once here so the commands agree on them.
-import { parseRoot } from '../nec01/cert.js'
-import type { Expect, VerifyOptions } from '../nec01/types.js'
+import { parseRoot } from '../../nec01/cert.js'
+import type { Expect, VerifyOptions } from '../../nec01/types.js'
 import { CliError } from './exit.js'
-import { FileReadError, readBoundedFile } from './files.js'
+import { FileReadError, readBoundedFile } from '../files.js'
 
 /** node:util parseArgs option specs for the trust options. */
 export const TRUST_ARG_OPTIONS = {
@@ -61,7 +61,7 @@ function pcrIndex(key: string, source: string): number {
 }
 
 /** Parses nitro-cli build-enclave output or a plain PCR map. */
-export function parsePcrFile(text: string, source: string): Record<number, string> {
+function parsePcrFile(text: string, source: string): Record<number, string> {
   let json: unknown
   try {
     json = JSON.parse(text)

@@ -14,7 +14,7 @@
 //   subscriber (useServiceEventChecks gives it nostr-tools' matchFilter);
 // - maxMessageLength: advertised in NIP-11 and enforced with an OK/CLOSED/NOTICE refusal;
 // - ids and signatures checked by the service's code (useServiceEventChecks), and events
-//   stored through prepared statements (embedded-store.ts): under load these were most of
+//   stored through prepared statements (store.ts): under load these were most of
 //   the relay's CPU.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
@@ -24,7 +24,7 @@ import { matchFilter, type Filter } from 'nostr-tools/filter'
 import type { ClientContext, HandleMessagePlugin, HandleMessageResult, IncomingMessage as RelayIncoming, Logger as RelayLogger } from '@nostr-relay/common'
 import { eventHash, verifyEvent } from '../crypto.js'
 import { createLogger, type Logger } from '../log.js'
-import { openEventStore } from './embedded-store.js'
+import { openEventStore } from './store.js'
 import { parseClientMessage, MAX_FILTERS, MAX_SUBID_LENGTH, type ClientMessage, type ClientMessageError, type WireEvent } from './client-messages.js'
 
 export interface EmbeddedRelayOptions {
@@ -52,7 +52,7 @@ export interface EmbeddedRelay {
   close(): Promise<void>
 }
 
-export const EMBEDDED_MAX_SUBSCRIPTIONS = 20
+const EMBEDDED_MAX_SUBSCRIPTIONS = 20
 
 interface CoreEventChecks {
   isIdValid(event: WireEvent): boolean

@@ -1,10 +1,10 @@
 // Reading a command's input from a file or standard input, bounded so a huge or endless
 // input gives an error instead of exhausting memory.
 import { CliError } from './exit.js'
-import { FileReadError, readBoundedFile } from './files.js'
+import { FileReadError, readBoundedFile } from '../files.js'
 
 /** Real inputs are a few KiB; 1 MiB leaves room for any event a relay would carry. */
-export const MAX_INPUT_BYTES = 1024 * 1024
+const MAX_INPUT_BYTES = 1024 * 1024
 
 async function readStdin(limit: number): Promise<Uint8Array> {
   if (process.stdin.isTTY === true) throw new CliError('no INPUT given and standard input is a terminal (pass a file, or pipe the input)')

@@ -1,7 +1,7 @@
 // Human rendering of a verifier result: one line per check, then what the document says,
 // then the verdict. Shared by verify, dm, attest and fetch.
-import { isoSeconds as iso, isoTime } from '../nec01/time.js'
-import type { VerifyResult } from '../nec01/types.js'
+import { isoSeconds as iso, isoTime } from '../../nec01/time.js'
+import type { VerifyResult } from '../../nec01/types.js'
 
 const OK = '✓'
 const FAIL = '✗'
