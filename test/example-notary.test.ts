@@ -3,7 +3,7 @@
 // with nec01's verifier against the simulator root in the state directory the test chose.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { sha256 } from '@noble/hashes/sha2.js'
@@ -100,6 +100,24 @@ test('NIP-17 DM "notarize <statement>": the same digest, in a rumor sealed by th
   await assertRumor(u, banner.pubkey, readFileSync(banner.rootPem))
 })
 
+/** The exit code and output of a finished child. */
+function finished(child: SpawnedService): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => child.child.once('close', (code) => resolve({ code, out: child.stdout(), err: child.stderr() })))
+}
+
+test('examples/notary/ask.js, the program client of apps.md: exit 0 on the notary, 1 under the wrong trust', async () => {
+  const statement = `ask ${randomBytes(4).toString('hex')}`
+  const asked = await finished(spawnNode('examples/notary/ask.js', [banner.pubkey, statement, '--relay', banner.relay, '--root', banner.rootPem]))
+  assert.equal(asked.code, 0, `stderr: ${asked.err}`)
+  assert.equal(asked.out, `sha256:   ${hex(statement)}  (matches ours)\ntee_root: VALID\n`)
+  // The same reply checked against PCRs of a published build (and so AWS's root) must fail.
+  const pcrs = join(state.path, 'pcrs.json')
+  writeFileSync(pcrs, JSON.stringify({ Measurements: { PCR0: 'ab'.repeat(48), PCR1: 'ab'.repeat(48), PCR2: 'ab'.repeat(48) } }))
+  const refused = await finished(spawnNode('examples/notary/ask.js', [banner.pubkey, statement, '--relay', banner.relay, '--pcrs', pcrs]))
+  assert.equal(refused.code, 1, `stderr: ${refused.err}`)
+  assert.match(refused.out, /^tee_root: INVALID: /m)
+})
+
 test('an empty statement is refused with INVALID_REQUEST', async () => {
   const replies = await peer.replies(banner.pubkey, RPC_KIND)
   const request = peer.rpc(banner.pubkey, { id: 'n2', method: 'notarize', params: {} })
@@ -112,9 +130,8 @@ test('an empty statement is refused with INVALID_REQUEST', async () => {
 })
 
 test('--enclave outside an enclave: one line, exit 1, never the simulator', async () => {
-  const refused = spawnNode(SCRIPT, ['--enclave'], { NEC01_STATE_DIR: state.path, NOTARY_HEALTH_PORT: '0' })
-  const code = await new Promise<number | null>((resolve) => refused.child.once('close', (c) => resolve(c)))
-  assert.equal(code, 1)
-  assert.equal(refused.stderr().trim(), 'notary: not inside a Nitro Enclave: /dev/nsm is missing; run with --dev to use the simulator')
-  assert.equal(refused.stdout(), '')
+  const refused = await finished(spawnNode(SCRIPT, ['--enclave'], { NEC01_STATE_DIR: state.path, NOTARY_HEALTH_PORT: '0' }))
+  assert.equal(refused.code, 1)
+  assert.equal(refused.err.trim(), 'notary: not inside a Nitro Enclave: /dev/nsm is missing; run with --dev to use the simulator')
+  assert.equal(refused.out, '')
 })
