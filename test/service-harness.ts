@@ -102,9 +102,17 @@ export interface SpawnedService {
 
 /** `nec01 serve` as a child process (compiled CLI), for what only a process shows. */
 export function spawnService(args: string[], env: NodeJS.ProcessEnv = {}): SpawnedService {
-  // the CLI compiled beside this file (dist/test → dist/src)
-  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js')
-  const child = spawn(process.execPath, [cli, 'serve', ...args], {
+  return spawnNode('src/cli.js', ['serve', ...args], env)
+}
+
+/**
+ * A compiled script (path under dist/, e.g. an example) as a child process; ready once it
+ * printed a banner line `npub: npub1…`, as serve does.
+ */
+export function spawnNode(script: string, args: string[], env: NodeJS.ProcessEnv = {}): SpawnedService {
+  // compiled beside this file's directory (dist/test → dist/)
+  const path = join(dirname(fileURLToPath(import.meta.url)), '..', script)
+  const child = spawn(process.execPath, [path, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
