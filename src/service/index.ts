@@ -20,4 +20,4 @@ export { createLogger, type Logger, type LoggerOptions, type LogLevel } from '..
 export { openNsm, isSimulated, defaultStateDir, STATE_DIR_ENV, type OpenNsmOptions, type OpenedNsm } from '../nsm/open.js'
 export { NsmError, isNsmError, type Nsm, type NsmErrorCode } from '../nsm/types.js'
 export { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig, parseRelayConfig, relaysFromUrls, type ConfigErrorCode, type RelayConfig, type RelayEntry } from '../relays/config.js'
-export { startEmbeddedRelay, type EmbeddedRelay, type EmbeddedRelayOptions } from '../relays/embedded.js'
+export { startEmbeddedRelay, type EmbeddedRelay, type EmbeddedRelayOptions } from '../embedded/relay.js'

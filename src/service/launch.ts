@@ -5,7 +5,7 @@
 import { createLogger, type Logger } from '../log.js'
 import { isSimulated, openNsm, type OpenedNsm } from '../nsm/open.js'
 import { DEFAULT_RELAYS_FILE, loadRelayConfig, type RelayEntry } from '../relays/config.js'
-import { startEmbeddedRelay } from '../relays/embedded.js'
+import { startEmbeddedRelay } from '../embedded/relay.js'
 import { VERSION } from '../version.js'
 import { trustFlags } from './announce.js'
 import type { CommandSpec } from './commands.js'
