@@ -250,8 +250,73 @@ function endpoint(socket: Socket): string {
   return `${isIP(addr) === 6 ? `[${addr}]` : addr}:${socket.remotePort ?? 0}`
 }
 
+/** The options, checked, with their defaults filled in. */
+interface ProxySettings {
+  host: string
+  port: number
+  maxTunnels: number
+  idleTimeoutMs: number
+  connectTimeoutMs: number
+  headTimeoutMs: number
+  maxHeadBytes: number
+  /** allowed targets, as formatHostPort writes them */
+  allowed: Set<string>
+}
+
+/** What the connections of one proxy share. */
+interface ProxyState {
+  settings: ProxySettings
+  emit: (event: ProxyEvent) => void
+  /** every client socket still open */
+  sockets: Set<Socket>
+  /** sockets flushing their last bytes after the other side of their tunnel closed */
+  lingering: Set<Socket>
+  /** tunnels open or being opened; the shutdown closes each */
+  tunnels: Set<Tunnel>
+  active: number
+  nextId: number
+  closing: boolean
+}
+
 /** Starts the proxy; resolves once it listens. Throws ParentProxyError on bad options. */
 export async function startParentProxy(options: ParentProxyOptions): Promise<ParentProxy> {
+  const settings = proxySettings(options)
+  const p: ProxyState = {
+    settings,
+    emit: safeEmitter(options.log ?? (() => {})),
+    sockets: new Set(),
+    lingering: new Set(),
+    tunnels: new Set(),
+    active: 0,
+    nextId: 1,
+    closing: false,
+  }
+  const server: Server = createServer({ allowHalfOpen: false, pauseOnConnect: false }, (client) => onConnection(p, client))
+  // Bounds sockets that have not (yet) become tunnels, so a flood of idle connections
+  // cannot exhaust file descriptors; the head timeout reaps them.
+  server.maxConnections = settings.maxTunnels * 2 + 32
+  await listen(server, settings.host, settings.port)
+  server.on('error', () => {
+    // After listening, errors are per-connection and handled there.
+  })
+  const address = server.address()
+  const boundPort = typeof address === 'object' && address !== null ? address.port : settings.port
+
+  return {
+    host: settings.host,
+    port: boundPort,
+    tunnels: () => p.active,
+    close: () => {
+      p.closing = true
+      for (const tunnel of [...p.tunnels]) finish(p, tunnel, 'shutdown')
+      for (const socket of p.sockets) socket.destroy()
+      for (const socket of p.lingering) socket.destroy()
+      return new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+function proxySettings(options: ParentProxyOptions): ProxySettings {
   const host = options.host ?? '127.0.0.1'
   const maxTunnels = positiveInt('maxTunnels', options.maxTunnels ?? DEFAULT_MAX_TUNNELS, 65_536)
   const idleTimeoutMs = positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 2_147_483_647)
@@ -262,205 +327,21 @@ export async function startParentProxy(options: ParentProxyOptions): Promise<Par
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ParentProxyError('bad_option', `port must be 0..65535, got ${port}`)
   const allowed = new Set(allowlistFromRelays([], options.allow).map(formatHostPort))
   if (allowed.size === 0) throw new ParentProxyError('bad_allow', 'the allowlist is empty: the proxy would refuse everything')
-  const log = options.log ?? (() => {})
-  const emit = (event: ProxyEvent): void => {
+  return { host, port, maxTunnels, idleTimeoutMs, connectTimeoutMs, headTimeoutMs, maxHeadBytes, allowed }
+}
+
+function safeEmitter(log: (event: ProxyEvent) => void): (event: ProxyEvent) => void {
+  return (event) => {
     try {
       log(event)
     } catch {
       // A failing logger must not take a tunnel down with it.
     }
   }
+}
 
-  const sockets = new Set<Socket>()
-  /** sockets flushing their last bytes after the other side of their tunnel closed */
-  const lingering = new Set<Socket>()
-  let active = 0
-  let nextId = 1
-  let closing = false
-  const closers = new Set<(reason: CloseReason) => void>()
-
-  const refuse = (client: Socket, status: number, reason: RefuseReason, target: string | null, detail?: string): void => {
-    const event: RefuseEvent = { event: 'refuse', ts: new Date().toISOString(), client: endpoint(client), target, status, reason }
-    if (detail !== undefined) event.detail = detail
-    emit(event)
-    const extra = status === 405 ? 'Allow: CONNECT\r\n' : ''
-    client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n${extra}Connection: close\r\nContent-Length: 0\r\n\r\n`)
-    // Whatever the client keeps sending is never read or forwarded.
-    client.removeAllListeners('data')
-    client.resume()
-    const kill = setTimeout(() => client.destroy(), 1000)
-    kill.unref()
-    client.once('close', () => clearTimeout(kill))
-  }
-
-  const openTunnel = (client: Socket, target: AllowEntry, targetText: string, rest: Buffer): void => {
-    active += 1
-    const id = nextId++
-    const clientText = endpoint(client)
-    const started = performance.now()
-    let last = started
-    let up = 0
-    let down = 0
-    let established = false
-    let done = false
-    let idleTimer: NodeJS.Timeout | undefined
-
-    const upstream = connect({ host: target.host, port: target.port })
-    const connectTimer = setTimeout(() => {
-      if (established || done) return
-      done = true
-      finishPending()
-      refuse(client, 504, 'connect_timeout', targetText)
-    }, connectTimeoutMs)
-
-    const finishPending = (): void => {
-      active -= 1
-      closers.delete(finish)
-      clearTimeout(connectTimer)
-      upstream.destroy()
-    }
-
-    const finish = (reason: CloseReason): void => {
-      if (done) return
-      done = true
-      if (!established) {
-        finishPending()
-        client.destroy()
-        return
-      }
-      active -= 1
-      closers.delete(finish)
-      if (idleTimer !== undefined) clearTimeout(idleTimer)
-      // When one side closed, the other still gets what was already piped to it (a relay's
-      // last NOTICE, a TLS close_notify), then FIN; it is cut after CLOSE_GRACE_MS at most.
-      const survivor = reason === 'client_closed' ? upstream : reason === 'target_closed' ? client : null
-      if (survivor !== null && !survivor.destroyed) {
-        const other = survivor === client ? upstream : client
-        other.destroy()
-        lingering.add(survivor)
-        const cut = setTimeout(() => survivor.destroy(), CLOSE_GRACE_MS)
-        cut.unref()
-        survivor.once('close', () => {
-          clearTimeout(cut)
-          lingering.delete(survivor)
-        })
-        survivor.end()
-      } else {
-        client.destroy()
-        upstream.destroy()
-      }
-      const ms = Math.round(performance.now() - started)
-      emit({ event: 'close', ts: new Date().toISOString(), id, client: clientText, target: targetText, up, down, ms, reason })
-    }
-    closers.add(finish)
-
-    const checkIdle = (): void => {
-      const idle = performance.now() - last
-      if (idle >= idleTimeoutMs) finish('idle')
-      else idleTimer = setTimeout(checkIdle, Math.max(1, Math.ceil(idleTimeoutMs - idle)))
-    }
-
-    upstream.once('connect', () => {
-      if (done) return
-      established = true
-      clearTimeout(connectTimer)
-      emit({ event: 'open', ts: new Date().toISOString(), id, client: clientText, target: targetText })
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-      if (rest.length > 0) {
-        up += rest.length
-        upstream.write(rest)
-      }
-      client.on('data', (chunk: Buffer) => {
-        up += chunk.length
-        last = performance.now()
-      })
-      upstream.on('data', (chunk: Buffer) => {
-        down += chunk.length
-        last = performance.now()
-      })
-      client.pipe(upstream)
-      upstream.pipe(client)
-      client.resume()
-      idleTimer = setTimeout(checkIdle, idleTimeoutMs)
-    })
-    upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (done) return
-      if (!established) {
-        done = true
-        finishPending()
-        refuse(client, 502, 'connect_failed', targetText, err.code ?? 'error')
-        return
-      }
-      finish('error')
-    })
-    upstream.on('close', () => finish('target_closed'))
-    client.on('close', () => finish('client_closed'))
-    client.on('error', () => finish('error'))
-  }
-
-  const onConnection = (client: Socket): void => {
-    if (closing) {
-      client.destroy()
-      return
-    }
-    sockets.add(client)
-    client.on('close', () => sockets.delete(client))
-    client.on('error', () => client.destroy())
-    let buffered = Buffer.alloc(0)
-    let decided = false
-    const headTimer = setTimeout(() => {
-      if (decided) return
-      decided = true
-      refuse(client, 408, 'head_timeout', null)
-    }, headTimeoutMs)
-    client.once('close', () => clearTimeout(headTimer))
-
-    const onData = (chunk: Buffer): void => {
-      if (decided) return
-      const scanFrom = Math.max(0, buffered.length - 3)
-      buffered = Buffer.concat([buffered, chunk])
-      const end = findHeadEnd(buffered, scanFrom)
-      if (end === null) {
-        if (buffered.length > maxHeadBytes) {
-          decided = true
-          clearTimeout(headTimer)
-          refuse(client, 431, 'head_too_large', null)
-        }
-        return
-      }
-      decided = true
-      clearTimeout(headTimer)
-      client.removeListener('data', onData)
-      client.pause()
-      if (end.headEnd > maxHeadBytes) {
-        refuse(client, 431, 'head_too_large', null)
-        return
-      }
-      // latin1 keeps one byte per char, so the field checks also see 8-bit bytes.
-      const parsed = parseConnectHead(buffered.subarray(0, end.headEnd).toString('latin1'))
-      if (!parsed.ok) {
-        refuse(client, parsed.status, parsed.reason, parsed.target, parsed.detail)
-        return
-      }
-      if (!allowed.has(parsed.targetText)) {
-        refuse(client, 403, 'not_allowed', parsed.targetText)
-        return
-      }
-      if (active >= maxTunnels) {
-        refuse(client, 503, 'too_many_tunnels', parsed.targetText)
-        return
-      }
-      openTunnel(client, parsed.target, parsed.targetText, buffered.subarray(end.bodyStart))
-    }
-    client.on('data', onData)
-  }
-
-  const server: Server = createServer({ allowHalfOpen: false, pauseOnConnect: false }, onConnection)
-  // Bounds sockets that have not (yet) become tunnels, so a flood of idle connections
-  // cannot exhaust file descriptors; the head timeout reaps them.
-  server.maxConnections = maxTunnels * 2 + 32
-
-  await new Promise<void>((resolve, reject) => {
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       reject(new ParentProxyError('listen_failed', `cannot listen on ${host}:${port} (${err.code ?? err.message})`))
     }
@@ -470,24 +351,217 @@ export async function startParentProxy(options: ParentProxyOptions): Promise<Par
       resolve()
     })
   })
-  server.on('error', () => {
-    // After listening, errors are per-connection and handled there.
-  })
-  const address = server.address()
-  const boundPort = typeof address === 'object' && address !== null ? address.port : port
+}
 
-  return {
-    host,
-    port: boundPort,
-    tunnels: () => active,
-    close: () => {
-      closing = true
-      for (const finish of [...closers]) finish('shutdown')
-      for (const socket of sockets) socket.destroy()
-      for (const socket of lingering) socket.destroy()
-      return new Promise<void>((resolve) => server.close(() => resolve()))
-    },
+function onConnection(p: ProxyState, client: Socket): void {
+  if (p.closing) {
+    client.destroy()
+    return
   }
+  p.sockets.add(client)
+  client.on('close', () => p.sockets.delete(client))
+  client.on('error', () => client.destroy())
+  readHead(p, client, (head, rest) => admit(p, client, head, rest))
+}
+
+/**
+ * Buffers the client's bytes until the blank line ending the request head, within the
+ * size and time bounds; then stops reading and hands over the head and what followed it.
+ */
+function readHead(p: ProxyState, client: Socket, onHead: (head: Buffer, rest: Buffer) => void): void {
+  const { headTimeoutMs, maxHeadBytes } = p.settings
+  let buffered = Buffer.alloc(0)
+  let decided = false
+  const headTimer = setTimeout(() => {
+    if (decided) return
+    decided = true
+    refuse(p, client, 408, 'head_timeout', null)
+  }, headTimeoutMs)
+  client.once('close', () => clearTimeout(headTimer))
+
+  const onData = (chunk: Buffer): void => {
+    if (decided) return
+    const scanFrom = Math.max(0, buffered.length - 3)
+    buffered = Buffer.concat([buffered, chunk])
+    const end = findHeadEnd(buffered, scanFrom)
+    if (end === null) {
+      if (buffered.length > maxHeadBytes) {
+        decided = true
+        clearTimeout(headTimer)
+        refuse(p, client, 431, 'head_too_large', null)
+      }
+      return
+    }
+    decided = true
+    clearTimeout(headTimer)
+    client.removeListener('data', onData)
+    client.pause()
+    if (end.headEnd > maxHeadBytes) {
+      refuse(p, client, 431, 'head_too_large', null)
+      return
+    }
+    onHead(buffered.subarray(0, end.headEnd), buffered.subarray(end.bodyStart))
+  }
+  client.on('data', onData)
+}
+
+/** A complete head: a CONNECT to an allowed target, with room for one more tunnel, opens it. */
+function admit(p: ProxyState, client: Socket, head: Buffer, rest: Buffer): void {
+  // latin1 keeps one byte per char, so the field checks also see 8-bit bytes.
+  const parsed = parseConnectHead(head.toString('latin1'))
+  if (!parsed.ok) {
+    refuse(p, client, parsed.status, parsed.reason, parsed.target, parsed.detail)
+    return
+  }
+  if (!p.settings.allowed.has(parsed.targetText)) {
+    refuse(p, client, 403, 'not_allowed', parsed.targetText)
+    return
+  }
+  if (p.active >= p.settings.maxTunnels) {
+    refuse(p, client, 503, 'too_many_tunnels', parsed.targetText)
+    return
+  }
+  openTunnel(p, client, parsed.target, parsed.targetText, rest)
+}
+
+function refuse(p: ProxyState, client: Socket, status: number, reason: RefuseReason, target: string | null, detail?: string): void {
+  const event: RefuseEvent = { event: 'refuse', ts: new Date().toISOString(), client: endpoint(client), target, status, reason }
+  if (detail !== undefined) event.detail = detail
+  p.emit(event)
+  const extra = status === 405 ? 'Allow: CONNECT\r\n' : ''
+  client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n${extra}Connection: close\r\nContent-Length: 0\r\n\r\n`)
+  // Whatever the client keeps sending is never read or forwarded.
+  client.removeAllListeners('data')
+  client.resume()
+  const kill = setTimeout(() => client.destroy(), 1000)
+  kill.unref()
+  client.once('close', () => clearTimeout(kill))
+}
+
+/** One tunnel, from the upstream connect until both sides are closed. */
+interface Tunnel {
+  id: number
+  client: Socket
+  upstream: Socket
+  clientText: string
+  targetText: string
+  started: number
+  /** when a byte last went either way (performance.now()) */
+  last: number
+  up: number
+  down: number
+  established: boolean
+  done: boolean
+  connectTimer?: NodeJS.Timeout
+  idleTimer?: NodeJS.Timeout
+}
+
+function openTunnel(p: ProxyState, client: Socket, target: AllowEntry, targetText: string, rest: Buffer): void {
+  p.active += 1
+  const id = p.nextId++
+  const clientText = endpoint(client)
+  const started = performance.now()
+  const upstream = connect({ host: target.host, port: target.port })
+  const t: Tunnel = { id, client, upstream, clientText, targetText, started, last: started, up: 0, down: 0, established: false, done: false }
+  t.connectTimer = setTimeout(() => {
+    if (t.established || t.done) return
+    t.done = true
+    finishPending(p, t)
+    refuse(p, client, 504, 'connect_timeout', targetText)
+  }, p.settings.connectTimeoutMs)
+  p.tunnels.add(t)
+
+  upstream.once('connect', () => establish(p, t, rest))
+  upstream.on('error', (err: NodeJS.ErrnoException) => {
+    if (t.done) return
+    if (!t.established) {
+      t.done = true
+      finishPending(p, t)
+      refuse(p, client, 502, 'connect_failed', targetText, err.code ?? 'error')
+      return
+    }
+    finish(p, t, 'error')
+  })
+  upstream.on('close', () => finish(p, t, 'target_closed'))
+  client.on('close', () => finish(p, t, 'client_closed'))
+  client.on('error', () => finish(p, t, 'error'))
+}
+
+/** The target accepted: tell the client, forward what it sent after its head, then pipe. */
+function establish(p: ProxyState, t: Tunnel, rest: Buffer): void {
+  if (t.done) return
+  const { client, upstream } = t
+  t.established = true
+  clearTimeout(t.connectTimer)
+  p.emit({ event: 'open', ts: new Date().toISOString(), id: t.id, client: t.clientText, target: t.targetText })
+  client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+  if (rest.length > 0) {
+    t.up += rest.length
+    upstream.write(rest)
+  }
+  client.on('data', (chunk: Buffer) => {
+    t.up += chunk.length
+    t.last = performance.now()
+  })
+  upstream.on('data', (chunk: Buffer) => {
+    t.down += chunk.length
+    t.last = performance.now()
+  })
+  client.pipe(upstream)
+  upstream.pipe(client)
+  client.resume()
+  t.idleTimer = setTimeout(() => checkIdle(p, t), p.settings.idleTimeoutMs)
+}
+
+function checkIdle(p: ProxyState, t: Tunnel): void {
+  const idle = performance.now() - t.last
+  if (idle >= p.settings.idleTimeoutMs) finish(p, t, 'idle')
+  else t.idleTimer = setTimeout(() => checkIdle(p, t), Math.max(1, Math.ceil(p.settings.idleTimeoutMs - idle)))
+}
+
+/** A tunnel that never opened: it stops counting, and its upstream attempt is dropped. */
+function finishPending(p: ProxyState, t: Tunnel): void {
+  p.active -= 1
+  p.tunnels.delete(t)
+  clearTimeout(t.connectTimer)
+  t.upstream.destroy()
+}
+
+function finish(p: ProxyState, t: Tunnel, reason: CloseReason): void {
+  if (t.done) return
+  t.done = true
+  if (!t.established) {
+    finishPending(p, t)
+    t.client.destroy()
+    return
+  }
+  p.active -= 1
+  p.tunnels.delete(t)
+  if (t.idleTimer !== undefined) clearTimeout(t.idleTimer)
+  // When one side closed, the other still gets what was already piped to it (a relay's
+  // last NOTICE, a TLS close_notify), then FIN; it is cut after CLOSE_GRACE_MS at most.
+  const survivor = reason === 'client_closed' ? t.upstream : reason === 'target_closed' ? t.client : null
+  if (survivor !== null && !survivor.destroyed) {
+    const other = survivor === t.client ? t.upstream : t.client
+    other.destroy()
+    linger(p, survivor)
+  } else {
+    t.client.destroy()
+    t.upstream.destroy()
+  }
+  const ms = Math.round(performance.now() - t.started)
+  p.emit({ event: 'close', ts: new Date().toISOString(), id: t.id, client: t.clientText, target: t.targetText, up: t.up, down: t.down, ms, reason })
+}
+
+function linger(p: ProxyState, survivor: Socket): void {
+  p.lingering.add(survivor)
+  const cut = setTimeout(() => survivor.destroy(), CLOSE_GRACE_MS)
+  cut.unref()
+  survivor.once('close', () => {
+    clearTimeout(cut)
+    p.lingering.delete(survivor)
+  })
+  survivor.end()
 }
 
 /** Finds the blank line ending a request head: CRLFCRLF, or LFLF from lenient clients. */

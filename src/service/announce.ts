@@ -1,9 +1,14 @@
 // What the service publishes on start and after every refresh, so clients and enclave
 // explorers can find it, DM it and check it: profile, DM inbox relays, relay list and
-// the NEC-02-style enclave announcement.
+// the NEC-02-style enclave announcement; and the rounds that send them, once per root and
+// relay.
 import type { EventTemplate } from 'nostr-tools/pure'
+import type { Logger } from '../log.js'
 import type { RelayEntry } from '../relays/config.js'
-import type { RootState } from './root.js'
+import type { RelayStatus } from '../relays/pool.js'
+import type { Publisher } from './publish.js'
+import type { RootKeeper, RootState } from './root.js'
+import { isWriteRelay } from './sink.js'
 
 export const KIND_PROFILE = 0
 /** NIP-17 DM inbox relays */
@@ -91,4 +96,126 @@ export function announcementTemplate(a: AnnouncementInfo, createdAt: number): Ev
   for (const r of a.relays) if (r.read) tags.push(['relay', r.url])
   for (const k of a.kinds ?? []) tags.push(['k', String(k)])
   return { kind: KIND_ANNOUNCEMENT, created_at: createdAt, content: '', tags }
+}
+
+/** Everything the four describing events say about the service. */
+export interface ServiceDescription extends ProfileInfo {
+  t: 'prod' | 'dev'
+  tee: 'nsm' | 'simulated'
+  relays: RelayEntry[]
+  /** kinds the service answers on (the announcement's k tags) */
+  kinds: number[]
+}
+
+/** The four describing events of one round, all naming `root`. */
+export function describingTemplates(d: ServiceDescription, root: RootState, createdAt: number): EventTemplate[] {
+  const { relays, kinds, ...profile } = d
+  return [
+    profileTemplate(profile, createdAt),
+    dmRelaysTemplate(relays, createdAt),
+    relayListTemplate(relays, createdAt),
+    announcementTemplate({ root, relays, t: d.t, version: d.version, kinds }, createdAt),
+  ]
+}
+
+export interface AnnouncerOptions {
+  description: ServiceDescription
+  roots: Pick<RootKeeper, 'current'>
+  publisher: Pick<Publisher, 'publish'>
+  counters: Record<string, number>
+  log: Logger
+}
+
+export interface Announcer {
+  /** a round for `relays` after the rounds already queued; `force`: even those that have this root's */
+  queue(relays: string[], force: boolean): void
+  /** the pool's status callback: a relay coming up gets a round (a returning one, forced) */
+  relayStatus(status: Pick<RelayStatus, 'url' | 'connected'>): void
+  /** the next connection to `url` counts as its first (a reconnect the rotation round covers) */
+  forgetConnection(url: string): void
+}
+
+/**
+ * Announcement rounds, one at a time and in order: a reconnect during the first round then
+ * finds the relay already served instead of sending everything twice.
+ */
+export function createAnnouncer(opts: AnnouncerOptions): Announcer {
+  /** url → id of the root whose announcements reached that relay (accepted, refused or skipped) */
+  const announcedTo = new Map<string, string>()
+  const links = createLinkTracker()
+  let announcing: Promise<void> = Promise.resolve()
+  const queue = (relays: string[], force: boolean): void => {
+    announcing = announcing.then(() => announceRound(opts, announcedTo, relays, force)).catch((err: unknown) => opts.log.error('announce failed', { error: err }))
+  }
+  return {
+    queue,
+    relayStatus(status) {
+      const edge = links.update(status)
+      if (edge !== null && isWriteRelay(opts.description.relays, status.url)) queue([status.url], edge === 'returned')
+    },
+    forgetConnection: (url) => links.forget(url),
+  }
+}
+
+/**
+ * The pool reports every change (AUTH too): only the edge from down to up counts. A relay
+ * that comes back (restart, network) may have lost the announcements, and clients look
+ * there; one reaching us for the first time gets them unless the first round reached it.
+ */
+function createLinkTracker(): {
+  /** the edge this status makes, if any: a relay's first connection or its return */
+  update(status: Pick<RelayStatus, 'url' | 'connected'>): 'first' | 'returned' | null
+  forget(url: string): void
+} {
+  const everConnected = new Set<string>()
+  const connectedNow = new Set<string>()
+  return {
+    update({ url, connected }) {
+      if (!connected) {
+        connectedNow.delete(url)
+        return null
+      }
+      if (connectedNow.has(url)) return null
+      connectedNow.add(url)
+      const returned = everConnected.has(url)
+      everConnected.add(url)
+      return returned ? 'returned' : 'first'
+    },
+    forget(url) {
+      everConnected.delete(url)
+    },
+  }
+}
+
+async function announceRound(opts: AnnouncerOptions, announcedTo: Map<string, string>, relays: string[], force: boolean): Promise<void> {
+  // The root at the time of sending, not of queueing: a rotation may have come between.
+  const root = opts.roots.current()
+  if (root === null) return
+  const targets = force ? relays : relays.filter((url) => announcedTo.get(url) !== root.event.id)
+  if (targets.length === 0) return
+  const templates = describingTemplates(opts.description, root, Math.floor(Date.now() / 1000))
+  const reached = await publishRound(opts, templates, targets)
+  for (const url of reached) announcedTo.set(url, root.event.id)
+}
+
+/** Sends each template to `targets`; resolves to the relays the whole round reached. */
+async function publishRound(opts: AnnouncerOptions, templates: EventTemplate[], targets: string[]): Promise<Set<string>> {
+  // A relay that was down missed the round; one that refused or was skipped (too large)
+  // would only refuse again, so its first connection does not earn it a second try.
+  const reached = new Set(targets)
+  for (const template of templates) {
+    try {
+      const { results } = await opts.publisher.publish(template, { relays: targets })
+      const counter = results.some((r) => r.ok) ? 'published' : 'publish_unaccepted'
+      opts.counters[counter] = (opts.counters[counter] ?? 0) + 1
+      for (const url of targets) {
+        const r = results.find((x) => x.url === url)
+        if (r === undefined || r.code === 'not-connected') reached.delete(url)
+      }
+    } catch (err) {
+      reached.clear()
+      opts.log.error('publish failed', { kind: template.kind, error: err instanceof Error ? err.message : String(err) })
+    }
+  }
+  return reached
 }

@@ -2,6 +2,10 @@
 // bridge). It shows public state only: never the secret key, never a hidden value.
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { RelayStatus } from '../relays/pool.js'
+import type { Identity } from './identity.js'
+import type { RootState } from './root.js'
+import type { Refusal } from './sink.js'
 
 export interface RelayHealth {
   url: string
@@ -19,6 +23,45 @@ export interface HealthReport {
   attestation: { expires_at: number | null; refreshed_at: number | null }
   relays: RelayHealth[]
   counters: Record<string, number>
+}
+
+/** What the report is made of, read at the moment it is asked for. */
+export interface HealthInputs {
+  identity: Pick<Identity, 'pubkey' | 'npub'>
+  tee: 'nsm' | 'simulated'
+  t: 'prod' | 'dev'
+  /** the valid root now, or null */
+  root: RootState | null
+  relays: RelayStatus[]
+  /** url → the last refusal of one of our events */
+  refusals: ReadonlyMap<string, Refusal>
+  counters: Record<string, number>
+}
+
+export function healthReport(h: HealthInputs): HealthReport {
+  const relays = h.relays.map((s) => relayHealth(s, h.refusals.get(s.url)))
+  return {
+    status: h.root === null ? 'no_attestation' : relays.some((r) => r.connected) ? 'ok' : 'degraded',
+    pubkey: h.identity.pubkey,
+    npub: h.identity.npub,
+    tee: h.tee,
+    t: h.t,
+    attestation: { expires_at: h.root?.expiresAt ?? null, refreshed_at: h.root?.refreshedAt ?? null },
+    relays,
+    counters: h.counters,
+  }
+}
+
+/** The latest of the connection's error and a refusal of one of our events (too large...). */
+function relayHealth(s: RelayStatus, refused: Refusal | undefined): RelayHealth {
+  const lastError = refused !== undefined && (s.last_error_at === null || refused.at >= s.last_error_at) ? refused.message : s.last_error
+  return { url: s.url, connected: s.connected, authed: s.authed, last_error: lastError }
+}
+
+/** A DER certificate as PEM, as /root.pem serves it (64-character lines, final newline). */
+export function derToPem(der: Uint8Array): string {
+  const body = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')
+  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`
 }
 
 export interface HealthServer {

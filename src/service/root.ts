@@ -74,141 +74,151 @@ function sameLeaf(a: RootState, b: RootState): boolean {
   return a.notBefore === b.notBefore && a.expiresAt === b.expiresAt
 }
 
+/** The keeper's memory, shared by the steps below. */
+interface Keeper {
+  opts: RootKeeperOptions
+  nowMs: () => number
+  state: RootState | null
+  timer: NodeJS.Timeout | null
+  /** consecutive failed refreshes: the backoff's exponent */
+  failures: number
+  stopped: boolean
+  /** the refresh under way: concurrent callers share it */
+  inflight: Promise<RootState> | null
+}
+
 export function createRootKeeper(opts: RootKeeperOptions): RootKeeper {
-  const nowMs = opts.now ?? Date.now
-  const nowSec = (): number => Math.floor(nowMs() / 1000)
-  let state: RootState | null = null
-  let timer: NodeJS.Timeout | null = null
-  let failures = 0
-  let stopped = false
-  let inflight: Promise<RootState> | null = null
-
-  function selfCheckPasses(result: VerifyResult): boolean {
-    if (result.valid) return true
-    // A debug enclave can never produce a root any client accepts; tolerate exactly that
-    // failure so developers still see the service run, and nothing else.
-    return opts.debug && result.checks.every((c) => c.ok || c.id === 'debug')
-  }
-
-  async function makeRoot(): Promise<RootState> {
-    const publicKey = hexToBytes(opts.identity.pubkey)
-    const doc = await opts.nsm.attest({ publicKey })
-    const now = nowSec()
-    const verifyOptions = {
-      now,
-      ...(opts.trustRoot === undefined ? {} : { root: opts.trustRoot }),
-      expectedPcrs: opts.expectedPcrs,
-    }
-    const att = await verifyAttestation(doc, { ...verifyOptions, publicKey })
-    if (att.attestation === null || !selfCheckPasses(att)) {
-      throw new Error(`own attestation failed verification: ${att.reason ?? 'unknown'}: ${att.checks.find((c) => !c.ok)?.detail ?? ''}`)
-    }
-    // The verifier only reports the PCR16 binding; for our own root it is a requirement.
-    if (att.attestation.pcr16_binds_public_key !== true) {
-      throw new Error(`own attestation does not bind the key in PCR16 (pcr16_binds_public_key: ${String(att.attestation.pcr16_binds_public_key)})`)
-    }
-    // The expiration is the leaf certificate's notAfter, never "now + lifetime": the NSM
-    // reuses a leaf across documents, so it may expire sooner than a fresh one would.
-    const expiration = att.attestation.certificate.notAfter
-    const event = opts.identity.sign(buildRootEvent({ attestation: doc, t: opts.t, expiration, created_at: now }))
-    const check = await verifyRootEvent(event, { ...verifyOptions, expect: opts.t })
-    if (!selfCheckPasses(check)) {
-      throw new Error(`own root event failed verification: ${check.reason ?? 'unknown'}: ${check.checks.find((c) => !c.ok)?.detail ?? ''}`)
-    }
-    return {
-      event,
-      teeRoot: JSON.stringify(event),
-      attestation: att.attestation,
-      expiresAt: expiration,
-      notBefore: att.attestation.certificate.notBefore,
-      refreshedAt: now,
-    }
-  }
-
-  function schedule(delayMs: number): void {
-    if (stopped) return
-    if (timer !== null) clearTimeout(timer)
-    timer = setTimeout(() => {
-      timer = null
-      void cycle()
-    }, Math.max(0, delayMs))
-    timer.unref()
-  }
-
-  // A minute between polls suits 3-hour leaves; a short leaf (the simulator's
-  // --leaf-lifetime) would expire between two such polls, so the wait shrinks with it.
-  function pollInterval(s: RootState): number {
-    const lifetimeMs = (s.expiresAt - s.notBefore) * 1000
-    return Math.max(MIN_POLL_INTERVAL_MS, Math.min(POLL_INTERVAL_MS, Math.floor(lifetimeMs / 10)))
-  }
-
-  async function cycle(): Promise<void> {
-    try {
-      const before = state
-      const next = await refresh()
-      const untilExpiry = Math.max(0, next.expiresAt * 1000 - nowMs())
-      if (before !== null && sameLeaf(next, before)) {
-        // The NSM has not rotated its leaf yet: poll, and never sleep past the expiry.
-        schedule(Math.min(pollInterval(next), untilExpiry))
-      } else {
-        const due = (next.expiresAt - opts.marginSec) * 1000 - nowMs()
-        schedule(Math.min(Math.max(due, pollInterval(next)), untilExpiry))
-      }
-    } catch (err) {
-      failures++
-      const delay = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(failures - 1, 16))
-      opts.log.error('attestation refresh failed', { error: err instanceof Error ? err.message : String(err), retry_ms: delay, failures })
-      schedule(delay)
-    }
-  }
-
-  function refresh(): Promise<RootState> {
-    if (inflight !== null) return inflight
-    inflight = makeRoot()
-      .then((next) => {
-        failures = 0
-        // A document on the leaf we already use proves nothing new: keep the root that
-        // every carrier so far repeats, and do not republish the announcements for it.
-        if (state !== null && sameLeaf(next, state)) {
-          opts.log.debug('attestation unchanged: same leaf certificate', { root_id: state.event.id, expires_at: state.expiresAt })
-          return state
-        }
-        state = next
-        opts.log.info('attestation refreshed', {
-          root_id: next.event.id,
-          expires_at: next.expiresAt,
-          t: opts.t,
-        })
-        opts.onRotate?.(next)
-        return next
-      })
-      .finally(() => {
-        inflight = null
-      })
-    return inflight
-  }
-
+  const k: Keeper = { opts, nowMs: opts.now ?? Date.now, state: null, timer: null, failures: 0, stopped: false, inflight: null }
   return {
     current() {
-      if (state === null) return null
-      const now = nowSec()
-      return now >= state.notBefore && now < state.expiresAt ? state : null
+      if (k.state === null) return null
+      const now = Math.floor(k.nowMs() / 1000)
+      return now >= k.state.notBefore && now < k.state.expiresAt ? k.state : null
     },
-    refresh,
+    refresh: () => refresh(k),
     async start() {
-      stopped = false
-      await cycle()
+      k.stopped = false
+      await cycle(k)
     },
     leafSeen(attestation) {
-      if (state !== null && attestation.certificate.notAfter !== state.attestation.certificate.notAfter) {
+      if (k.state !== null && attestation.certificate.notAfter !== k.state.attestation.certificate.notAfter) {
         opts.log.info('leaf certificate changed; refreshing the root event', {})
-        schedule(0)
+        schedule(k, 0)
       }
     },
     stop() {
-      stopped = true
-      if (timer !== null) clearTimeout(timer)
-      timer = null
+      k.stopped = true
+      if (k.timer !== null) clearTimeout(k.timer)
+      k.timer = null
     },
   }
+}
+
+function schedule(k: Keeper, delayMs: number): void {
+  if (k.stopped) return
+  if (k.timer !== null) clearTimeout(k.timer)
+  k.timer = setTimeout(() => {
+    k.timer = null
+    void cycle(k)
+  }, Math.max(0, delayMs))
+  k.timer.unref()
+}
+
+/** One refresh, then the next one scheduled: before expiry on success, with backoff on failure. */
+async function cycle(k: Keeper): Promise<void> {
+  try {
+    const before = k.state
+    const next = await refresh(k)
+    const untilExpiry = Math.max(0, next.expiresAt * 1000 - k.nowMs())
+    if (before !== null && sameLeaf(next, before)) {
+      // The NSM has not rotated its leaf yet: poll, and never sleep past the expiry.
+      schedule(k, Math.min(pollInterval(next), untilExpiry))
+    } else {
+      const due = (next.expiresAt - k.opts.marginSec) * 1000 - k.nowMs()
+      schedule(k, Math.min(Math.max(due, pollInterval(next)), untilExpiry))
+    }
+  } catch (err) {
+    k.failures++
+    const delay = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(k.failures - 1, 16))
+    k.opts.log.error('attestation refresh failed', { error: err instanceof Error ? err.message : String(err), retry_ms: delay, failures: k.failures })
+    schedule(k, delay)
+  }
+}
+
+// A minute between polls suits 3-hour leaves; a short leaf (the simulator's
+// --leaf-lifetime) would expire between two such polls, so the wait shrinks with it.
+function pollInterval(s: RootState): number {
+  const lifetimeMs = (s.expiresAt - s.notBefore) * 1000
+  return Math.max(MIN_POLL_INTERVAL_MS, Math.min(POLL_INTERVAL_MS, Math.floor(lifetimeMs / 10)))
+}
+
+function refresh(k: Keeper): Promise<RootState> {
+  if (k.inflight !== null) return k.inflight
+  const { opts } = k
+  k.inflight = makeRoot(opts, k.nowMs)
+    .then((next) => {
+      k.failures = 0
+      // A document on the leaf we already use proves nothing new: keep the root that
+      // every carrier so far repeats, and do not republish the announcements for it.
+      if (k.state !== null && sameLeaf(next, k.state)) {
+        opts.log.debug('attestation unchanged: same leaf certificate', { root_id: k.state.event.id, expires_at: k.state.expiresAt })
+        return k.state
+      }
+      k.state = next
+      opts.log.info('attestation refreshed', {
+        root_id: next.event.id,
+        expires_at: next.expiresAt,
+        t: opts.t,
+      })
+      opts.onRotate?.(next)
+      return next
+    })
+    .finally(() => {
+      k.inflight = null
+    })
+  return k.inflight
+}
+
+/** Attest, build and sign a root event, and check both as a client would (fail closed). */
+async function makeRoot(opts: RootKeeperOptions, nowMs: () => number): Promise<RootState> {
+  const publicKey = hexToBytes(opts.identity.pubkey)
+  const doc = await opts.nsm.attest({ publicKey })
+  // Taken after the document is made, so its timestamp never lies in the check's future.
+  const now = Math.floor(nowMs() / 1000)
+  const verifyOptions = {
+    now,
+    ...(opts.trustRoot === undefined ? {} : { root: opts.trustRoot }),
+    expectedPcrs: opts.expectedPcrs,
+  }
+  const att = await verifyAttestation(doc, { ...verifyOptions, publicKey })
+  if (att.attestation === null || !selfCheckPasses(opts.debug, att)) {
+    throw new Error(`own attestation failed verification: ${att.reason ?? 'unknown'}: ${att.checks.find((c) => !c.ok)?.detail ?? ''}`)
+  }
+  // The verifier only reports the PCR16 binding; for our own root it is a requirement.
+  if (att.attestation.pcr16_binds_public_key !== true) {
+    throw new Error(`own attestation does not bind the key in PCR16 (pcr16_binds_public_key: ${String(att.attestation.pcr16_binds_public_key)})`)
+  }
+  // The expiration is the leaf certificate's notAfter, never "now + lifetime": the NSM
+  // reuses a leaf across documents, so it may expire sooner than a fresh one would.
+  const expiration = att.attestation.certificate.notAfter
+  const event = opts.identity.sign(buildRootEvent({ attestation: doc, t: opts.t, expiration, created_at: now }))
+  const check = await verifyRootEvent(event, { ...verifyOptions, expect: opts.t })
+  if (!selfCheckPasses(opts.debug, check)) {
+    throw new Error(`own root event failed verification: ${check.reason ?? 'unknown'}: ${check.checks.find((c) => !c.ok)?.detail ?? ''}`)
+  }
+  return {
+    event,
+    teeRoot: JSON.stringify(event),
+    attestation: att.attestation,
+    expiresAt: expiration,
+    notBefore: att.attestation.certificate.notBefore,
+    refreshedAt: now,
+  }
+}
+
+function selfCheckPasses(debug: boolean, result: VerifyResult): boolean {
+  if (result.valid) return true
+  // A debug enclave can never produce a root any client accepts; tolerate exactly that
+  // failure so developers still see the service run, and nothing else.
+  return debug && result.checks.every((c) => c.ok || c.id === 'debug')
 }
