@@ -17,7 +17,7 @@ export type EncryptionContext = Record<string, string>
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
-export function uuidToBytes(keyId: string): Buffer {
+function uuidToBytes(keyId: string): Buffer {
   if (!UUID.test(keyId)) throw new TypeError('key id is not a lowercase UUID')
   return Buffer.from(keyId.replace(/-/g, ''), 'hex')
 }
