@@ -2,7 +2,8 @@
 // operator.json. A wrong path (a device such as /dev/zero, a log file, a directory) gives an
 // error after at most limit + 1 bytes, never a hang or an exhausted heap. Pipes and devices
 // are read like files, so `nec01 verify <(…)` works.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { chmodSync, closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 export type FileReadProblem = 'unreadable' | 'directory' | 'too-large'
@@ -67,4 +68,16 @@ export function readBoundedFile(path: string, limit: number): Buffer {
  */
 export function packageFile(name: string): string {
   return fileURLToPath(new URL(`../../${name}`, import.meta.url))
+}
+
+/**
+ * Writes `content` to a fresh temporary file beside `path` with exactly `mode`, and returns its
+ * name; the caller renames or links it into place, so readers never see half a file.
+ */
+export function writeTempFile(path: string, content: string, mode: number): string {
+  const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
+  writeFileSync(temp, content, { mode, flag: 'wx' })
+  // the umask may have narrowed the mode
+  chmodSync(temp, mode)
+  return temp
 }

@@ -10,8 +10,9 @@
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { createPrivateKey, createPublicKey, KeyObject, randomBytes, webcrypto } from 'node:crypto'
-import { chmodSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
+import { writeTempFile } from '../files.js'
 import { NsmError } from './types.js'
 
 // x509 signs and verifies through whatever WebCrypto it is given; on Node that is node:crypto's
@@ -415,18 +416,6 @@ const PRIVATE_FILE_MODE = 0o600
 const PUBLIC_FILE_MODE = 0o644
 const STATE_DIR_MODE = 0o700
 
-function tempPath(path: string): string {
-  return `${path}.${process.pid}.${hex(new Uint8Array(randomBytes(6)))}.tmp`
-}
-
-function writeTemp(path: string, content: string, mode: number): string {
-  const temp = tempPath(path)
-  writeFileSync(temp, content, { mode, flag: 'wx' })
-  // the umask may have narrowed or the file may be reused: set the mode explicitly
-  chmodSync(temp, mode)
-  return temp
-}
-
 function toPem(der: Uint8Array): string {
   const body = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')
   return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`
@@ -444,7 +433,7 @@ function writeRootPem(stateDir: string, root: IssuedCert): void {
   } catch {
     // absent or unreadable: write it
   }
-  const temp = writeTemp(path, pem, PUBLIC_FILE_MODE)
+  const temp = writeTempFile(path, pem, PUBLIC_FILE_MODE)
   renameSync(temp, path)
 }
 
@@ -487,7 +476,7 @@ export async function loadOrRenewChain(options: ChainOptions): Promise<CaChain> 
     for (const level of CA_LEVELS) levels[level] = await exportLevel(complete[level])
     const record: StoredCa = { format: CA_FILE_FORMAT, levels }
     const placed = writeStateFile(() => {
-      const temp = writeTemp(caPath, `${JSON.stringify(record, null, 2)}\n`, PRIVATE_FILE_MODE)
+      const temp = writeTempFile(caPath, `${JSON.stringify(record, null, 2)}\n`, PRIVATE_FILE_MODE)
       if (fileExisted) {
         renameSync(temp, caPath)
         return true
