@@ -85,8 +85,8 @@ function checkRepo(checks: Check[], ev: NostrEvent, repo: string | null): string
   return repo
 }
 
-/** Verifies one carried signature with its own check id; returns it when it holds. */
-async function carried(checks: Check[], role: (typeof ROLES)[number], json: string, ctx: SignatureContext): Promise<NostrEvent | null> {
+/** Verifies one carried signature with its own check id; its signer, and whether it holds. */
+async function carried(checks: Check[], role: (typeof ROLES)[number], json: string, ctx: SignatureContext): Promise<{ event: NostrEvent; ok: boolean } | null> {
   const event = parseEmbedded(json, `${role.tag} tag`)
   if (typeof event === 'string') {
     check(checks, role.id, false, event)
@@ -97,7 +97,7 @@ async function carried(checks: Check[], role: (typeof ROLES)[number], json: stri
   else if (role.id === 'instance') v = checkLaunchSignature(event, ctx)
   else v = checkReleaseSignature(event, ctx)
   check(checks, role.id, v.ok, v.detail)
-  return v.ok ? event : null
+  return { event, ok: v.ok }
 }
 
 /** Every carried signature, and the p markers that must name their signers. */
@@ -110,19 +110,21 @@ async function carriedSignatures(checks: Check[], ev: NostrEvent, ctx: Signature
       check(checks, role.id, false, `${values.length} ${role.tag} tags, at most ${limit}`)
       continue
     }
-    const signers = new Set<string>()
+    // every carried signer, valid or not: an invalid signature already fails its own check
+    const carriedBy = new Set<string>()
     for (const json of values) {
-      const event = await carried(checks, role, json, ctx)
-      if (event === null) continue
-      signers.add(event.pubkey)
-      if (role.id === 'build') vouchers.builder = event.pubkey
-      else if (role.id === 'instance') vouchers.launcher = event.pubkey
-      else vouchers.releases.push(event)
+      const signature = await carried(checks, role, json, ctx)
+      if (signature === null) continue
+      carriedBy.add(signature.event.pubkey)
+      if (!signature.ok) continue
+      if (role.id === 'build') vouchers.builder = signature.event.pubkey
+      else if (role.id === 'instance') vouchers.launcher = signature.event.pubkey
+      else vouchers.releases.push(signature.event)
     }
-    // a p marker is a claim a client may show: it must be backed by a carried signature
+    // a p marker is a claim a client may show: it must come with a signature by that key
     const claimed = ev.tags.filter((t) => t[0] === 'p' && t[2] === role.marker).map((t) => t[1] ?? '')
-    const unbacked = claimed.filter((p) => !signers.has(p))
-    if (unbacked.length > 0) check(checks, 'announcement', false, `p tag marks ${unbacked.map((p) => npub(p)).join(', ')} as ${role.marker} without a valid ${role.tag} signature by them`)
+    const unbacked = claimed.filter((p) => !carriedBy.has(p))
+    if (unbacked.length > 0) check(checks, 'announcement', false, `p tag marks ${unbacked.map((p) => npub(p)).join(', ')} as ${role.marker} without a ${role.tag} signature by them`)
   }
   return vouchers
 }

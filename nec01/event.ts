@@ -67,11 +67,13 @@ interface ResultBase {
   delegation?: DelegationLink[]
 }
 
+/** The result of `checks`, with the optional parts that are present (absent ones stay absent, not undefined). */
 export function finish(checks: Check[], base: ResultBase): VerifyResult {
-  const { attestation, ...rest } = base
-  const result = finishChecks(checks, attestation)
-  for (const [key, value] of Object.entries(rest)) if (value === undefined) delete rest[key as keyof typeof rest]
-  return { ...result, ...rest }
+  const result = finishChecks(checks, base.attestation)
+  if (base.event !== undefined) result.event = base.event
+  if (base.signers !== undefined) result.signers = base.signers
+  if (base.delegation !== undefined) result.delegation = base.delegation
+  return result
 }
 
 function safeNow(options: VerifyOptions): number | null {

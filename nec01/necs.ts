@@ -74,11 +74,12 @@ export async function verifyNecSignature(event: unknown, options?: NecVerifyOpti
  * a builder, launcher or release signature, or a carrier of a tee_root tag. Never throws.
  */
 export async function verifyNecEvent(event: unknown, options?: TeeRootOptions | null): Promise<VerifyResult> {
-  if (!isEventShape(event) && !(typeof event === 'object' && event !== null && 'tags' in event)) return failure('input', 'not a Nostr event object')
-  const e = event as NostrEvent
-  if (e.kind === ROOT_KIND) return verifyRootEvent(event, options)
-  if (successorKind(e.kind) === ANNOUNCEMENT_KIND) return verifyAnnouncement(event, options)
-  if (isSignatureKind(e.kind)) return verifyNecSignature(event, options)
+  if (typeof event !== 'object' || event === null) return failure('input', 'not a Nostr event object')
+  const e = event as Partial<NostrEvent>
+  const kind = typeof e.kind === 'number' ? e.kind : NaN
+  if (kind === ROOT_KIND) return verifyRootEvent(event, options)
+  if (successorKind(kind) === ANNOUNCEMENT_KIND) return verifyAnnouncement(event, options)
+  if (isSignatureKind(kind)) return verifyNecSignature(event, options)
   if (Array.isArray(e.tags) && e.tags.some((t) => Array.isArray(t) && t[0] === TEE_ROOT_TAG)) return verifyTeeRoot(event, options)
   return failure('input', `kind ${String(e.kind)} is no NEC event and carries no tee_root tag`)
 }
