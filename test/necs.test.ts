@@ -10,6 +10,7 @@ import { sha384 } from '@noble/hashes/sha2.js'
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
 import { buildAnnouncement, verifyAnnouncement } from '../nec01/announcement.js'
 import { buildBuilderSignature } from '../nec01/build.js'
+import { parseCertificate } from '../nec01/cert.js'
 import { TEE_CERT_TAG } from '../nec01/delegation.js'
 import { buildRootEvent, clearTeeRootMemo, verifyRootEvent, verifyTeeRoot, withTeeRoot } from '../nec01/event.js'
 import { BUILD_KIND, CERT_KIND, RPC_KIND } from '../nec01/kinds.js'
@@ -178,6 +179,15 @@ test('real noauth-enclaved 63793: build (PCR8) and instance (PCR4) verify; INVAL
   assert.deepEqual(result.signers, { builder: NOAUTH_BUILDER, launcher: NOAUTH_BUILDER, releasers: [] })
   // the same answer through the family entry point
   assert.equal((await verifyNecEvent(noauth(), { now: NOAUTH_AT, anyPcrs: true, expect: 'dev' })).reason, 'expiration')
+})
+
+test('real v1 build certificate: accepted only where NEC-03 needs it, never in the Nitro PKI profile', () => {
+  const build = JSON.parse(noauth().tags.find((t) => t[0] === 'build')![1]!) as NostrEvent
+  const der = new Uint8Array(Buffer.from(build.tags.find((t) => t[0] === 'cert')![1]!, 'base64'))
+  assert.throws(() => parseCertificate(der), /not a v3 certificate/)
+  const cert = parseCertificate(der, { allowV1: true })
+  assert.equal(cert.commonName, 'Nostr')
+  assert.equal(cert.keyUsage, null)
 })
 
 test('real noauth-enclaved 63793: the reference accepts its build and instance signatures too', async () => {
