@@ -18,6 +18,7 @@ import * as pure from 'nostr-tools/pure'
 import * as wasm from 'nostr-tools/wasm'
 import * as tiny from 'tiny-secp256k1'
 import type { NostrEvent } from '../nec01/types.js'
+import { RPC_KIND } from '../nec01/kinds.js'
 import { initNostrWasm } from 'nostr-wasm'
 import { conversationKey } from './client-crypto.js'
 import { fmt, ratio, row, type Row } from './report.js'
@@ -124,7 +125,7 @@ export async function measureLibs(opts: { quick: boolean }): Promise<{ rows: Row
   const sk = pure.generateSecretKey()
   const peers = Array.from({ length: PEERS }, () => pure.getPublicKey(pure.generateSecretKey()))
   // a request-sized event: what the service verifies on every request
-  const template: pure.EventTemplate = { kind: 23795, created_at: Math.floor(Date.now() / 1000), tags: [['p', peers[0]!]], content: 'A'.repeat(200) }
+  const template: pure.EventTemplate = { kind: RPC_KIND, created_at: Math.floor(Date.now() / 1000), tags: [['p', peers[0]!]], content: 'A'.repeat(200) }
   crossCheck(sk, peers[0]!, template)
   const signed = JSON.stringify(pure.finalizeEvent({ ...template }, sk))
   const ownKey = createECDH('secp256k1')

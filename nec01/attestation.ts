@@ -6,13 +6,14 @@
 //   caller sees every mismatch at once)
 // pubkey, nonce and user_data appear only when the caller gave that expectation: a check
 // that compared nothing would read as a guarantee that was never made.
-import { sha256, sha384 } from '@noble/hashes/sha2.js'
+import { sha256 } from '@noble/hashes/sha2.js'
 import { AWS_NITRO_ROOT_G1_SHA256 } from './aws-root.js'
 import { checkValidity, isTrustedRoot, verifyChain, type CertWindow } from './chain.js'
 import { MAX_PAYLOAD_BYTES, parseCoseSign1, verifyCoseSignature, type CoseSign1 } from './cose.js'
 import { bytesEqual, bytesToHex, copyBytes } from './encoding.js'
 import { normalizeOptions, type NormalizedOptions } from './options.js'
-import { parsePayload, PCR_BYTES, type AttestationPayload } from './payload.js'
+import { parsePayload, type AttestationPayload } from './payload.js'
+import { pcrOnce } from './pcr.js'
 import { VerifyError, fail, finish, pass } from './result.js'
 import { isoTime } from './time.js'
 import type { AttestationInfo, Check, CheckId, VerifyOptions, VerifyResult } from './types.js'
@@ -73,9 +74,7 @@ function pcr16Binds(payload: AttestationPayload): boolean | null {
   if (pcr16 === undefined || payload.public_key === null) return null
   // Two tiny hashes on every verification, cached paths included: synchronous noble hashing
   // costs microseconds where two awaited WebCrypto digests cost ~80 µs (bench/).
-  const input = new Uint8Array(PCR_BYTES + 32)
-  input.set(sha256(payload.public_key), PCR_BYTES)
-  return bytesEqual(sha384(input), pcr16)
+  return bytesEqual(pcrOnce(sha256(payload.public_key)), pcr16)
 }
 
 function hexOrNull(bytes: Uint8Array | null): string | null {

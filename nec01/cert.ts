@@ -129,19 +129,42 @@ function parseTime(bytes: Uint8Array, tlv: Tlv, what: string): number {
   return ms
 }
 
+/** The string values of one attribute type in a Name, in order (a Name may repeat a type). */
+function nameValues(bytes: Uint8Array, name: Tlv, oid: Uint8Array): string[] {
+  const out: string[] = []
+  for (const rdn of children(bytes, name)) {
+    for (const atv of children(bytes, rdn)) {
+      const [type, value, extra] = children(bytes, atv)
+      if (type === undefined || value === undefined || extra !== undefined || type.tag !== TAG.oid) throw new DerError('Name: malformed attribute')
+      if (!bytesEqual(contentOf(bytes, type), oid)) continue
+      if (value.tag !== TAG.utf8String && value.tag !== TAG.printableString && value.tag !== TAG.ia5String) throw new DerError('Name: attribute is not a string')
+      out.push(new TextDecoder('utf-8', { fatal: true }).decode(contentOf(bytes, value)))
+    }
+  }
+  return out
+}
+
 function commonNameOf(bytes: Uint8Array, name: Tlv): string | null {
   try {
-    for (const rdn of children(bytes, name)) {
-      for (const atv of children(bytes, rdn)) {
-        const [type, value] = children(bytes, atv)
-        if (type === undefined || value === undefined || type.tag !== TAG.oid) continue
-        if (bytesEqual(contentOf(bytes, type), OID_COMMON_NAME)) return new TextDecoder().decode(contentOf(bytes, value)).slice(0, 128)
-      }
-    }
+    const cn = nameValues(bytes, name, OID_COMMON_NAME)[0]
+    return cn === undefined ? null : cn.slice(0, 128)
   } catch {
     // the Name is compared as bytes; an unusual inner shape only costs the readable label
   }
   return null
+}
+
+/** Name attribute types NEC-03 reads (RFC 4519): id-at-commonName, organizationName, organizationalUnitName. */
+export const NAME_ATTRIBUTE = {
+  CN: OID_COMMON_NAME,
+  O: Uint8Array.of(0x55, 0x04, 0x0a),
+  OU: Uint8Array.of(0x55, 0x04, 0x0b),
+} as const
+
+/** Every value of one attribute in the certificate's subject. Throws DerError on a malformed Name. */
+export function subjectValues(cert: Certificate, attribute: keyof typeof NAME_ATTRIBUTE): string[] {
+  const name = expectTlv(cert.subject, 0, cert.subject.length, TAG.sequence, 'subject')
+  return nameValues(cert.subject, name, NAME_ATTRIBUTE[attribute])
 }
 
 interface Extensions {
@@ -227,11 +250,19 @@ function parseExtensions(bytes: Uint8Array, wrapper: Tlv): Extensions {
   return out
 }
 
+export interface ParseProfile {
+  /**
+   * Accept a v1 certificate (no version field, no extensions). Never for the Nitro PKI;
+   * early NEC-03 build certificates were made with `openssl x509 -req` without extensions.
+   */
+  allowV1?: boolean
+}
+
 /**
  * Parses one DER certificate in the profile above. Throws DerError with a short reason;
  * callers prefix which certificate it was.
  */
-export function parseCertificate(der: Uint8Array): Certificate {
+export function parseCertificate(der: Uint8Array, profile: ParseProfile = {}): Certificate {
   const cert = expectTlv(der, 0, der.length, TAG.sequence, 'Certificate')
   if (cert.end !== der.length) throw new DerError('trailing bytes after the certificate')
   const [tbs, sigAlg, sigValue, extra] = children(der, cert)
@@ -245,9 +276,12 @@ export function parseCertificate(der: Uint8Array): Certificate {
   const fields = children(der, tbs)
   let k = 0
   const version = fields[k]?.tag === TAG.context0 ? fields[k++]! : undefined
-  if (version === undefined) throw new DerError('not a v3 certificate')
-  const versionInt = expectTlv(der, version.contentStart, version.end, TAG.integer, 'version')
-  if (versionInt.end !== version.end || smallInteger(der, versionInt, 'version') !== VERSION_V3) throw new DerError('not a v3 certificate')
+  if (version === undefined && profile.allowV1 !== true) throw new DerError('not a v3 certificate')
+  if (version !== undefined) {
+    const versionInt = expectTlv(der, version.contentStart, version.end, TAG.integer, 'version')
+    // DER omits the DEFAULT v1, so an explicit version is v3 (v2 certificates do not occur)
+    if (versionInt.end !== version.end || smallInteger(der, versionInt, 'version') !== VERSION_V3) throw new DerError('not a v3 certificate')
+  }
   const serial = fields[k++]
   const innerAlg = fields[k++]
   const issuer = fields[k++]
@@ -280,7 +314,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
   if (fields[k]?.tag === TAG.context1) k++
   if (fields[k]?.tag === TAG.context2) k++
   let ext: Extensions = { ca: null, pathLen: null, keyUsage: null }
-  if (fields[k]?.tag === TAG.context3) ext = parseExtensions(der, fields[k++]!)
+  if (fields[k]?.tag === TAG.context3 && version !== undefined) ext = parseExtensions(der, fields[k++]!)
   if (k !== fields.length) throw new DerError('tbsCertificate: unexpected field')
 
   return {

@@ -96,11 +96,11 @@ function samePath(entry: CachedChain, root: Uint8Array, cabundle: Uint8Array[]):
   return true
 }
 
-function importP384(point: Uint8Array<ArrayBuffer>): Promise<VerifyKey> {
+export function importP384(point: Uint8Array<ArrayBuffer>): Promise<VerifyKey> {
   return globalThis.crypto.subtle.importKey('raw', point, P384_IMPORT, false, ['verify'])
 }
 
-function verifyEs384(key: VerifyKey, signature: Uint8Array<ArrayBuffer>, data: Uint8Array): Promise<boolean> {
+export function verifyEs384(key: VerifyKey, signature: Uint8Array<ArrayBuffer>, data: Uint8Array): Promise<boolean> {
   return globalThis.crypto.subtle.verify(ES384_VERIFY, key, signature, onArrayBuffer(data)).catch(() => false)
 }
 

@@ -3,17 +3,20 @@
 // the same tee_root string, so a verified root is memoized and a carrier then costs one
 // Schnorr verification plus a lookup.
 import { getEventHash, validateEvent, type EventTemplate } from 'nostr-tools/pure'
-import { schnorr } from '@noble/curves/secp256k1.js'
-import { bytesToHex, hexToBytes } from './encoding.js'
+import { bytesToHex } from './encoding.js'
 import { base64ToBytes, bytesToBase64 } from './encoding.js'
 import { MAX_DOCUMENT_BYTES, verifyAttestation } from './attestation.js'
+import { checkDelegation, TEE_CERT_TAG } from './delegation.js'
+import { ROOT_KIND } from './kinds.js'
+import { expirationOf, isEventShape, iso, tagValues, verifySignature } from './nostr.js'
 import { normalizeOptions } from './options.js'
 import { VerifyError, check, failure, finish as finishChecks } from './result.js'
-import { isoSeconds, toUnixSeconds } from './time.js'
-import type { AttestationInfo, Check, Expect, NostrEvent, TeeRootOptions, UnsignedEvent, VerifyOptions, VerifyResult } from './types.js'
+import { toUnixSeconds } from './time.js'
+import type { SignatureContext } from './signature.js'
+import { applyTrust, attestedPcrs, normalizeTrust, trustKey, trustNamesCode, type NormalizedTrust } from './trust.js'
+import type { AttestationInfo, Check, DelegationLink, Expect, NecVerifyOptions, NostrEvent, Signers, TeeRootOptions, UnsignedEvent, VerifyOptions, VerifyResult } from './types.js'
 
-/** NEC-01 root event kind. */
-export const ROOT_KIND = 23793
+export { ROOT_KIND } from './kinds.js'
 /** The tag that carries a JSON-stringified root event. */
 export const TEE_ROOT_TAG = 'tee_root'
 /** NIP-17 rumor kind: unsigned by design, authenticated by the seal around it. */
@@ -23,17 +26,7 @@ const MAX_TEE_ROOT_LENGTH = 64 * 1024
 /** Memo bound: distinct (tee_root, options) pairs remembered. */
 const MEMO_LIMIT = 1024
 /** Longest base64 content that can hold a document the verifier accepts; longer is not decoded. */
-const MAX_CONTENT_LENGTH = Math.ceil(MAX_DOCUMENT_BYTES / 3) * 4
-/** ECMAScript dates end at ±8.64e15 ms (ECMA-262 §21.4.1.1). */
-const MAX_DATE_SECONDS = 8.64e12
-
-/**
- * ISO time of a unix-seconds value from an event. created_at is whatever the sender wrote,
- * and toISOString throws beyond the Date range: such a value is shown as a number.
- */
-function iso(seconds: number): string {
-  return Number.isFinite(seconds) && Math.abs(seconds) <= MAX_DATE_SECONDS ? isoSeconds(seconds) : `${seconds} (not a date)`
-}
+export const MAX_CONTENT_LENGTH = Math.ceil(MAX_DOCUMENT_BYTES / 3) * 4
 
 export interface RootEventParams {
   /** raw COSE_Sign1 attestation document */
@@ -67,23 +60,20 @@ export function withTeeRoot<T extends { tags: string[][] }>(template: T, rootEve
   return { ...template, tags }
 }
 
-function finish(checks: Check[], base: { attestation: AttestationInfo | null; event?: NostrEvent }): VerifyResult {
-  const result = finishChecks(checks, base.attestation)
-  return base.event === undefined ? result : { ...result, event: base.event }
+interface ResultBase {
+  attestation: AttestationInfo | null
+  event?: NostrEvent
+  signers?: Signers
+  delegation?: DelegationLink[]
 }
 
-/**
- * id and Schnorr signature, computed every time. nostr-tools' verifyEvent remembers its
- * verdict on the object, and a spread copy carries that memory to an edited event; a
- * verifier must judge the bytes in front of it.
- */
-function verifySignature(event: NostrEvent): boolean {
-  try {
-    const id = getEventHash(event)
-    return id === event.id && /^[0-9a-f]{128}$/.test(event.sig) && schnorr.verify(hexToBytes(event.sig), hexToBytes(id), hexToBytes(event.pubkey))
-  } catch {
-    return false
-  }
+/** The result of `checks`, with the optional parts that are present (absent ones stay absent, not undefined). */
+export function finish(checks: Check[], base: ResultBase): VerifyResult {
+  const result = finishChecks(checks, base.attestation)
+  if (base.event !== undefined) result.event = base.event
+  if (base.signers !== undefined) result.signers = base.signers
+  if (base.delegation !== undefined) result.delegation = base.delegation
+  return result
 }
 
 function safeNow(options: VerifyOptions): number | null {
@@ -94,21 +84,8 @@ function safeNow(options: VerifyOptions): number | null {
   }
 }
 
-function tagValues(event: { tags: string[][] }, name: string): string[] {
-  const out: string[] = []
-  for (const tag of event.tags) if (tag[0] === name && typeof tag[1] === 'string') out.push(tag[1])
-  return out
-}
-
-function isEventShape(value: unknown): value is NostrEvent {
-  return (
-    validateEvent(value) &&
-    typeof (value as { id?: unknown }).id === 'string' &&
-    typeof (value as { sig?: unknown }).sig === 'string'
-  )
-}
-
-function checkT(checks: Check[], event: NostrEvent, expect: Expect): void {
+/** Records the `t` check of an event that holds an attestation (root, legacy announcement). */
+export function checkT(checks: Check[], event: NostrEvent, expect: Expect): void {
   const values = tagValues(event, 't')
   const t = values[0]
   if (values.length !== 1 || (t !== 'prod' && t !== 'dev')) {
@@ -120,21 +97,75 @@ function checkT(checks: Check[], event: NostrEvent, expect: Expect): void {
   }
 }
 
-/** Full verification of a kind:23793 root event. Never throws. */
-export async function verifyRootEvent(event: unknown, options?: VerifyOptions | null): Promise<VerifyResult> {
-  const checks: Check[] = []
-  if (!check(checks, 'input', isEventShape(event), isEventShape(event) ? 'a Nostr event object' : 'not a Nostr event object (id, pubkey, created_at, kind, tags, content, sig)')) {
-    return finish(checks, { attestation: null })
-  }
-  const ev = event as NostrEvent
-  // Checked up front as verifyAttestation does: a malformed option (a null publicKey, a
-  // root that is not a certificate) is an `input` verdict, never an exception.
+/** The single t tag when it is prod or dev, else null (the `t` check reports why). */
+export function tOf(event: NostrEvent): 'prod' | 'dev' | null {
+  const values = tagValues(event, 't')
+  return values.length === 1 && (values[0] === 'prod' || values[0] === 'dev') ? values[0] : null
+}
+
+/**
+ * Options and trust normalized up front, as verifyAttestation does: a malformed option (a
+ * null publicKey, a root that is not a certificate, an empty releaseSigners) is an `input`
+ * verdict, never an exception. Returns the reason when one is malformed.
+ */
+export function normalizeAll(options: NecVerifyOptions | null | undefined): { options: NecVerifyOptions; trust: NormalizedTrust } | string {
   try {
     normalizeOptions(options)
+    const o = options ?? {}
+    return { options: o, trust: normalizeTrust(o) }
   } catch (err) {
-    return failure('input', err instanceof VerifyError ? err.message : 'options: malformed')
+    return err instanceof VerifyError ? err.message : 'options: malformed'
   }
-  if (options === undefined || options === null) options = {}
+}
+
+/**
+ * The attestation checks of an event whose `content` is a base64 document bound to its
+ * pubkey (a root event; a legacy announcement). With `codeByPeople` the document's own
+ * `pcrs` check is left out unless PCRs were given: people decide it (trust.ts).
+ * undefined when the content was not decoded (too long, not base64).
+ */
+export async function contentAttestation(checks: Check[], ev: NostrEvent, options: VerifyOptions, codeByPeople: boolean): Promise<AttestationInfo | null | undefined> {
+  if (ev.content.length > MAX_CONTENT_LENGTH) {
+    // not decoded: it could only yield a document verifyAttestation rejects for its size
+    check(checks, 'input', false, `content is ${ev.content.length} characters; a document of at most ${MAX_DOCUMENT_BYTES} bytes is at most ${MAX_CONTENT_LENGTH} in base64`)
+    return undefined
+  }
+  let doc: Uint8Array
+  try {
+    doc = base64ToBytes(ev.content)
+  } catch {
+    check(checks, 'cose', false, 'content is not base64')
+    return undefined
+  }
+  if (options.publicKey !== undefined) {
+    const expected = hexOf(options.publicKey)
+    if (expected !== ev.pubkey) check(checks, 'pubkey', false, `event pubkey ${ev.pubkey} is not the expected ${expected}`)
+  }
+  const dropPcrs = codeByPeople && options.expectedPcrs === undefined
+  // NEC-01: the document's public_key is the event's own pubkey (32-byte x-only).
+  const att = await verifyAttestation(doc, { ...options, publicKey: ev.pubkey, ...(dropPcrs ? { anyPcrs: true } : {}) })
+  for (const c of att.checks) if ((c.id !== 'input' || !c.ok) && !(dropPcrs && c.id === 'pcrs')) checks.push(c)
+  return att.attestation
+}
+
+/** The `expiration` check: one numeric tag, in the future, not after the leaf nor `limit`. */
+export function checkExpiration(checks: Check[], ev: NostrEvent, now: number, attestation: AttestationInfo | null, limit?: { at: number; what: string }): void {
+  const expiration = expirationOf(ev)
+  if (expiration === null || Number.isNaN(expiration)) {
+    check(checks, 'expiration', false, `expected exactly one numeric expiration tag, found ${JSON.stringify(tagValues(ev, 'expiration'))}`)
+  } else if (expiration <= now) {
+    check(checks, 'expiration', false, `expired at ${iso(expiration)} (now ${iso(now)})`)
+  } else if (attestation !== null && expiration > attestation.certificate.notAfter) {
+    check(checks, 'expiration', false, `expiration ${iso(expiration)} is after the leaf certificate's notAfter ${iso(attestation.certificate.notAfter)}`)
+  } else if (limit !== undefined && expiration > limit.at) {
+    check(checks, 'expiration', false, `expiration ${iso(expiration)} is after ${limit.what} ${iso(limit.at)}`)
+  } else {
+    check(checks, 'expiration', attestation !== null, `expires ${iso(expiration)}, not after the leaf certificate${limit === undefined ? '' : ` nor ${limit.what}`}`)
+  }
+}
+
+/** The checks of a kind:23793 root event, without trust in people; returns the attestation. */
+export async function rootChecks(checks: Check[], ev: NostrEvent, options: VerifyOptions, codeByPeople: boolean): Promise<AttestationInfo | null> {
   const now = toUnixSeconds(options.now)
   const signed = verifySignature(ev)
   check(checks, 'event', signed, signed ? 'event id and Schnorr signature valid' : 'event id or Schnorr signature invalid')
@@ -142,44 +173,31 @@ export async function verifyRootEvent(event: unknown, options?: VerifyOptions | 
   const isProtected = ev.tags.some((t) => t[0] === '-')
   check(checks, 'protected', isProtected, isProtected ? 'NIP-70 ["-"] tag present' : 'NIP-70 ["-"] tag missing')
   checkT(checks, ev, options.expect ?? 'prod')
+  const attestation = await contentAttestation(checks, ev, options, codeByPeople)
+  if (attestation === undefined) return null
+  checkExpiration(checks, ev, now, attestation)
+  return attestation
+}
 
-  if (ev.content.length > MAX_CONTENT_LENGTH) {
-    // not decoded: it could only yield a document verifyAttestation rejects for its size
-    check(checks, 'input', false, `content is ${ev.content.length} characters; a document of at most ${MAX_DOCUMENT_BYTES} bytes is at most ${MAX_CONTENT_LENGTH} in base64`)
-    return finish(checks, { attestation: null, event: ev })
+/**
+ * Full verification of a kind:23793 root event. With trust options (NecTrustOptions),
+ * release signatures passed in `releases` can name the code instead of `expectedPcrs`;
+ * `builder` and `launcher` cannot be met by a bare root (only an announcement carries
+ * their signatures). Never throws.
+ */
+export async function verifyRootEvent(event: unknown, options?: NecVerifyOptions | null): Promise<VerifyResult> {
+  const checks: Check[] = []
+  if (!check(checks, 'input', isEventShape(event), isEventShape(event) ? 'a Nostr event object' : 'not a Nostr event object (id, pubkey, created_at, kind, tags, content, sig)')) {
+    return finish(checks, { attestation: null })
   }
-  let doc: Uint8Array
-  try {
-    doc = base64ToBytes(ev.content)
-  } catch {
-    check(checks, 'cose', false, 'content is not base64')
-    return finish(checks, { attestation: null, event: ev })
-  }
-  if (options.publicKey !== undefined) {
-    const expected = hexOf(options.publicKey)
-    if (expected !== ev.pubkey) check(checks, 'pubkey', false, `event pubkey ${ev.pubkey} is not the expected ${expected}`)
-  }
-  // NEC-01: the document's public_key is the event's own pubkey (32-byte x-only).
-  const att = await verifyAttestation(doc, { ...options, publicKey: ev.pubkey })
-  for (const c of att.checks) if (c.id !== 'input' || !c.ok) checks.push(c)
-
-  const expirations = tagValues(ev, 'expiration')
-  const expiration = expirations.length === 1 && /^[0-9]{1,12}$/.test(expirations[0] ?? '') ? Number(expirations[0]) : null
-  if (expiration === null) {
-    check(checks, 'expiration', false, `expected exactly one numeric expiration tag, found ${JSON.stringify(expirations)}`)
-  } else if (expiration <= now) {
-    check(checks, 'expiration', false, `expired at ${iso(expiration)} (now ${iso(now)})`)
-  } else if (att.attestation !== null && expiration > att.attestation.certificate.notAfter) {
-    check(
-      checks,
-      'expiration',
-      false,
-      `expiration ${iso(expiration)} is after the leaf certificate's notAfter ${iso(att.attestation.certificate.notAfter)}`,
-    )
-  } else {
-    check(checks, 'expiration', att.attestation !== null, `expires ${iso(expiration)}, not after the leaf certificate`)
-  }
-  return finish(checks, { attestation: att.attestation, event: ev })
+  const ev = event as NostrEvent
+  const normalized = normalizeAll(options)
+  if (typeof normalized === 'string') return failure('input', normalized)
+  const { trust } = normalized
+  const attestation = await rootChecks(checks, ev, normalized.options, trustNamesCode(trust))
+  const ctx: SignatureContext = { nowSec: toUnixSeconds(normalized.options.now), pcrs: attestation === null ? null : attestedPcrs(attestation), pcrSource: 'attested', r: trust.repo, t: tOf(ev) }
+  const signers = attestation === null ? undefined : applyTrust(checks, trust, ctx, { builder: null, launcher: null, releases: [] })
+  return finish(checks, { attestation, event: ev, signers })
 }
 
 interface MemoEntry {
@@ -208,42 +226,36 @@ function hexOf(value: Uint8Array | string): string {
   return typeof value === 'string' ? value.toLowerCase() : bytesToHex(value)
 }
 
-/** An expected value as it enters the memo key; a value of another type is an `input` error. */
-function keyBytes(value: unknown, name: string): string {
-  if (value === undefined) return ''
-  if (typeof value === 'string' || value instanceof Uint8Array) return hexOf(value)
-  throw new VerifyError('input', `options.${name}: expected bytes or a hex string`)
+function hexOrNull(bytes: Uint8Array | null): string | null {
+  return bytes === null ? null : bytesToHex(bytes)
 }
 
 /**
  * Everything in the options that changes a verdict, except `now` (the memo keeps a window).
- * Only the types are checked here (the values are checked when a root is verified), so
- * that two different option values never share a key and nothing here throws a TypeError.
- * Throws VerifyError('input').
+ * Built from the normalized options, so a malformed one throws VerifyError('input') before
+ * any lookup, and absent differs from empty (publicKey '' is not "no publicKey").
  */
-function optionsKey(o: VerifyOptions): string {
-  const { root, expectedPcrs, anyPcrs } = o
-  if (root !== undefined && typeof root !== 'string' && !(root instanceof Uint8Array)) throw new VerifyError('input', 'root: expected DER bytes or PEM text')
-  if (anyPcrs !== undefined && typeof anyPcrs !== 'boolean') throw new VerifyError('input', 'options.anyPcrs: expected a boolean')
-  if (expectedPcrs !== undefined && (typeof expectedPcrs !== 'object' || expectedPcrs === null || Array.isArray(expectedPcrs))) {
-    throw new VerifyError('input', 'options.expectedPcrs: expected an object of index → value')
-  }
-  const pcrs = expectedPcrs === undefined ? [] : Object.entries(expectedPcrs).map(([k, v]) => `${k}=${keyBytes(v, `expectedPcrs[${k}]`)}`).sort()
+function optionsKey(o: TeeRootOptions, trust: NormalizedTrust): string {
+  const n = normalizeOptions(o)
+  const pcrs = n.expectedPcrs === null ? null : [...n.expectedPcrs].sort((a, b) => a[0] - b[0]).map(([i, v]) => `${i}=${bytesToHex(v)}`)
   return JSON.stringify([
-    root === undefined ? '' : typeof root === 'string' ? root : bytesToHex(root),
+    bytesToHex(n.root),
     pcrs,
-    anyPcrs === true,
+    n.anyPcrs,
     o.expect ?? 'prod',
-    keyBytes(o.publicKey, 'publicKey'),
-    keyBytes(o.nonce, 'nonce'),
-    keyBytes(o.userData, 'userData'),
+    hexOrNull(n.publicKey),
+    hexOrNull(n.nonce),
+    hexOrNull(n.userData),
+    trustKey(trust),
   ])
 }
 
-async function verifyRootMemo(teeRoot: string, root: unknown, options: VerifyOptions, now: number): Promise<VerifyResult> {
+async function verifyRootMemo(teeRoot: string, root: unknown, options: TeeRootOptions, now: number): Promise<VerifyResult> {
   let key: string
+  let trust: NormalizedTrust
   try {
-    key = `${optionsKey(options)}\n${teeRoot}`
+    trust = normalizeTrust(options)
+    key = `${optionsKey(options, trust)}\n${teeRoot}`
   } catch (err) {
     return failure('input', err instanceof VerifyError ? err.message : 'options: malformed')
   }
@@ -258,11 +270,12 @@ async function verifyRootMemo(teeRoot: string, root: unknown, options: VerifyOpt
   }
   const result = await verifyRootEvent(root, { ...options, now })
   // Only successes are memoized: a failure may be cheap to recompute and must never be
-  // mistaken for a pass, and a success is bounded by its own validity window.
+  // mistaken for a pass, and a success is bounded by its own validity window and by every
+  // signature it relied on.
   if (result.valid && result.attestation !== null && result.event !== undefined) {
-    const expiration = Number(tagValues(result.event, 'expiration')[0])
+    const expirations = [result.event, ...trust.releases].map((e) => expirationOf(e)).filter((e): e is number => e !== null && Number.isFinite(e))
     const path = result.attestation.chain
-    memo.set(key, { result: structuredClone(result), from: path.notBefore, until: path.notAfter, expiration })
+    memo.set(key, { result: structuredClone(result), from: path.notBefore, until: path.notAfter, expiration: Math.min(...expirations) })
     if (memo.size > MEMO_LIMIT) {
       const oldest = memo.keys().next().value
       if (oldest !== undefined) memo.delete(oldest)
@@ -324,9 +337,15 @@ export async function verifyTeeRoot(carrier: unknown, options?: TeeRootOptions |
   const rootResult = await verifyRootMemo(teeRoot, root, rootOptions, now)
   checks.push(...rootResult.checks)
   const rootEvent = rootResult.event
+  let delegation: DelegationLink[] | undefined
   if (rootEvent !== undefined) {
-    const same = ev.pubkey === rootEvent.pubkey
-    check(checks, 'carrier', same, same ? 'carrier pubkey equals the root pubkey' : `carrier pubkey ${ev.pubkey} is not the root pubkey ${rootEvent.pubkey}`)
+    const certs = tagValues(ev, TEE_CERT_TAG)
+    if (certs.length > 0) {
+      delegation = checkDelegation(checks, certs, rootEvent.pubkey, ev, now) ?? undefined
+    } else {
+      const same = ev.pubkey === rootEvent.pubkey
+      check(checks, 'carrier', same, same ? 'carrier pubkey equals the root pubkey' : `carrier pubkey ${ev.pubkey} is not the root pubkey ${rootEvent.pubkey} (and no tee_cert chain)`)
+    }
     const expiration = Number(tagValues(rootEvent, 'expiration')[0])
     const notBefore = rootResult.attestation?.certificate.notBefore
     if (notBefore !== undefined && Number.isFinite(expiration)) {
@@ -339,5 +358,5 @@ export async function verifyTeeRoot(carrier: unknown, options?: TeeRootOptions |
       )
     }
   }
-  return finish(checks, { attestation: rootResult.attestation, ...(rootEvent === undefined ? {} : { event: rootEvent }) })
+  return finish(checks, { attestation: rootResult.attestation, event: rootEvent, signers: rootResult.signers, delegation })
 }

@@ -2,8 +2,8 @@
 // that carry them. Browser-safe: Web APIs only.
 export { verifyAttestation, decodeAttestation, clearVerifierCaches } from './attestation.js'
 export { AWS_NITRO_ROOT_G1_DER, AWS_NITRO_ROOT_G1_SHA256 } from './aws-root.js'
+export * from './kinds.js'
 export {
-  ROOT_KIND,
   TEE_ROOT_TAG,
   buildRootEvent,
   withTeeRoot,
@@ -13,15 +13,26 @@ export {
   teeRootMemoStats,
   type RootEventParams,
 } from './event.js'
+export { verifyAnnouncement, buildAnnouncement, type AnnouncementParams } from './announcement.js'
+export { buildBuilderSignature, type BuildSignatureParams } from './build.js'
+export { buildLauncherSignature, type LaunchSignatureParams } from './launch.js'
+export { buildReleaseSignature, type ReleaseSignatureParams } from './release.js'
+export { verifyNecSignature, verifyNecEvent } from './necs.js'
+export { TEE_CERT_TAG } from './delegation.js'
+export { pcr4OfInstance, pcr8OfCertificate } from './pcr.js'
 export { CHECK_IDS } from './types.js'
 export type {
   AttestationInfo,
   BytesLike,
   Check,
   CheckId,
+  DelegationLink,
   Expect,
+  NecTrustOptions,
+  NecVerifyOptions,
   NostrEvent,
   Rumor,
+  Signers,
   TeeRootOptions,
   UnsignedEvent,
   VerifyOptions,

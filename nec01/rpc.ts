@@ -3,8 +3,7 @@
 // { id, result } or { id, error: { code, message } } in the same kind, p-tagged back and
 // e-tagged to the request.
 
-/** Ephemeral (NIP-01 20000..29999), next to NEC-01's 23793, so relays never store calls. */
-export const RPC_KIND = 23795
+export { RPC_KIND } from './kinds.js'
 
 export const RPC_ERROR_CODES = ['RATE_LIMITED', 'NOT_IMPLEMENTED', 'UNAUTHORIZED', 'INVALID_REQUEST', 'INTERNAL', 'RESTRICTED'] as const
 export type RpcErrorCode = (typeof RPC_ERROR_CODES)[number]

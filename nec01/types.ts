@@ -49,6 +49,11 @@ export const CHECK_IDS = [
   'expiration', // expiration tag in the future and not after the leaf's notAfter
   'protected', // the NIP-70 ["-"] tag
   'carrier', // tee_root carrier: pubkey match, created_at inside the validity
+  'announcement', // NEC-02 announcement: same pubkey as its attestation, x tags, r, p markers
+  'build', // NEC-03 builder signature: self-signed certificate for the signer, PCR8
+  'instance', // NEC-04 launcher signature: PCR4
+  'release', // NEC-05 release signature: PCR0/1/2, r, t
+  'cert', // a tee_cert delegation chain from the root key to the event's key
 ] as const
 
 export type CheckId = (typeof CHECK_IDS)[number]
@@ -81,14 +86,40 @@ export interface AttestationInfo {
   pcr16_binds_public_key: boolean | null
 }
 
+/** Who vouches for a service: npubs of the NEC signatures that verified. */
+export interface Signers {
+  /** NEC-03: who built the image (PCR8) */
+  builder: string | null
+  /** NEC-04: who runs the EC2 instance (PCR4) */
+  launcher: string | null
+  /** NEC-05: who approved PCR0/1/2 (embedded in the announcement or passed in `releases`) */
+  releasers: string[]
+}
+
+/** One kind:23797 certificate of a tee_cert chain: `signer` hands the key on to `delegate`. */
+export interface DelegationLink {
+  id: string
+  signer: string
+  delegate: string
+  /** unix seconds */
+  expiration: number
+}
+
 export interface VerifyResult {
   valid: boolean
   /** id of the first failing check; null when valid */
   reason: CheckId | null
   checks: Check[]
   attestation: AttestationInfo | null
-  /** the kind:23793 root event that was verified (root events and carriers) */
+  /**
+   * the event that holds the attestation: the kind:23793 root event (root events, carriers,
+   * announcements), or a legacy kind:63793 announcement itself
+   */
   event?: NostrEvent
+  /** announcements, and roots verified with release signatures: who built, launched, released */
+  signers?: Signers
+  /** a carrier signed by a delegated key: the tee_cert chain, root key first */
+  delegation?: DelegationLink[]
 }
 
 /** bytes may be given as Uint8Array or lowercase/uppercase hex */
@@ -118,7 +149,29 @@ export interface VerifyOptions {
   userData?: BytesLike
 }
 
-export interface TeeRootOptions extends VerifyOptions {
+/**
+ * Trust in people instead of hashes (NEC-03..05). Each one given is a requirement of its
+ * own; releaseSigners or builder also stand in for expectedPcrs (they name the code).
+ */
+export interface NecTrustOptions {
+  /** npubs or hex pubkeys of maintainers whose NEC-05 release signatures are trusted */
+  releaseSigners?: string[]
+  /** how many distinct releaseSigners must have signed exactly these PCR0/1/2; default 1 */
+  releaseThreshold?: number
+  /** release signature events found elsewhere (relays, files), besides those an announcement carries */
+  releases?: NostrEvent[]
+  /** npub or hex of the trusted builder: PCR8 must come from their NEC-03 build certificate */
+  builder?: string
+  /** npub or hex of the trusted launcher: PCR4 must be signed by them (NEC-04) */
+  launcher?: string
+  /** expected repository URL (the `r` tag of announcements and release signatures) */
+  repo?: string
+}
+
+/** Options of root events, announcements and NEC signature events. */
+export interface NecVerifyOptions extends VerifyOptions, NecTrustOptions {}
+
+export interface TeeRootOptions extends NecVerifyOptions {
   /**
    * For a NIP-17 rumor (kind 14, unsigned): the pubkey that signed the seal the rumor
    * came in, verified by the caller while unwrapping. The rumor's pubkey must equal it

@@ -1,5 +1,5 @@
-// JSON-RPC for programs end to end: NIP-44 encrypted { id, method, params } in kind 23795,
-// answered in kind 23795 with { id, result } or { id, error }, over a real relay. The kind
+// JSON-RPC for programs end to end: NIP-44 encrypted { id, method, params } in RPC_KIND,
+// answered in RPC_KIND with { id, result } or { id, error }, over a real relay. The kind
 // is ephemeral, so every test listens before it asks.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -38,7 +38,7 @@ function errorOf(response: RpcResponse): { code: string; message: string } {
   return response.error
 }
 
-describe('JSON-RPC over kind 23795', () => {
+describe(`JSON-RPC over kind ${RPC_KIND}`, () => {
   let relay: EmbeddedRelay
   let svc: TestService
   let peer: Peer
@@ -58,7 +58,7 @@ describe('JSON-RPC over kind 23795', () => {
     await relay.close()
   })
 
-  it('ping → { id, result: "pong" } in a kind 23795 with tee_root, p and e', async () => {
+  it('ping → { id, result: "pong" } in an RPC_KIND event with tee_root, p and e', async () => {
     const { event, response } = await call(peer, service, inbox, 'ping')
     assert.equal(resultOf(response), 'pong')
     assert.equal(event.kind, RPC_KIND)

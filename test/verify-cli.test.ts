@@ -7,8 +7,10 @@ import { cpSync, readFileSync, symlinkSync, writeFileSync, mkdirSync } from 'nod
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure'
+import { npubEncode } from 'nostr-tools/nip19'
 import { hexToBytes } from '@noble/hashes/utils.js'
 import { buildRootEvent, withTeeRoot } from '../nec01/event.js'
+import { buildReleaseSignature } from '../nec01/release.js'
 import { NsmSimulator } from '../src/nsm/simulator.js'
 import { NEC01_DIR, NITRO_DIR, nitroFixtures } from './fixtures.js'
 import { tempDir } from './service-harness.js'
@@ -128,10 +130,11 @@ test('the real noauth-enclaved attestation binds its event pubkey', () => {
   const r = run([join(NEC01_DIR, 'noauth-enclaved-README-ca61c6e-attestation.b64'), '--any-pcrs', '--at', '2025-04-01T14:00:00Z', '--pubkey', 'ac116b22152178636e06d75188c260da10ecd54765d3999bcb579c8f530a9441'])
   assert.equal(r.code, 0, r.stdout)
   assert.match(r.stdout, /public_key equals the expected ac116b22/)
-  // the kind 63793 instance event is neither a root event nor a carrier: a one-line input verdict
+  // the kind 63793 announcement around it is recognised (no longer an input verdict); today it is long expired
   const instance = run([join(NEC01_DIR, 'noauth-enclaved-README-ca61c6e-instance-event.json'), '--any-pcrs'])
   assert.equal(instance.code, 1)
-  assert.match(instance.stdout, /INVALID \(input\)/)
+  assert.match(instance.stdout, /^✓ kind +kind 63793 \(legacy, read as 13793\)$/m)
+  assert.doesNotMatch(instance.stdout, /INVALID \(input\)/)
 })
 
 test('broken input: one line, exit 1 or 2, never a stack trace', () => {
@@ -203,6 +206,65 @@ test('nec01 --version prints the package version, also when installed under a pa
 test('--help documents every option', () => {
   const r = run(['--help'])
   assert.equal(r.code, 0)
-  for (const opt of ['--pcr', '--pcrs', '--any-pcrs', '--expect', '--at', '--root', '--pubkey', '--nonce', '--json']) assert.ok(r.stdout.includes(opt), opt)
+  for (const opt of ['--pcr', '--pcrs', '--any-pcrs', '--expect', '--at', '--root', '--pubkey', '--nonce', '--json', '--release-signers', '--release-threshold', '--releases', '--builder', '--launcher', '--repo']) {
+    assert.ok(r.stdout.includes(opt), opt)
+  }
   assert.ok(readFileSync(join(NITRO_DIR, 'AWS_NitroEnclaves_Root-G1.pem'), 'utf8').includes('BEGIN CERTIFICATE'))
+})
+
+const NOAUTH = join(NEC01_DIR, 'noauth-enclaved-README-ca61c6e-instance-event.json')
+const NOAUTH_AT = '2025-04-01T14:00:00Z'
+
+test('NEC family: the noauth-enclaved announcement is detected; build and instance verify; INVALID (expiration)', () => {
+  const r = run([NOAUTH, '--any-pcrs', '--expect', 'dev', '--at', NOAUTH_AT])
+  assert.equal(r.code, 1, r.stderr)
+  assert.match(r.stdout, /^✓ kind +kind 63793 \(legacy, read as 13793\)$/m)
+  assert.match(r.stdout, /^✓ build +built by npub1xdtd/m)
+  assert.match(r.stdout, /^✓ instance +launched by npub1xdtd/m)
+  assert.match(r.stdout, /^✗ expiration +expiration 2025-04-01T17:16:10Z is after the leaf certificate's notAfter/m)
+  assert.match(r.stdout, /^built by +npub1xdtd/m)
+  assert.match(r.stdout, /\nINVALID \(expiration\)\n?$/)
+  const json = JSON.parse(run([NOAUTH, '--any-pcrs', '--expect', 'dev', '--at', NOAUTH_AT, '--json']).stdout) as { reason: string; signers: { launcher: string } }
+  assert.equal(json.reason, 'expiration')
+  assert.match(json.signers.launcher, /^npub1xdtd/)
+})
+
+test('NEC family: release signers from a --releases file stand in for --pcrs; threshold, unlisted signers and r are enforced', () => {
+  const ann = JSON.parse(readFileSync(NOAUTH, 'utf8')) as { tags: string[][] }
+  const x = (i: number): string => ann.tags.find((t) => t[0] === 'x' && t[2] === `PCR${i}`)![1]!
+  const maintainer = generateSecretKey()
+  const npub = npubEncode(getPublicKey(maintainer))
+  const repo = 'https://github.com/nostrband/noauth-enclaved'
+  const release = finalizeEvent(buildReleaseSignature({ pcrs: { 0: x(0), 1: x(1), 2: x(2) }, r: repo, t: 'dev' }), maintainer)
+  const releases = file('releases.jsonl', JSON.stringify(release) + '\n')
+  const base = [NOAUTH, '--expect', 'dev', '--at', NOAUTH_AT, '--releases', releases]
+  const ok = run([...base, '--release-signers', npub, '--repo', repo])
+  assert.match(ok.stdout, /^✓ pcrs +PCR0\/1\/2 released by 1 of 1 trusted signer \(npub1/m)
+  assert.match(ok.stdout, /\nINVALID \(expiration\)\n?$/, 'the announcement\'s own expiration still fails')
+  const other = run([...base, '--release-signers', npubEncode(getPublicKey(generateSecretKey()))])
+  assert.match(other.stdout, /^✗ pcrs +PCR0\/1\/2 released by 0 of 1/m)
+  const wrongRepo = run([...base, '--release-signers', npub, '--r', 'https://github.com/evil/fork'])
+  assert.match(wrongRepo.stdout, /^✗ announcement r is \["https:\/\/github.com\/nostrband\/noauth-enclaved"\], expected/m)
+  assert.equal(run([...base, '--release-signers', npub, '--release-threshold', '2']).code, 2)
+  assert.match(run([...base, '--release-signers', 'npub1bogus']).stderr, /--release-signers: 'npub1bogus' is neither an npub nor 64 hex/)
+  // a release on its own, against the build's PCRs
+  const pcrs = join(NEC01_DIR, 'encli-build-pcrs.json')
+  const measured = (JSON.parse(readFileSync(pcrs, 'utf8')) as { Measurements: Record<string, string> }).Measurements
+  const own = file('release.json', JSON.stringify(finalizeEvent(buildReleaseSignature({ pcrs: { 0: measured.PCR0!, 1: measured.PCR1!, 2: measured.PCR2! }, r: repo, t: 'dev' }), maintainer)))
+  const alone = run([own, '--pcrs', pcrs, '--expect', 'dev', '--repo', repo])
+  assert.equal(alone.code, 0, alone.stdout)
+  assert.match(alone.stdout, /^released by +npub1/m)
+})
+
+test('NEC family: the encli builder signature against its pcrs.json; a bare document refuses the NEC flags', () => {
+  const build = join(NEC01_DIR, 'encli-build-build.json')
+  const ok = run([build, '--pcrs', join(NEC01_DIR, 'encli-build-pcrs.json'), '--expect', 'dev', '--at', '2025-07-01T00:00:00Z'])
+  assert.equal(ok.code, 0, ok.stdout)
+  assert.match(ok.stdout, /PCR8 934273acbc39… equals the expected PCR8/)
+  const wrong = run([build, '--pcr', `8=${'ab'.repeat(48)}`, '--expect', 'dev', '--at', '2025-07-01T00:00:00Z'])
+  assert.equal(wrong.code, 1)
+  assert.match(wrong.stdout, /INVALID \(build\)/)
+  const doc = run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', inside(good), '--builder', readFileSync(join(NEC01_DIR, 'encli-build-npub.txt'), 'utf8').trim()])
+  assert.equal(doc.code, 2)
+  assert.match(doc.stderr, /apply to events, not to a bare document/)
 })

@@ -1,4 +1,4 @@
-// A program's side of the notary: one JSON-RPC `notarize` call (kind 23795, NIP-44) from a
+// A program's side of the notary: one JSON-RPC `notarize` call (NEC-01's RPC kind, NIP-44) from a
 // throwaway key, then two checks of the reply: the digest against our own SHA-256 of the
 // statement, and the reply's tee_root with nec01's verifier. Only nostr-tools and nec01.
 //
@@ -12,10 +12,8 @@ import * as nip19 from 'nostr-tools/nip19'
 import * as nip44 from 'nostr-tools/nip44'
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import { Relay, useWebSocketImplementation } from 'nostr-tools/relay'
-import { verifyTeeRoot, type NostrEvent, type TeeRootOptions } from 'nec01'
+import { RPC_KIND, verifyTeeRoot, type NostrEvent, type TeeRootOptions } from 'nec01'
 
-/** NEC-01's JSON-RPC kind (docs/protocol.md): ephemeral, so subscribe before sending. */
-const RPC_KIND = 23795
 const TIMEOUT_MS = 15_000
 
 /** dev: the simulator's root, any PCRs, t=dev; enclave: the published build's PCR0..2. */

@@ -24,6 +24,11 @@ export function formatResult(result: VerifyResult): string {
     if (att.pcr16_binds_public_key !== null) lines.push(`PCR16 ${att.pcr16_binds_public_key ? 'binds' : 'does not bind'} public_key`)
   }
   if (result.event !== undefined) lines.push(`pubkey      ${result.event.pubkey}`)
+  if (result.signers !== undefined) {
+    lines.push(`built by    ${result.signers.builder ?? '-'}`, `launched by ${result.signers.launcher ?? '-'}`)
+    lines.push(`released by ${result.signers.releasers.length === 0 ? '-' : result.signers.releasers.join(', ')}`)
+  }
+  for (const link of result.delegation ?? []) lines.push(`tee_cert    ${link.signer} → ${link.delegate} until ${iso(link.expiration)}`)
   lines.push('')
   lines.push(result.valid ? 'VALID' : `INVALID (${result.reason ?? 'unknown'})`)
   return lines.join('\n')

@@ -4,7 +4,7 @@ import { CliError } from './exit.js'
 import { FileReadError, readBoundedFile } from '../files.js'
 
 /** Real inputs are a few KiB; 1 MiB leaves room for any event a relay would carry. */
-const MAX_INPUT_BYTES = 1024 * 1024
+export const MAX_INPUT_BYTES = 1024 * 1024
 
 async function readStdin(limit: number): Promise<Uint8Array> {
   if (process.stdin.isTTY === true) throw new CliError('no INPUT given and standard input is a terminal (pass a file, or pipe the input)')

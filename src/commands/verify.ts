@@ -1,24 +1,32 @@
-// nec01 verify: check a kind:23793 root event, any event carrying a tee_root tag, or a
-// bare attestation document (base64, hex or raw CBOR).
+// nec01 verify: check any event of the NEC family (a kind:23793 root event, an
+// announcement, a builder, launcher or release signature), any event carrying a tee_root
+// tag, or a bare attestation document (base64, hex or raw CBOR).
 import { verifyAttestation } from '../../nec01/attestation.js'
-import { ROOT_KIND, TEE_ROOT_TAG, verifyRootEvent, verifyTeeRoot } from '../../nec01/event.js'
-import type { VerifyOptions, VerifyResult } from '../../nec01/types.js'
+import { TEE_ROOT_TAG } from '../../nec01/event.js'
+import { ANNOUNCEMENT_KIND, ROOT_KIND, successorKind } from '../../nec01/kinds.js'
+import { isSignatureKind, verifyNecEvent } from '../../nec01/necs.js'
+import type { TeeRootOptions, VerifyResult } from '../../nec01/types.js'
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
 import { readInput } from '../cli/input.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
+import { NEC_TRUST_ARG_OPTIONS, NEC_TRUST_USAGE, necTrustOptions } from '../cli/nec-trust.js'
 
 export const USAGE = `usage: nec01 verify [INPUT|-] [trust options] [--json]
 
-Verifies a kind:23793 event, any event with a tee_root tag, or a bare attestation
-document (base64, hex or raw CBOR), read from INPUT or standard input.
+Verifies a kind:23793 event, a service announcement (13793, legacy 63793), a builder,
+launcher or release signature (23794, 23795, 63794 and their legacy kinds), any event
+with a tee_root tag, or a bare attestation document (base64, hex or raw CBOR), read from
+INPUT or standard input.
 
 ${TRUST_USAGE}
+
+${NEC_TRUST_USAGE}
   --json             print the result object as JSON
 
 exit: 0 valid, 1 invalid, 2 usage error or unreadable input`
 
-type InputKind = 'root-event' | 'carrier' | 'attestation'
+type InputKind = 'root-event' | 'announcement' | 'signature' | 'carrier' | 'attestation'
 
 export interface DetectedInput {
   kind: InputKind
@@ -52,9 +60,12 @@ export function detectInput(bytes: Uint8Array): DetectedInput {
       throw new CliError(`input is not valid JSON: ${err instanceof Error ? err.message : String(err)}`, EXIT_INVALID)
     }
     const e = event as { kind?: unknown; tags?: unknown }
-    if (e.kind === ROOT_KIND) return { kind: 'root-event', event }
+    const kind = typeof e.kind === 'number' ? e.kind : NaN
+    if (kind === ROOT_KIND) return { kind: 'root-event', event }
+    if (successorKind(kind) === ANNOUNCEMENT_KIND) return { kind: 'announcement', event }
+    if (isSignatureKind(kind)) return { kind: 'signature', event }
     if (Array.isArray(e.tags) && e.tags.some((t) => Array.isArray(t) && t[0] === TEE_ROOT_TAG)) return { kind: 'carrier', event }
-    throw new CliError(`input is a JSON object but neither a kind:${ROOT_KIND} event nor an event with a tee_root tag`, EXIT_INVALID)
+    throw new CliError(`input is a JSON object but neither a NEC event (kind ${ROOT_KIND}, ${ANNOUNCEMENT_KIND}, 23794, 23795, 63794 or a legacy kind) nor an event with a tee_root tag`, EXIT_INVALID)
   }
   const compact = text.replace(/\s+/g, '')
   if (HEX_TEXT.test(compact)) return { kind: 'attestation', document: Uint8Array.from(Buffer.from(compact, 'hex')) }
@@ -65,23 +76,27 @@ export function detectInput(bytes: Uint8Array): DetectedInput {
   throw new CliError('input is neither JSON, base64, hex nor a CBOR attestation document', EXIT_INVALID)
 }
 
-export function verifyDetected(input: DetectedInput, options: VerifyOptions): Promise<VerifyResult> {
-  if (input.kind === 'root-event') return verifyRootEvent(input.event, options)
-  if (input.kind === 'carrier') return verifyTeeRoot(input.event, options)
-  return verifyAttestation(input.document ?? new Uint8Array(), options)
+export function verifyDetected(input: DetectedInput, options: TeeRootOptions): Promise<VerifyResult> {
+  if (input.kind === 'attestation') return verifyAttestation(input.document ?? new Uint8Array(), options)
+  return verifyNecEvent(input.event, options)
 }
 
 export async function main(args: string[]): Promise<number> {
-  const parsed = parseCommandArgs('verify', USAGE, args, { ...TRUST_ARG_OPTIONS, json: { type: 'boolean' } })
+  const parsed = parseCommandArgs('verify', USAGE, args, { ...TRUST_ARG_OPTIONS, ...NEC_TRUST_ARG_OPTIONS, json: { type: 'boolean' } })
   if (parsed === null) return EXIT_OK
   const { values, positionals } = parsed
   if (positionals.length > 1) throw new CliError(`expected one INPUT, got ${positionals.length} (see nec01 verify --help)`)
-  const { options, warnings } = trustOptions(values)
+  const { options: base, warnings } = trustOptions(values)
+  const options: TeeRootOptions = { ...base, ...necTrustOptions(values) }
   for (const w of warnings) console.error(w)
   const bytes = await readInput(positionals[0])
   let result: VerifyResult
   try {
-    result = await verifyDetected(detectInput(bytes), options)
+    const input = detectInput(bytes)
+    if (input.kind === 'attestation' && Object.keys(necTrustOptions(values)).length > 0) {
+      throw new CliError('the NEC trust flags (--release-signers, --builder, --launcher, --repo, --releases) apply to events, not to a bare document')
+    }
+    result = await verifyDetected(input, options)
   } catch (err) {
     // Input we could read but not recognise is an invalid verdict, reported like any other.
     if (!(err instanceof CliError) || err.exitCode !== EXIT_INVALID) throw err
