@@ -93,6 +93,27 @@ describe('nec01 dm, attest and fetch against a running service', () => {
     assert.match(r.stdout, /INVALID \(t\)/)
   })
 
+  it('dm without --root, --expect or PCRs: the checks that could not run say so, and the hints name every flag', async () => {
+    const rootPem = svc.simulator.rootPemPath()
+    const stateDir = dirname(dirname(rootPem))
+    const r = await nec01(['dm', npub, 'ping', '--relay', relay.url, '--timeout', '20'], { NEC01_STATE_DIR: stateDir })
+    assert.equal(r.code, 1, r.stderr)
+    assert.match(r.stdout, /^✗ root +cabundle\[0\] \(CN=nec01 simulated NSM root — NOT AWS\) is not byte-identical to the pinned AWS Nitro root G1/m)
+    assert.match(r.stdout, /^- expiration not checked: the attestation did not verify/m)
+    assert.match(r.stdout, /^- pcrs +not checked: the attestation did not verify/m)
+    assert.doesNotMatch(r.stdout, /^✗ expiration/m)
+    const hints = r.stdout.split('\n').filter((l) => l.startsWith('hint: '))
+    assert.deepEqual(hints, [
+      `hint: this document comes from the NSM simulator (a dev service), not AWS: add --root ${rootPem}`,
+      'hint: no expected PCRs given: pass --pcrs FILE or --pcr N=HEX (the build you trust), or --any-pcrs to accept any image',
+      'hint: a dev service (t=dev): add --expect dev',
+    ])
+    // with the flags the hints name, the same reply verifies
+    const fixed = await nec01(['dm', npub, 'ping', '--relay', relay.url, '--timeout', '20', '--root', rootPem, '--any-pcrs', '--expect', 'dev'])
+    assert.equal(fixed.code, 0, fixed.stdout)
+    assert.doesNotMatch(fixed.stdout, /hint:/)
+  })
+
   it('attest --data: nonce, public_key and user_data checked, then the full verification; exit 0', async () => {
     const data = { order: 42, b: [1, 2] }
     const r = await nec01(['attest', npub, '--data', JSON.stringify(data), ...trust])

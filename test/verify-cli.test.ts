@@ -71,6 +71,8 @@ test('without trusted PCRs the verdict is invalid, and debug mode is always reje
   const none = run([join(NITRO_DIR, `${good.name}.cose`), '--at', inside(good)])
   assert.equal(none.code, 1)
   assert.match(none.stdout, /no expected PCRs given/)
+  assert.match(none.stdout, /\nhint: no expected PCRs given: pass --pcrs FILE or --pcr N=HEX \(the build you trust\), or --any-pcrs to accept any image\n?$/)
+  assert.equal(run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--pcr', `1=${'ab'.repeat(48)}`, '--at', inside(good)]).stdout.includes('hint:'), false)
   const dbg = run([join(NITRO_DIR, `${debug.name}.cose`), '--any-pcrs', '--at', inside(debug)])
   assert.equal(dbg.code, 1)
   assert.match(dbg.stdout, /INVALID \(debug\)/)

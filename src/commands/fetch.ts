@@ -5,6 +5,7 @@ import type { NostrEvent, VerifyResult } from '../../nec01/types.js'
 import { clientIdentity, clientRelays, openSession, parsePubkey, parseTimeout } from '../cli/client.js'
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
+import { hintsFor } from '../cli/hints.js'
 import { KIND_ANNOUNCEMENT, KIND_DM_RELAYS, KIND_PROFILE, KIND_RELAY_LIST } from '../service/announce.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 
@@ -46,9 +47,10 @@ export async function main(args: string[]): Promise<number> {
   const limit = values.limit === undefined ? 10 : Number(values.limit)
   if (!Number.isInteger(limit) || limit < 0 || limit > 500) throw new CliError(`--limit: expected 0..500, got '${values.limit}'`)
   const { options, warnings } = trustOptions(values)
+  const relays = clientRelays(values.relay, values.relays)
   for (const w of warnings) console.error(w)
 
-  const session = openSession(clientIdentity(undefined).identity, clientRelays(values.relay, values.relays))
+  const session = openSession(clientIdentity(undefined).identity, relays)
   let events: NostrEvent[]
   try {
     const fetchOpts = { timeoutMs: timeoutSec * 1000 }
@@ -82,7 +84,7 @@ export async function main(args: string[]): Promise<number> {
       console.log(`${r.verification.valid ? '✓' : '✗'} kind ${r.kind} ${KIND_NAMES[r.kind] ?? 'note'} ${r.id}${r.verification.valid ? '' : ` — INVALID (${r.verification.reason ?? ''})`}`)
     }
     const first = results[0]
-    if (first !== undefined) console.log(`\n${formatResult(first.verification)}`)
+    if (first !== undefined) console.log(`\n${formatResult(first.verification, hintsFor(first.verification, values))}`)
     console.log(`\n${results.filter((r) => r.verification.valid).length}/${results.length} events verified`)
   }
   return allValid ? EXIT_OK : EXIT_INVALID

@@ -1,8 +1,9 @@
 // nec01 serve: the enclave service. Without --dev it needs /dev/nsm; with --dev it runs on
 // the NSM simulator, and --embedded-relay gives it a real relay on loopback.
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { createLogger } from '../log.js'
-import { defaultStateDir, isSimulated, openNsm } from '../nsm/open.js'
+import { isSimulated, openNsm } from '../nsm/open.js'
+import { defaultStateDir, simulatorRootPem } from '../nsm/state-dir.js'
 import { isNsmError } from '../nsm/types.js'
 import { packageFile } from '../files.js'
 import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
@@ -196,7 +197,7 @@ export async function main(args: string[]): Promise<number> {
   })
   const rootPath = simulator !== null ? simulator.rootPemPath() : null
   const relayList = relays.map((r) => r.url)
-  const trust = trustFlags(simulated ? 'simulated' : 'nsm', service.t, rootPath ?? join(stateDir, 'nsm-simulator', 'root.pem'))
+  const trust = trustFlags(simulated ? 'simulated' : 'nsm', service.t, rootPath ?? simulatorRootPem(stateDir))
   console.log(
     [
       `nec01 serve ${VERSION} — ${simulated ? 'DEV MODE: simulated NSM, not an enclave (t=dev)' : `Nitro Enclave (t=${service.t})`}`,
