@@ -158,15 +158,26 @@ test('broken input: one line, exit 1 or 2, never a stack trace', () => {
     { args: ['-', '--pcrs', work.path], input: 'x', code: 2, msg: /--pcrs: .*: is a directory/ },
     // 50 MB on standard input: refused once past the limit, not buffered
     { args: ['-'], input: Buffer.alloc(50 * 1024 * 1024, 0x41), code: 2, msg: /input is larger than/ },
-    { args: ['-', '--bogus'], input: 'x', code: 2, msg: /Unknown option/ },
+    { args: ['-', '--bogus'], input: 'x', code: 2, msg: /^nec01: unknown option --bogus \(see nec01 verify --help\)$/ },
+    { args: ['-', '--any-pcr'], input: 'x', code: 2, msg: /^nec01: unknown option --any-pcr: did you mean --any-pcrs\? \(see nec01 verify --help\)$/ },
+    { args: ['-', '--roots', 'x.pem'], input: 'x', code: 2, msg: /^nec01: unknown option --roots: did you mean --root\?/ },
+    { args: ['-', '--pcrs'], input: 'x', code: 2, msg: /^nec01: --pcrs needs a value \(see nec01 verify --help\)$/ },
+    { args: ['-', '--pcrs', '--any-pcrs'], input: 'x', code: 2, msg: /^nec01: --pcrs needs a value, got --any-pcrs/ },
+    { args: ['-', '--json=yes'], input: 'x', code: 2, msg: /^nec01: --json takes no value/ },
+    // a usage error after --any-pcrs is that one line: the warning is for a run that happens
+    { args: [join(work.path, 'missing.b64'), '--any-pcrs'], code: 2, msg: /^nec01: .*cannot read .*ENOENT/ },
+    { args: [join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--builder', npubEncode(getPublicKey(generateSecretKey()))], code: 2, msg: /^nec01: the NEC trust flags/ },
     { args: ['a', 'b'], code: 2, msg: /expected one INPUT/ },
   ]
   for (const c of cases) {
     const r = run(c.args, c.input ?? '')
     assert.equal(r.code, c.code, `${c.args.join(' ')}: ${r.stdout} ${r.stderr}`)
-    assert.match(r.stdout + r.stderr, c.msg)
+    assert.match((r.stdout + r.stderr).trim(), c.msg)
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
-    if (c.code === 2) assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`)
+    if (c.code === 2) {
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`)
+      assert.match(r.stderr.trim(), c.msg)
+    }
   }
 })
 
@@ -269,4 +280,21 @@ test('NEC family: the encli builder signature against its pcrs.json; a bare docu
   const doc = run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', inside(good), '--builder', readFileSync(join(NEC01_DIR, 'encli-build-npub.txt'), 'utf8').trim()])
   assert.equal(doc.code, 2)
   assert.match(doc.stderr, /apply to events, not to a bare document/)
+})
+
+test('every command: a mistyped flag is one line that names the closest known flag', () => {
+  const cases: Array<[string[], string]> = [
+    [['serve', '--dev', '--embeded-relay'], 'unknown option --embeded-relay: did you mean --embedded-relay? (see nec01 serve --help)'],
+    [['dm', 'npub1x', 'hi', '--any-pcr'], 'unknown option --any-pcr: did you mean --any-pcrs? (see nec01 dm --help)'],
+    [['attest', 'npub1x', '--nonse', 'aa'], 'unknown option --nonse: did you mean --nonce? (see nec01 attest --help)'],
+    [['fetch', 'npub1x', '--limt', '3'], 'unknown option --limt: did you mean --limit? (see nec01 fetch --help)'],
+    [['parent', '--alow', 'relay.example:443'], 'unknown option --alow: did you mean --allow? (see nec01 parent --help)'],
+    [['verify', '--xyzzy'], 'unknown option --xyzzy (see nec01 verify --help)'],
+  ]
+  for (const [args, message] of cases) {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(r.status, 2, args.join(' '))
+    assert.equal(r.stdout, '')
+    assert.equal(r.stderr, `nec01: ${message}\n`)
+  }
 })
