@@ -87,9 +87,18 @@ test('without trusted PCRs the verdict is invalid, and debug mode is always reje
   assert.match(halfLate.stdout, /INVALID \(time\)/)
   // no zone means UTC, whatever the machine's zone is
   const noZone = (seconds: number): string => new Date(seconds * 1000).toISOString().replace(/\.000Z$/, '')
-  for (const [at, code] of [[noZone(good.validUntil), 0], [noZone(good.validUntil + 1), 1]] as const) {
+  // the same with a space for the T, as people write it: still UTC
+  const spaced = (seconds: number): string => noZone(seconds).replace('T', ' ')
+  for (const [at, code] of [[noZone(good.validUntil), 0], [noZone(good.validUntil + 1), 1], [spaced(good.validUntil), 0], [spaced(good.validUntil + 1), 1]] as const) {
     const r = spawnSync(process.execPath, [CLI, 'verify', join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', at], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, TZ: 'Asia/Tokyo' } })
     assert.equal(r.status, code, `${at}: ${r.stdout}`)
+    assert.match(r.stdout, new RegExp(`^[✓✗] time .*\\b${noZone(code === 0 ? good.validUntil : good.validUntil + 1)}Z`, 'm'))
+  }
+  // what Date.parse would read as local time, or roll over, is refused: one line, exit 2
+  for (const at of ['2025-09-16 10pm', 'September 16 2025', '2025-02-30', '2025-09-16T22:00:00 GMT']) {
+    const r = spawnSync(process.execPath, [CLI, 'verify', join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', at], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(r.status, 2, at)
+    assert.equal(r.stderr, `nec01: --at: '${at}' is neither ISO 8601 (2025-04-01T14:00:00Z; no zone is UTC) nor unix seconds\n`)
   }
 })
 
