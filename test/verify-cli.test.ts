@@ -307,3 +307,21 @@ test('every command: a mistyped flag is one line that names the closest known fl
     assert.equal(r.stderr, `nec01: ${message}\n`)
   }
 })
+
+test('nec01 help COMMAND shows that command\'s help; nec01 version is --version; a mistyped command is named', () => {
+  const nec01 = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 })
+  for (const name of ['verify', 'dm', 'attest', 'fetch', 'serve', 'parent']) {
+    const help = nec01(['help', name])
+    assert.equal(help.status, 0, `${name}: ${help.stderr}`)
+    assert.equal(help.stdout, nec01([name, '--help']).stdout, name)
+    assert.match(help.stdout, new RegExp(`^usage: nec01 ${name}`))
+  }
+  const version = nec01(['version'])
+  assert.equal(version.status, 0)
+  assert.equal(version.stdout, nec01(['--version']).stdout)
+  assert.match(version.stdout, /^nec01 \d+\.\d+\.\d+/)
+  const typo = nec01(['help', 'veryfy'])
+  assert.equal(typo.status, 2)
+  assert.equal(typo.stderr, "nec01: unknown command 'veryfy': did you mean verify? (try: nec01 --help)\n")
+  assert.equal(nec01(['serv']).stderr, "nec01: unknown command 'serv': did you mean serve? (try: nec01 --help)\n")
+})

@@ -35,7 +35,7 @@ function editDistance(a: string, b: string): number {
   return prev[b.length]!
 }
 
-/** The known flag closest to a mistyped one, when it is close enough to be what was meant. */
+/** The known flag (or command) closest to a mistyped one, when close enough to be what was meant. */
 export function closestFlag(name: string, known: string[]): string | null {
   let best: string | null = null
   let bestDistance = Infinity
