@@ -15,6 +15,7 @@ import { verifyTeeRoot } from '../nec01/event.js'
 import type { NostrEvent } from '../nec01/types.js'
 import { createRelayPool } from '../src/relays/pool.js'
 import type { HealthReport } from '../src/service/health.js'
+import { launchService } from '../src/service/launch.js'
 import { quietLogger, spawnService, tempDir, type SpawnedService } from './service-harness.js'
 
 const SAFETY_MS = 20_000
@@ -218,23 +219,33 @@ test('a broken relays.json stops the service at start with one line naming the f
   }
 })
 
-test('a busy health port or embedded relay port: one line naming the flag, exit 2, and the process does not linger', async () => {
+test('a busy health port or embedded relay port: one line naming the flag, before anything starts, exit 2', async () => {
   const dir = tempDir()
   const busy: Server = createNetServer()
   await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()))
   const port = (busy.address() as AddressInfo).port
+  const state = join(dir.path, 'state')
   try {
+    // no log line at all: the ports are checked before the identity, the attestation or a relay
     await assertRefused(
-      ['--dev', '--relay', 'ws://127.0.0.1:9', '--health-port', String(port), '--state-dir', join(dir.path, 'state')],
-      `nec01: health port ${port} is in use (pick another with --health-port)`,
-      true,
+      ['--dev', '--relay', 'ws://127.0.0.1:9', '--health-port', String(port), '--state-dir', state],
+      `nec01: health port ${port} on 127.0.0.1 is in use (pick another with --health-port N; with npm start: npm start -- --health-port N)`,
     )
-    // npm start's relay port (7777) taken: the message says how to move it.
+    // npm start's case: the embedded relay's port is free, the health port is not
     await assertRefused(
-      ['--dev', '--embedded-relay', '--embedded-port', String(port), '--health-port', '0', '--state-dir', join(dir.path, 'state')],
-      new RegExp(`^nec01: cannot start the embedded relay on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.* \\(pick another with --embedded-port; with npm start: npm start -- --embedded-port N\\)$`),
-      true,
+      ['--dev', '--embedded-relay', '--embedded-port', '0', '--health-port', String(port), '--state-dir', state],
+      `nec01: health port ${port} on 127.0.0.1 is in use (pick another with --health-port N; with npm start: npm start -- --health-port N)`,
     )
+    // npm start's relay port (7777) taken: the message says how to move it
+    await assertRefused(
+      ['--dev', '--embedded-relay', '--embedded-port', String(port), '--health-port', '0', '--state-dir', state],
+      `nec01: embedded relay port ${port} on 127.0.0.1 is in use (pick another with --embedded-port N; with npm start: npm start -- --embedded-port N)`,
+    )
+    await assertRefused(['--dev', '--embedded-relay', '--embedded-port', '7781', '--health-port', '7781', '--state-dir', state], 'nec01: --embedded-port and --health-port are both 7781: give one of them another port')
+    assert.equal(existsSync(state), false, 'the simulator was never opened')
+    // the library's launcher checks the same before anything starts, and throws the listen error
+    await assert.rejects(launchService({ mode: 'dev', healthPort: port, embeddedRelayPort: 0, stateDir: state, log: quietLogger }), { code: 'EADDRINUSE' })
+    assert.equal(existsSync(state), false, 'launchService opened nothing either')
   } finally {
     await new Promise<void>((r) => busy.close(() => r()))
     dir.remove()

@@ -2,6 +2,7 @@
 // the NSM simulator, and --embedded-relay gives it a real relay on loopback.
 import { resolve } from 'node:path'
 import { createLogger } from '../log.js'
+import { listenProblem } from '../ports.js'
 import { isSimulated, openNsm } from '../nsm/open.js'
 import { defaultStateDir, simulatorRootPem } from '../nsm/state-dir.js'
 import { isNsmError } from '../nsm/types.js'
@@ -73,6 +74,34 @@ function checkProxy(value: string, source: string): void {
   }
 }
 
+/** Where serve listens: the health endpoint and the embedded relay, both on loopback. */
+const LISTEN_HOST = '127.0.0.1'
+
+interface PortUse {
+  port: number
+  what: string
+  flag: string
+}
+
+function portError(use: PortUse, err: NodeJS.ErrnoException): CliError {
+  const hint = `(pick another with ${use.flag} N; with npm start: npm start -- ${use.flag} N)`
+  if (err.code === 'EADDRINUSE') return new CliError(`${use.what} port ${use.port} on ${LISTEN_HOST} is in use ${hint}`)
+  return new CliError(`cannot listen on ${LISTEN_HOST}:${use.port} for the ${use.what}: ${err.message} ${hint}`)
+}
+
+/** Every port serve will bind, checked before anything starts (docs/service.md). */
+async function checkPorts(uses: PortUse[]): Promise<void> {
+  const fixed = uses.filter((u) => u.port !== 0)
+  for (const [i, use] of fixed.entries()) {
+    const other = fixed.slice(i + 1).find((o) => o.port === use.port)
+    if (other !== undefined) throw new CliError(`${use.flag} and ${other.flag} are both ${use.port}: give one of them another port`)
+  }
+  for (const use of fixed) {
+    const err = await listenProblem(LISTEN_HOST, use.port)
+    if (err !== null) throw portError(use, err)
+  }
+}
+
 export async function main(args: string[]): Promise<number> {
   const parsed = parseCommandArgs('serve', USAGE, args, {
     dev: { type: 'boolean' },
@@ -123,6 +152,10 @@ export async function main(args: string[]): Promise<number> {
     throw err
   }
 
+  const healthUse: PortUse = { port: healthPort, what: 'health', flag: '--health-port' }
+  const embeddedUse: PortUse = { port: embeddedPort, what: 'embedded relay', flag: '--embedded-port' }
+  await checkPorts(v['embedded-relay'] === true ? [embeddedUse, healthUse] : [healthUse])
+
   // Relays: the embedded one, --relay, or the relays.json file (validated before anything starts).
   let embedded: { url: string; close(): Promise<void> } | null = null
   let relays: RelayEntry[]
@@ -130,11 +163,11 @@ export async function main(args: string[]): Promise<number> {
     if (v['embedded-relay'] === true) {
       const { startEmbeddedRelay } = await import('../embedded/relay.js')
       try {
-        embedded = await startEmbeddedRelay({ host: '127.0.0.1', port: embeddedPort, logger: log.child({ part: 'embedded-relay' }) })
+        embedded = await startEmbeddedRelay({ host: LISTEN_HOST, port: embeddedPort, logger: log.child({ part: 'embedded-relay' }) })
       } catch (err) {
-        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
-        const hint = inUse ? ` (pick another with --embedded-port; with npm start: npm start -- --embedded-port N)` : ''
-        throw new CliError(`cannot start the embedded relay on 127.0.0.1:${embeddedPort}: ${err instanceof Error ? err.message : String(err)}${hint}`)
+        // taken since checkPorts, or a relay that failed for another reason
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw portError(embeddedUse, err as NodeJS.ErrnoException)
+        throw new CliError(`cannot start the embedded relay on ${LISTEN_HOST}:${embeddedPort}: ${err instanceof Error ? err.message : String(err)}`)
       }
       relays = [...(v.relay === undefined ? [] : relaysFromUrls(v.relay).relays), { url: embedded.url, read: true, write: true }]
     } else if (v.relay !== undefined) {
@@ -181,7 +214,7 @@ export async function main(args: string[]): Promise<number> {
     await nsm.close().catch(() => undefined)
     await embedded?.close()
     const e = err as NodeJS.ErrnoException
-    if (e.code === 'EADDRINUSE') throw new CliError(`health port ${healthPort} is in use (pick another with --health-port)`)
+    if (e.code === 'EADDRINUSE') throw portError(healthUse, e)
     throw err
   }
 
