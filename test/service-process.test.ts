@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
@@ -248,6 +248,29 @@ test('a busy health port or embedded relay port: one line naming the flag, befor
     assert.equal(existsSync(state), false, 'launchService opened nothing either')
   } finally {
     await new Promise<void>((r) => busy.close(() => r()))
+    dir.remove()
+  }
+})
+
+test('in dev the banner comes first on a shared terminal: info lines wait for it', async () => {
+  const dir = tempDir()
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js')
+  // one pipe for both streams, as one terminal shows them: the order is the order written
+  const child = spawn('sh', ['-c', 'exec "$0" "$@" 2>&1', process.execPath, cli, 'serve', '--dev', '--embedded-relay', '--embedded-port', '0', '--health-port', '0', '--state-dir', join(dir.path, 'state')], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
+  try {
+    await waitFor(() => /^try:/m.test(out) && /"msg":"identity created"/.test(out), 'the banner and the held lines')
+    const lines = out.split('\n')
+    assert.match(lines[0] ?? '', /^nec01 serve .* DEV MODE/, out)
+    const tryLine = lines.findIndex((l) => l.startsWith('try:'))
+    assert.ok(tryLine > 0 && lines.slice(0, tryLine).every((l) => !l.startsWith('{"ts":')), `the banner is one block: ${out}`)
+    assert.ok(lines.findIndex((l) => l.includes('"msg":"identity created"')) > tryLine, out)
+  } finally {
+    child.kill('SIGTERM')
+    await new Promise((r) => child.once('exit', r))
     dir.remove()
   }
 })

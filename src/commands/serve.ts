@@ -1,7 +1,7 @@
 // nec01 serve: the enclave service. Without --dev it needs /dev/nsm; with --dev it runs on
 // the NSM simulator, and --embedded-relay gives it a real relay on loopback.
 import { resolve } from 'node:path'
-import { createLogger } from '../log.js'
+import { createLogger, holdLogLines, type HeldLog } from '../log.js'
 import { listenProblem } from '../ports.js'
 import { isSimulated, openNsm } from '../nsm/open.js'
 import { defaultStateDir, simulatorRootPem } from '../nsm/state-dir.js'
@@ -40,7 +40,8 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --operator NPUB        dev only: the operator's key instead of operator.json (the image's
                          file, measured into PCR2; docs/operator.md)
 
-Logs go to standard error, one JSON object per line (NEC01_LOG_LEVEL=debug|info|warn|error).`
+Logs go to standard error, one JSON object per line (NEC01_LOG_LEVEL=debug|info|warn|error);
+with --dev, info lines wait until the banner is out (npm start 2>service.log keeps them apart).`
 
 const DEFAULT_HEALTH_PORT = 8765
 const DEFAULT_EMBEDDED_PORT = 7777
@@ -103,6 +104,17 @@ async function checkPorts(uses: PortUse[]): Promise<void> {
 }
 
 export async function main(args: string[]): Promise<number> {
+  // In dev the banner is what a person reads first: info lines wait for it. On an error they
+  // come out before its one line, so it stays the last one.
+  const held = holdLogLines()
+  try {
+    return await serve(args, held)
+  } finally {
+    held.release()
+  }
+}
+
+async function serve(args: string[], held: HeldLog): Promise<number> {
   const parsed = parseCommandArgs('serve', USAGE, args, {
     dev: { type: 'boolean' },
     relays: { type: 'string' },
@@ -143,7 +155,8 @@ export async function main(args: string[]): Promise<number> {
   const proxy = v.proxy ?? (process.env.NEC01_PROXY === '' ? undefined : process.env.NEC01_PROXY)
   if (proxy !== undefined) checkProxy(proxy, v.proxy !== undefined ? '--proxy' : 'NEC01_PROXY')
   const stateDir = resolve(v['state-dir'] ?? defaultStateDir())
-  const log = createLogger({ service: SERVICE_NAME })
+  if (!dev) held.release() // an enclave's log is read by machines: nothing waits
+  const log = createLogger({ service: SERVICE_NAME }, { sink: held.sink })
   let operator: string | null
   try {
     operator = v.operator !== undefined ? parseOperatorKey(v.operator) : loadOperatorFile(packageFile(OPERATOR_FILE)).operator
@@ -243,6 +256,7 @@ export async function main(args: string[]): Promise<number> {
       `try:     npx nec01 dm ${service.identity.npub} ping --relay ${embedded?.url ?? relayList[0] ?? ''} ${trust}`,
     ].join('\n'),
   )
+  held.release()
 
   await stopped
   await service.close()
