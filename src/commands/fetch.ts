@@ -1,5 +1,7 @@
 // nec01 fetch: read what a service published (profile, announcement, relay lists, recent
 // notes) and verify the tee_root of each.
+import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { verifyTeeRoot } from '../../nec01/event.js'
 import type { NostrEvent, VerifyResult } from '../../nec01/types.js'
 import { clientIdentity, clientRelays, openSession, parsePubkey, parseTimeout } from '../cli/client.js'
@@ -9,7 +11,7 @@ import { hintsFor } from '../cli/hints.js'
 import { KIND_ANNOUNCEMENT, KIND_DM_RELAYS, KIND_PROFILE, KIND_RELAY_LIST } from '../service/announce.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 
-export const USAGE = `usage: nec01 fetch <npub|hex> [--relay URL]... [--limit N] [--timeout S] [--json] [trust options]
+export const USAGE = `usage: nec01 fetch <npub|hex> [--relay URL]... [--limit N] [--timeout S] [--json] [--save DIR] [trust options]
 
 Fetches the service's latest profile (0), DM relays (10050), relay list (10002),
 announcement (13793) and recent notes, and verifies the tee_root tag of each.
@@ -19,6 +21,8 @@ announcement (13793) and recent notes, and verifies the tee_root tag of each.
   --limit N          recent notes of other kinds to check (default 10)
   --timeout S        seconds to wait for relays (default 10)
   --json             print [{ kind, id, created_at, verification }] as JSON
+  --save DIR         also write each event fetched to DIR/KIND-ID.json (for nec01 verify);
+                     DIR is made if missing, not its parents
 ${TRUST_USAGE}
 
 exit: 0 every event found verifies, 1 one does not or none was found, 2 usage`
@@ -30,6 +34,36 @@ const KIND_NAMES: Record<number, string> = {
   [KIND_ANNOUNCEMENT]: 'announcement',
 }
 
+/**
+ * Makes DIR (not its parents) before anything is fetched, so a path that cannot be written is
+ * a usage error at once. Not recursive: under /proc, Node's recursive mkdir never returns.
+ */
+function saveDir(dir: string): void {
+  try {
+    if (!existsSync(dir)) mkdirSync(dir)
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' })
+    accessSync(dir, constants.W_OK)
+  } catch (err) {
+    throw saveError(dir, err)
+  }
+}
+
+function saveError(dir: string, err: unknown): CliError {
+  const code = (err as NodeJS.ErrnoException).code
+  const why = code === 'ENOENT' ? 'its parent directory does not exist' : code === 'ENOTDIR' ? 'not a directory' : code === 'EACCES' ? 'permission denied' : (code ?? 'error')
+  return new CliError(`--save: ${dir}: cannot write there (${why})`)
+}
+
+/** One file per event, as relays sent it: what `nec01 verify FILE` reads. */
+function saveEvents(dir: string, events: NostrEvent[]): void {
+  try {
+    for (const e of events) writeFileSync(join(dir, `${e.kind}-${e.id}.json`), `${JSON.stringify(e, null, 2)}\n`)
+  } catch (err) {
+    throw saveError(dir, err)
+  }
+  console.error(`saved ${events.length} event${events.length === 1 ? '' : 's'} to ${dir} (KIND-ID.json; check one with nec01 verify FILE)`)
+}
+
 export async function main(args: string[]): Promise<number> {
   const parsed = parseCommandArgs('fetch', USAGE, args, {
     ...TRUST_ARG_OPTIONS,
@@ -38,6 +72,7 @@ export async function main(args: string[]): Promise<number> {
     limit: { type: 'string' },
     timeout: { type: 'string' },
     json: { type: 'boolean' },
+    save: { type: 'string' },
   })
   if (parsed === null) return EXIT_OK
   const { values, positionals } = parsed
@@ -48,6 +83,7 @@ export async function main(args: string[]): Promise<number> {
   if (!Number.isInteger(limit) || limit < 0 || limit > 500) throw new CliError(`--limit: expected 0..500, got '${values.limit}'`)
   const { options, warnings } = trustOptions(values)
   const relays = clientRelays(values.relay, values.relays)
+  if (values.save !== undefined) saveDir(values.save)
   for (const w of warnings) console.error(w)
 
   const session = openSession(clientIdentity(undefined).identity, relays)
@@ -74,6 +110,7 @@ export async function main(args: string[]): Promise<number> {
     await session.close()
   }
   if (events.length === 0) throw new CliError(`nothing from ${service} found on these relays within ${timeoutSec} s`, EXIT_INVALID)
+  if (values.save !== undefined) saveEvents(values.save, events)
 
   const results: Array<{ kind: number; id: string; created_at: number; verification: VerifyResult }> = []
   for (const e of events) results.push({ kind: e.kind, id: e.id, created_at: e.created_at, verification: await verifyTeeRoot(e, options) })
