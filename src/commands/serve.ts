@@ -22,7 +22,7 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --dev                  use the NSM simulator (not an enclave: t is always dev)
   --relays FILE          relay list (default: relays.json beside the package)
   --relay URL            a relay to read and write; repeatable; replaces --relays
-  --embedded-relay       start a real relay on ws://127.0.0.1:7777 and use only it (dev)
+  --embedded-relay       start a real relay on ws://127.0.0.1:7777 and use it, beside any --relay (dev)
   --embedded-port N      port of the embedded relay (default 7777)
   --health-port N        health endpoint on 127.0.0.1 (default 8765; 0 picks a free port)
   --state-dir DIR        simulator state (default ~/.nec01 or $NEC01_STATE_DIR)
