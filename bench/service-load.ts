@@ -9,23 +9,13 @@
 // enough to wake the closed-loop sender that owns the key; the exact match (rumor e tag →
 // request) and the latency are computed after the phase, so unwrapping costs no CPU while
 // the service is being measured.
+import * as kinds from 'nostr-tools/kinds'
 import { performance } from 'node:perf_hooks'
 import { randomUUID } from 'node:crypto'
 import { WebSocket, type RawData } from 'ws'
 import { verifyTeeRoot } from '../nec01/event.js'
 import type { NostrEvent, UnsignedEvent } from '../nec01/types.js'
-import {
-  KIND_GIFT_WRAP,
-  KIND_NIP04,
-  RPC_KIND,
-  clientKey,
-  nip04Request,
-  nip17Request,
-  replyText,
-  rpcRequest,
-  unwrapReply,
-  type ClientKey,
-} from './client-crypto.js'
+import { RPC_KIND, clientKey, nip04Request, nip17Request, replyText, rpcRequest, unwrapReply, type ClientKey } from './client-crypto.js'
 import { signEvent } from '../src/crypto.js'
 import type { LoadConfig, LoadMessage, LoadResult } from './load-protocol.js'
 import { summarize } from './stats.js'
@@ -44,8 +34,6 @@ const DRAIN_POLL_MS = 50
 const PONG = 'pong'
 const SUB_ID = 'bench'
 
-/** NIP-42 client authentication */
-const KIND_AUTH = 22242
 /** NIP-04 connections opened at once */
 const CONNECT_BATCH = 50
 
@@ -60,7 +48,7 @@ type Relay = WebSocket & {
 }
 
 function signAuth(key: ClientKey, challenge: string, relay: string): NostrEvent {
-  return signEvent({ kind: KIND_AUTH, created_at: Math.floor(Date.now() / 1000), tags: [['relay', relay], ['challenge', challenge]], content: '' }, key)
+  return signEvent({ kind: kinds.ClientAuth, created_at: Math.floor(Date.now() / 1000), tags: [['relay', relay], ['challenge', challenge]], content: '' }, key)
 }
 
 const now = (): number => performance.now()
@@ -155,7 +143,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   }
 
   const onEvent = (event: NostrEvent, at: number): void => {
-    if (event.kind === KIND_GIFT_WRAP) {
+    if (event.kind === kinds.GiftWrap) {
       const to = event.tags.find((t) => t[0] === 'p')?.[1]
       const key = to === undefined ? undefined : byPubkey.get(to)
       if (key === undefined) {
@@ -192,9 +180,9 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   }
 
   const since = Math.floor(Date.now() / 1000) - (config.transport === 'nip17' ? WRAP_LOOKBACK_SEC : RECENT_SEC)
-  const kinds = config.transport === 'rpc' ? [RPC_KIND] : config.transport === 'nip04' ? [KIND_NIP04] : [KIND_GIFT_WRAP]
+  const wanted = config.transport === 'rpc' ? [RPC_KIND] : config.transport === 'nip04' ? [kinds.EncryptedDirectMessage] : [kinds.GiftWrap]
   const filtersFor = (pubkeys: string[]): unknown[] =>
-    chunks(pubkeys, FILTER_VALUES).map((p) => ({ kinds, '#p': p, since, ...(config.transport === 'nip17' ? {} : { authors: [service] }) }))
+    chunks(pubkeys, FILTER_VALUES).map((p) => ({ kinds: wanted, '#p': p, since, ...(config.transport === 'nip17' ? {} : { authors: [service] }) }))
 
   const onMessage = (ws: Relay, data: RawData): void => {
     const at = now()

@@ -2,6 +2,7 @@
 // that hold it in a ["tee_root", <JSON>] tag. A feed of notes from one service repeats
 // the same tee_root string, so a verified root is memoized and a carrier then costs one
 // Schnorr verification plus a lookup.
+import * as kinds from 'nostr-tools/kinds'
 import { getEventHash, validateEvent, type EventTemplate } from 'nostr-tools/pure'
 import { bytesToHex } from './encoding.js'
 import { base64ToBytes, bytesToBase64 } from './encoding.js'
@@ -19,8 +20,6 @@ import type { AttestationInfo, Check, DelegationLink, Expect, NecVerifyOptions, 
 export { ROOT_KIND } from './kinds.js'
 /** The tag that carries a JSON-stringified root event. */
 export const TEE_ROOT_TAG = 'tee_root'
-/** NIP-17 rumor kind: unsigned by design, authenticated by the seal around it. */
-const RUMOR_KIND = 14
 /** Upper bound for a tee_root value: a real attestation is ~4.5 KiB, base64 ~6 KiB. */
 const MAX_TEE_ROOT_LENGTH = 64 * 1024
 /** Memo bound: distinct (tee_root, options) pairs remembered. */
@@ -304,7 +303,7 @@ export async function verifyTeeRoot(carrier: unknown, options?: TeeRootOptions |
   if (sealSigner !== undefined && typeof sealSigner !== 'string') return failure('input', 'sealSigner must be a hex pubkey')
   if (sealSigner !== undefined) {
     const idOk = ev.id === undefined || ev.id === getEventHash(ev as NostrEvent)
-    check(checks, 'carrier', ev.kind === RUMOR_KIND, `rumor kind ${ev.kind}${ev.kind === RUMOR_KIND ? '' : `, expected ${RUMOR_KIND}`}`)
+    check(checks, 'carrier', ev.kind === kinds.PrivateDirectMessage, `rumor kind ${ev.kind}${ev.kind === kinds.PrivateDirectMessage ? '' : `, expected ${kinds.PrivateDirectMessage}`}`)
     check(checks, 'carrier', idOk, idOk ? 'rumor id matches its content' : 'rumor id does not match its content')
     check(
       checks,

@@ -1,11 +1,13 @@
 // nec01 fetch: read what a service published (profile, announcement, relay lists, recent
 // notes) and verify the tee_root of each.
+import * as kinds from 'nostr-tools/kinds'
 import { verifyTeeRoot } from '../../nec01/event.js'
+import { ANNOUNCEMENT_KIND } from '../../nec01/kinds.js'
 import type { NostrEvent, VerifyResult } from '../../nec01/types.js'
 import { clientIdentity, clientRelays, openSession, parsePubkey, parseTimeout } from '../cli/client.js'
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
-import { KIND_ANNOUNCEMENT, KIND_DM_RELAYS, KIND_PROFILE, KIND_RELAY_LIST } from '../service/announce.js'
+
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 
 export const USAGE = `usage: nec01 fetch <npub|hex> [--relay URL]... [--limit N] [--timeout S] [--json] [trust options]
@@ -23,10 +25,10 @@ ${TRUST_USAGE}
 exit: 0 every event found verifies, 1 one does not or none was found, 2 usage`
 
 const KIND_NAMES: Record<number, string> = {
-  [KIND_PROFILE]: 'profile',
-  [KIND_DM_RELAYS]: 'DM relays',
-  [KIND_RELAY_LIST]: 'relay list',
-  [KIND_ANNOUNCEMENT]: 'announcement',
+  [kinds.Metadata]: 'profile',
+  [kinds.DirectMessageRelaysList]: 'DM relays',
+  [kinds.RelayList]: 'relay list',
+  [ANNOUNCEMENT_KIND]: 'announcement',
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -53,7 +55,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     const fetchOpts = { timeoutMs: timeoutSec * 1000 }
     const [replaceable, notes] = await Promise.all([
-      session.pool.fetchEvents([{ kinds: [KIND_PROFILE, KIND_DM_RELAYS, KIND_RELAY_LIST, KIND_ANNOUNCEMENT], authors: [service] }], fetchOpts),
+      session.pool.fetchEvents([{ kinds: [kinds.Metadata, kinds.DirectMessageRelaysList, kinds.RelayList, ANNOUNCEMENT_KIND], authors: [service] }], fetchOpts),
       limit === 0 ? Promise.resolve([]) : session.pool.fetchEvents([{ authors: [service], limit }], fetchOpts),
     ])
     // Latest of each replaceable kind, then the recent notes not already listed.

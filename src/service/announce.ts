@@ -2,21 +2,15 @@
 // explorers can find it, DM it and check it: profile, DM inbox relays, relay list and
 // the NEC-02-style enclave announcement; and the rounds that send them, once per root and
 // relay.
+import * as kinds from 'nostr-tools/kinds'
 import type { EventTemplate } from 'nostr-tools/pure'
+import { ANNOUNCEMENT_KIND } from '../../nec01/kinds.js'
 import type { Logger } from '../log.js'
 import type { RelayEntry } from '../relays/config.js'
 import type { RelayStatus } from '../relays/pool.js'
 import type { Publisher } from './publish.js'
 import type { RootKeeper, RootState } from './root.js'
 import { isWriteRelay } from './sink.js'
-
-export const KIND_PROFILE = 0
-/** NIP-17 DM inbox relays */
-export const KIND_DM_RELAYS = 10050
-/** NIP-65 relay list */
-export const KIND_RELAY_LIST = 10002
-/** NEC-02 enclave announcement (replaceable), listed by enclave explorers */
-export const KIND_ANNOUNCEMENT = 13793
 
 /** PCRs named in the announcement: the image (0, 1, 2), the instance (4) and the signer (8). */
 const ANNOUNCED_PCRS = [0, 1, 2, 4, 8]
@@ -59,16 +53,16 @@ export function profileTemplate(p: ProfileInfo, createdAt: number): EventTemplat
     ].join('\n')
   const content: Record<string, string> = { name: p.name, about }
   if (p.picture !== undefined) content.picture = p.picture
-  return { kind: KIND_PROFILE, created_at: createdAt, content: JSON.stringify(content), tags: [] }
+  return { kind: kinds.Metadata, created_at: createdAt, content: JSON.stringify(content), tags: [] }
 }
 
 export function dmRelaysTemplate(relays: RelayEntry[], createdAt: number): EventTemplate {
-  return { kind: KIND_DM_RELAYS, created_at: createdAt, content: '', tags: relays.filter((r) => r.read).map((r) => ['relay', r.url]) }
+  return { kind: kinds.DirectMessageRelaysList, created_at: createdAt, content: '', tags: relays.filter((r) => r.read).map((r) => ['relay', r.url]) }
 }
 
 export function relayListTemplate(relays: RelayEntry[], createdAt: number): EventTemplate {
   const tags = relays.map((r) => (r.read && r.write ? ['r', r.url] : ['r', r.url, r.read ? 'read' : 'write']))
-  return { kind: KIND_RELAY_LIST, created_at: createdAt, content: '', tags }
+  return { kind: kinds.RelayList, created_at: createdAt, content: '', tags }
 }
 
 export interface AnnouncementInfo {
@@ -95,7 +89,7 @@ export function announcementTemplate(a: AnnouncementInfo, createdAt: number): Ev
   }
   for (const r of a.relays) if (r.read) tags.push(['relay', r.url])
   for (const k of a.kinds ?? []) tags.push(['k', String(k)])
-  return { kind: KIND_ANNOUNCEMENT, created_at: createdAt, content: '', tags }
+  return { kind: ANNOUNCEMENT_KIND, created_at: createdAt, content: '', tags }
 }
 
 /** Everything the four describing events say about the service. */
@@ -109,12 +103,12 @@ export interface ServiceDescription extends ProfileInfo {
 
 /** The four describing events of one round, all naming `root`. */
 export function describingTemplates(d: ServiceDescription, root: RootState, createdAt: number): EventTemplate[] {
-  const { relays, kinds, ...profile } = d
+  const { relays, kinds: answered, ...profile } = d
   return [
     profileTemplate(profile, createdAt),
     dmRelaysTemplate(relays, createdAt),
     relayListTemplate(relays, createdAt),
-    announcementTemplate({ root, relays, t: d.t, version: d.version, kinds }, createdAt),
+    announcementTemplate({ root, relays, t: d.t, version: d.version, kinds: answered }, createdAt),
   ]
 }
 

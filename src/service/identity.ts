@@ -2,6 +2,7 @@
 // only in this closure and never leaves it: every operation that needs it (signing,
 // NIP-04/NIP-44 encryption, NIP-59 wrapping) is a method here, so nothing else in the
 // process can log, return or publish it.
+import * as kinds from 'nostr-tools/kinds'
 import { randomInt } from 'node:crypto'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import * as nip44 from 'nostr-tools/nip44'
@@ -26,8 +27,6 @@ export interface Identity {
   giftWrap(rumor: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor }
 }
 
-const KIND_SEAL = 13
-const KIND_GIFT_WRAP = 1059
 /** NIP-59: seal and wrap are dated at random up to two days back, so they don't date the rumor. */
 const TWO_DAYS_SEC = 2 * 24 * 3600
 
@@ -101,11 +100,11 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
   }
 
   function unwrap(wrap: NostrEvent): Rumor {
-    if (wrap.kind !== KIND_GIFT_WRAP) throw new Error(`unexpected wrap kind ${wrap.kind}, expected ${KIND_GIFT_WRAP}`)
+    if (wrap.kind !== kinds.GiftWrap) throw new Error(`unexpected wrap kind ${wrap.kind}, expected ${kinds.GiftWrap}`)
     if (!verifyEvent(wrap)) throw new Error('gift wrap signature is invalid')
     // The wrap's key is used once, so this ECDH is never worth caching.
     const seal = parseObject(nip44.v2.decrypt(wrap.content, nip44ConversationKey(ecdh.sharedX(wrap.pubkey))), 'seal')
-    if (seal.kind !== KIND_SEAL) throw new Error(`unexpected seal kind ${String(seal.kind)}, expected ${KIND_SEAL}`)
+    if (seal.kind !== kinds.Seal) throw new Error(`unexpected seal kind ${String(seal.kind)}, expected ${kinds.Seal}`)
     if (!verifyEvent(seal)) throw new Error('seal signature is invalid')
     const rumor = parseObject(nip44.v2.decrypt(seal.content, peerKeys(seal.pubkey).nip44), 'rumor')
     if (rumor.pubkey !== seal.pubkey) throw new Error('rumor pubkey does not match seal pubkey')
@@ -116,11 +115,11 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
   function giftWrap(input: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor } {
     const unsigned = { pubkey, created_at: input.created_at, kind: input.kind, tags: input.tags, content: input.content }
     const rumor: Rumor = { ...unsigned, id: eventHash(unsigned) }
-    const seal = sign({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), peerKeys(recipient).nip44) })
+    const seal = sign({ kind: kinds.Seal, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), peerKeys(recipient).nip44) })
     const oneTime = oneTimeKey()
     const wrap = signEvent(
       {
-        kind: KIND_GIFT_WRAP,
+        kind: kinds.GiftWrap,
         created_at: randomPast(),
         tags: [['p', recipient]],
         content: nip44.v2.encrypt(JSON.stringify(seal), nip44ConversationKey(oneTime.agreement.sharedX(recipient))),

@@ -1,5 +1,6 @@
 // `nec01 serve`, assembled: NSM → identity → PCR16 binding → root event → relays →
 // announcements → inbox. Read top to bottom, this is the service's lifecycle.
+import * as kinds from 'nostr-tools/kinds'
 import { AWS_NITRO_ROOT_G1_DER } from '../../nec01/aws-root.js'
 import { bytesToHex } from '../../nec01/encoding.js'
 import { RPC_KIND } from '../../nec01/rpc.js'
@@ -11,10 +12,10 @@ import { createAnnouncer, type Announcer, type ServiceDescription } from './anno
 import { commandSet, runCommand, type CommandDeps, type CommandReply, type CommandRequest, type CommandSpec, type ServiceFacts } from './commands.js'
 import { derToPem, healthReport, startHealthServer, type HealthReport, type HealthServer } from './health.js'
 import { createIdentity, type Identity } from './identity.js'
-import { KIND_GIFT_WRAP, startInbox, type Inbox, type InboxSource } from './inbox.js'
+import { startInbox, type Inbox, type InboxSource } from './inbox.js'
 import { createPublisher, type Publisher } from './publish.js'
 import type { RateLimitConfig } from './ratelimit.js'
-import { createReplier, KIND_NIP04_DM } from './reply.js'
+import { createReplier } from './reply.js'
 import { bindIdentityPcr, createRootKeeper, type RootKeeper } from './root.js'
 import { createOperatorControls } from './operator.js'
 import { operatorNpub } from './operator-config.js'
@@ -180,7 +181,7 @@ function serviceDescription(config: ServiceConfig, npub: string, t: 'prod' | 'de
     t,
     tee: config.tee,
     relays: config.relays,
-    kinds: [KIND_NIP04_DM, KIND_GIFT_WRAP, RPC_KIND],
+    kinds: [kinds.EncryptedDirectMessage, kinds.GiftWrap, RPC_KIND],
   }
 }
 
