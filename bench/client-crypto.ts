@@ -11,13 +11,12 @@ import * as nip44 from 'nostr-tools/nip44'
 import { generateSecretKey, getPublicKey, getEventHash, verifyEvent as pureVerifyEvent } from 'nostr-tools/pure'
 import type { NostrEvent } from '../nec01/types.js'
 import { RPC_KIND } from '../nec01/rpc.js'
+import { GIFT_WRAP_BACKDATE_SEC } from '../nec01/windows.js'
 import type { Rumor } from '../nec01/types.js'
 import { keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, oneTimeKey, publicKeyHex, signEvent, verifyEvent, type SigningKey } from '../src/crypto.js'
 
 export { RPC_KIND }
 
-/** NIP-59: seal and wrap created_at are spread over the past two days. */
-const TWO_DAYS_SEC = 2 * 24 * 3600
 
 function sharedX(secret: Uint8Array, peerHex: string): Buffer {
   return keyAgreement(secret).sharedX(peerHex)
@@ -28,7 +27,7 @@ export function conversationKey(secret: Uint8Array, peerHex: string): Uint8Array
 }
 
 const nowSec = (): number => Math.floor(Date.now() / 1000)
-const randomPast = (): number => Math.round(nowSec() - Math.random() * TWO_DAYS_SEC)
+const randomPast = (): number => Math.round(nowSec() - Math.random() * GIFT_WRAP_BACKDATE_SEC)
 
 /** One sender: its keys, and its shared secrets with the service computed once. */
 export interface ClientKey extends SigningKey {

@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto'
 import { WebSocket, type RawData } from 'ws'
 import { verifyTeeRoot } from '../nec01/event.js'
 import type { NostrEvent, UnsignedEvent } from '../nec01/types.js'
+import { GIFT_WRAP_WINDOW_SEC, RECENT_WINDOW_SEC } from '../nec01/windows.js'
 import { RPC_KIND, clientKey, nip04Request, nip17Request, replyText, rpcRequest, unwrapReply, type ClientKey } from './client-crypto.js'
 import { signEvent } from '../src/crypto.js'
 import type { LoadConfig, LoadMessage, LoadResult } from './load-protocol.js'
@@ -22,9 +23,6 @@ import { summarize } from './stats.js'
 
 /** The relay accepts at most this many values in one filter array (src/embedded/client-messages.ts). */
 const FILTER_VALUES = 1000
-/** NIP-59 backdating (two days) and an hour more. */
-const WRAP_LOOKBACK_SEC = 2 * 24 * 3600 + 3600
-const RECENT_SEC = 60
 const EOSE_TIMEOUT_MS = 10_000
 const CONNECT_TIMEOUT_MS = 10_000
 /** an open-loop schedule that falls this far behind (client starved of CPU) stops */
@@ -179,7 +177,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     answered(p, at)
   }
 
-  const since = Math.floor(Date.now() / 1000) - (config.transport === 'nip17' ? WRAP_LOOKBACK_SEC : RECENT_SEC)
+  const since = Math.floor(Date.now() / 1000) - (config.transport === 'nip17' ? GIFT_WRAP_WINDOW_SEC : RECENT_WINDOW_SEC)
   const wanted = config.transport === 'rpc' ? [RPC_KIND] : config.transport === 'nip04' ? [kinds.EncryptedDirectMessage] : [kinds.GiftWrap]
   const filtersFor = (pubkeys: string[]): unknown[] =>
     chunks(pubkeys, FILTER_VALUES).map((p) => ({ kinds: wanted, '#p': p, since, ...(config.transport === 'nip17' ? {} : { authors: [service] }) }))

@@ -7,12 +7,12 @@ import { finalizeEvent, generateSecretKey, getEventHash } from 'nostr-tools/pure
 import * as nip44 from 'nostr-tools/nip44'
 import { parseRpcResponse, RPC_KIND, type RpcResponse } from '../nec01/rpc.js'
 import type { NostrEvent } from '../nec01/types.js'
+import { GIFT_WRAP_WINDOW_SEC } from '../nec01/windows.js'
 import { openSession, type ClientSession } from '../src/cli/client.js'
 import { identityFromSecret, type Identity, type Rumor } from '../src/service/identity.js'
 
 /** Far longer than any reply takes on loopback: a missing reply fails the test, not a clock. */
 const REPLY_TIMEOUT_MS = 20_000
-const WRAP_LOOKBACK_SEC = 2 * 24 * 3600 + 3600
 
 export interface Nip17Exchange {
   reply: string
@@ -102,7 +102,7 @@ export function createTestClient(service: string, relays: string[], secret: Uint
       const { wrap, rumor } = identity.giftWrap({ kind: kinds.PrivateDirectMessage, created_at: createdAt, content: text, tags: [['p', service]] }, service)
       let replyRumor: Rumor | null = null
       const waiting = session.waitFor(
-        { kinds: [kinds.GiftWrap], '#p': [identity.pubkey], since: nowSec() - WRAP_LOOKBACK_SEC },
+        { kinds: [kinds.GiftWrap], '#p': [identity.pubkey], since: nowSec() - GIFT_WRAP_WINDOW_SEC },
         (e) => {
           const r = identity.unwrap(e)
           if (r.pubkey !== service || !r.tags.some((t) => t[0] === 'e' && t[1] === rumor.id)) return false

@@ -3,6 +3,7 @@
 import * as kinds from 'nostr-tools/kinds'
 import { verifyTeeRoot } from '../../nec01/event.js'
 import type { NostrEvent, VerifyResult } from '../../nec01/types.js'
+import { GIFT_WRAP_WINDOW_SEC, RECENT_WINDOW_SEC } from '../../nec01/windows.js'
 import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../cli/client.js'
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
@@ -24,9 +25,6 @@ reply and verifies its tee_root. Uses a fresh throwaway key unless --sec or NEC0
 ${TRUST_USAGE}
 
 exit: 0 reply verified, 1 invalid reply or none in time, 2 usage`
-
-/** NIP-59 backdates gift wraps up to two days: look back that far, and an hour more. */
-const WRAP_LOOKBACK_SEC = 2 * 24 * 3600 + 3600
 
 export async function main(args: string[]): Promise<number> {
   const parsed = parseCommandArgs('dm', USAGE, args, {
@@ -55,7 +53,7 @@ export async function main(args: string[]): Promise<number> {
     if (values.nip04 === true) {
       const request = identity.sign({ kind: kinds.EncryptedDirectMessage, created_at: now, content: identity.nip04Encrypt(service, text), tags: [['p', service]] })
       const waiting = session.waitFor(
-        { kinds: [kinds.EncryptedDirectMessage], authors: [service], '#p': [identity.pubkey], since: now - 60 },
+        { kinds: [kinds.EncryptedDirectMessage], authors: [service], '#p': [identity.pubkey], since: now - RECENT_WINDOW_SEC },
         (e) => e.tags.some((t) => t[0] === 'e' && t[1] === request.id),
         timeoutSec * 1000,
       )
@@ -67,7 +65,7 @@ export async function main(args: string[]): Promise<number> {
       const { wrap, rumor: request } = identity.giftWrap({ kind: kinds.PrivateDirectMessage, created_at: now, content: text, tags: [['p', service]] }, service)
       let rumor: Rumor | null = null
       const waiting = session.waitFor(
-        { kinds: [kinds.GiftWrap], '#p': [identity.pubkey], since: now - WRAP_LOOKBACK_SEC },
+        { kinds: [kinds.GiftWrap], '#p': [identity.pubkey], since: now - GIFT_WRAP_WINDOW_SEC },
         (e) => {
           const r = identity.unwrap(e) // verifies the seal; rumor pubkey == seal signer
           if (r.pubkey !== service || !r.tags.some((t) => t[0] === 'e' && t[1] === request.id)) return false

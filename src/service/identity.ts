@@ -9,6 +9,7 @@ import * as nip44 from 'nostr-tools/nip44'
 import { npubEncode } from 'nostr-tools/nip19'
 import { validateEvent, type EventTemplate } from 'nostr-tools/pure'
 import type { NostrEvent, Rumor } from '../../nec01/types.js'
+import { GIFT_WRAP_BACKDATE_SEC } from '../../nec01/windows.js'
 import { eventHash, keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, oneTimeKey, publicKeyHex, signEvent, verifyEvent } from '../crypto.js'
 
 export type { Rumor }
@@ -27,8 +28,6 @@ export interface Identity {
   giftWrap(rumor: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor }
 }
 
-/** NIP-59: seal and wrap are dated at random up to two days back, so they don't date the rumor. */
-const TWO_DAYS_SEC = 2 * 24 * 3600
 
 /** Shared secrets cost an ECDH each; a busy sender reuses one. Bounded, least recently used out. */
 const PEER_CACHE_LIMIT = 4096
@@ -40,7 +39,7 @@ interface PeerKeys {
   nip44: Uint8Array
 }
 
-const randomPast = (): number => Math.floor(Date.now() / 1000) - randomInt(TWO_DAYS_SEC + 1)
+const randomPast = (): number => Math.floor(Date.now() / 1000) - randomInt(GIFT_WRAP_BACKDATE_SEC + 1)
 
 function parseObject(json: string, what: string): Record<string, unknown> {
   const value: unknown = JSON.parse(json)

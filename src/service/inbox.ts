@@ -7,6 +7,7 @@ import { getEventHash } from 'nostr-tools/pure'
 import type { Filter } from 'nostr-tools/filter'
 import { parseRpcRequest, RPC_KIND, type RpcErrorCode } from '../../nec01/rpc.js'
 import type { NostrEvent } from '../../nec01/types.js'
+import { GIFT_WRAP_WINDOW_SEC, RECENT_WINDOW_SEC } from '../../nec01/windows.js'
 import { CommandError, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
 import { createSeenStore, DEDUP_TTL_SEC, type SeenStore } from './dedup.js'
 import { verifyEvent } from '../crypto.js'
@@ -15,11 +16,6 @@ import { createRateLimiter, type RateLimitConfig, type RateLimiter } from './rat
 import type { Replier, ReplyTarget } from './reply.js'
 import type { Logger } from '../log.js'
 import { normalizeRelayUrl } from '../relays/config.js'
-
-/** kind 4 and RPC requests older than this at subscription time are not ours to answer */
-export const RECENT_WINDOW_SEC = 60
-/** gift wraps are backdated up to two days (NIP-59); one hour more of margin */
-export const GIFT_WRAP_WINDOW_SEC = 2 * 24 * 3600 + 3600
 
 export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
 /**
