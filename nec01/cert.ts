@@ -4,7 +4,8 @@
 // the five ES384 verifications it would serve, and it needs a reflect-metadata polyfill.
 // The profile is strict: v3, ecdsa-with-SHA384, P-384 keys, and any critical extension
 // we do not understand rejects the certificate (RFC 5280 §4.2).
-import { base64ToBytes, bytesEqual, bytesToHex, copyBytes } from './encoding.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { base64ToBytes, bytesEqual, copyBytes } from './encoding.js'
 import {
   DerError,
   TAG,

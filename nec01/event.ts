@@ -4,7 +4,7 @@
 // Schnorr verification plus a lookup.
 import * as kinds from 'nostr-tools/kinds'
 import { getEventHash, validateEvent, type EventTemplate } from 'nostr-tools/pure'
-import { bytesToHex } from './encoding.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
 import { base64ToBytes, bytesToBase64 } from './encoding.js'
 import { MAX_DOCUMENT_BYTES, verifyAttestation } from './attestation.js'
 import { checkDelegation, TEE_CERT_TAG } from './delegation.js'

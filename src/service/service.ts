@@ -2,7 +2,7 @@
 // announcements → inbox. Read top to bottom, this is the service's lifecycle.
 import * as kinds from 'nostr-tools/kinds'
 import { AWS_NITRO_ROOT_G1_DER } from '../../nec01/aws-root.js'
-import { bytesToHex } from '../../nec01/encoding.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
 import { RPC_KIND } from '../../nec01/rpc.js'
 import type { Logger } from '../log.js'
 import type { Nsm } from '../nsm/types.js'
