@@ -9,6 +9,7 @@ import { base64ToBytes, bytesToBase64 } from './encoding.js'
 import { MAX_DOCUMENT_BYTES, verifyAttestation } from './attestation.js'
 import { checkDelegation, TEE_CERT_TAG } from './delegation.js'
 import { ROOT_KIND } from './kinds.js'
+import { createLru } from './lru.js'
 import { expirationOf, isEventShape, iso, tagValues, verifySignature } from './nostr.js'
 import { normalizeOptions } from './options.js'
 import { VerifyError, check, failure, finish as finishChecks } from './result.js'
@@ -208,7 +209,7 @@ interface MemoEntry {
   expiration: number
 }
 
-const memo = new Map<string, MemoEntry>()
+const memo = createLru<string, MemoEntry>(MEMO_LIMIT)
 let memoHits = 0
 
 /** Clears the tee_root memo (benchmarks measure cold paths). */
@@ -258,12 +259,11 @@ async function verifyRootMemo(teeRoot: string, root: unknown, options: TeeRootOp
   } catch (err) {
     return failure('input', err instanceof VerifyError ? err.message : 'options: malformed')
   }
-  const hit = memo.get(key)
+  // peek: only a hit still inside its window counts as a use
+  const hit = memo.peek(key)
   if (hit !== undefined && now >= hit.from && now <= hit.until && now < hit.expiration) {
     memoHits++
-    // refresh LRU position
-    memo.delete(key)
-    memo.set(key, hit)
+    memo.get(key)
     // every caller gets its own copy: one that edits its result must not change the next one's
     return structuredClone(hit.result)
   }
@@ -275,10 +275,6 @@ async function verifyRootMemo(teeRoot: string, root: unknown, options: TeeRootOp
     const expirations = [result.event, ...trust.releases].map((e) => expirationOf(e)).filter((e): e is number => e !== null && Number.isFinite(e))
     const path = result.attestation.chain
     memo.set(key, { result: structuredClone(result), from: path.notBefore, until: path.notAfter, expiration: Math.min(...expirations) })
-    if (memo.size > MEMO_LIMIT) {
-      const oldest = memo.keys().next().value
-      if (oldest !== undefined) memo.delete(oldest)
-    }
   }
   return result
 }

@@ -8,6 +8,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js'
 import * as nip44 from 'nostr-tools/nip44'
 import { npubEncode } from 'nostr-tools/nip19'
 import { validateEvent, type EventTemplate } from 'nostr-tools/pure'
+import { createLru } from '../../nec01/lru.js'
 import type { NostrEvent, Rumor } from '../../nec01/types.js'
 import { GIFT_WRAP_BACKDATE_SEC } from '../../nec01/windows.js'
 import { eventHash, keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, oneTimeKey, publicKeyHex, signEvent, verifyEvent } from '../crypto.js'
@@ -71,21 +72,13 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
   const pubkey = publicKeyHex(sk)
   // The scalar goes into OpenSSL once; every peer's ECDH then skips that multiplication.
   const ecdh = keyAgreement(sk)
-  const peers = new Map<string, PeerKeys>()
+  const peers = createLru<string, PeerKeys>(PEER_CACHE_LIMIT)
 
   function peerKeys(peer: string): PeerKeys {
-    let keys = peers.get(peer)
-    if (keys !== undefined) {
-      // re-inserted so the Map's order is recency and eviction drops the least recent
-      peers.delete(peer)
-    } else {
-      const x = ecdh.sharedX(peer)
-      keys = { nip04: x, nip44: nip44ConversationKey(x) }
-      if (peers.size >= PEER_CACHE_LIMIT) {
-        const oldest = peers.keys().next()
-        if (!oldest.done) peers.delete(oldest.value)
-      }
-    }
+    const known = peers.get(peer)
+    if (known !== undefined) return known
+    const x = ecdh.sharedX(peer)
+    const keys = { nip04: x, nip44: nip44ConversationKey(x) }
     peers.set(peer, keys)
     return keys
   }

@@ -6,6 +6,7 @@ import * as kinds from 'nostr-tools/kinds'
 import { getEventHash } from 'nostr-tools/pure'
 import type { Filter } from 'nostr-tools/filter'
 import { parseRpcRequest, RPC_KIND, type RpcErrorCode } from '../../nec01/rpc.js'
+import { createLru } from '../../nec01/lru.js'
 import type { NostrEvent } from '../../nec01/types.js'
 import { GIFT_WRAP_WINDOW_SEC, RECENT_WINDOW_SEC } from '../../nec01/windows.js'
 import { CommandError, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
@@ -275,16 +276,12 @@ async function refuse(ctx: InboxContext, req: Decoded, target: ReplyTarget, code
 }
 
 function createInboxRelayCache(source: InboxSource, now: () => number): (sender: string) => Promise<string[]> {
-  const cache = new Map<string, { relays: Promise<string[]>; at: number }>()
+  const cache = createLru<string, { relays: Promise<string[]>; at: number }>(INBOX_CACHE_LIMIT)
   return (sender) => {
-    const cached = cache.get(sender)
+    const cached = cache.peek(sender)
     // The promise is cached, not the answer: a burst from one sender costs one lookup.
     if (cached !== undefined && now() - cached.at < INBOX_CACHE_TTL_MS) return cached.relays
     const relays = lookupInboxRelays(source, sender)
-    if (cache.size >= INBOX_CACHE_LIMIT) {
-      const oldest = cache.keys().next().value
-      if (oldest !== undefined) cache.delete(oldest)
-    }
     cache.set(sender, { relays, at: now() })
     return relays
   }
