@@ -18,6 +18,7 @@ import { pcrOnce } from './pcr.js'
 import { VerifyError, fail, finish, pass } from './result.js'
 import { isoTime } from './time.js'
 import type { AttestationInfo, Check, CheckId, VerifyOptions, VerifyResult } from './types.js'
+import { errorText } from './errors.js'
 
 export { clearVerifierCaches, verifierCacheStats, type VerifierCacheStats } from './chain.js'
 
@@ -231,7 +232,7 @@ export async function verifyAttestation(doc: Uint8Array, options?: VerifyOptions
     return finish(checks, attestation)
   } catch (err) {
     if (err instanceof VerifyError) fail(checks, err.code, err.message)
-    else fail(checks, stage, `unexpected error: ${err instanceof Error ? err.message : String(err)}`)
+    else fail(checks, stage, `unexpected error: ${errorText(err)}`)
     return finish(checks, attestation)
   }
 }

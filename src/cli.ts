@@ -3,6 +3,7 @@
 // `nec01 verify` never loads the service, the relay or the NSM addon.
 import { CliError, EXIT_USAGE, type CommandMain } from './cli/exit.js'
 import { VERSION } from './version.js'
+import { errorText } from '../nec01/errors.js'
 
 interface CommandEntry {
   summary: string
@@ -63,7 +64,7 @@ run(process.argv.slice(2)).then(
       process.exitCode = err.exitCode
       return
     }
-    const message = err instanceof Error ? err.message : String(err)
+    const message = errorText(err)
     console.error(`nec01: internal error: ${message.split('\n')[0]}`)
     if (process.env.NEC01_DEBUG === '1' && err instanceof Error) console.error(err.stack)
     process.exitCode = EXIT_USAGE

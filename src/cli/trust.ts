@@ -4,6 +4,7 @@ import { parseRoot } from '../../nec01/cert.js'
 import type { Expect, VerifyOptions } from '../../nec01/types.js'
 import { CliError } from './exit.js'
 import { FileReadError, readBoundedFile } from '../files.js'
+import { errorText } from '../../nec01/errors.js'
 
 /** node:util parseArgs option specs for the trust options. */
 export const TRUST_ARG_OPTIONS = {
@@ -137,7 +138,7 @@ export function trustOptions(values: TrustValues): TrustOptions {
     try {
       options.root = parseRoot(new Uint8Array(data))
     } catch (err) {
-      throw new CliError(`--root: ${values.root}: ${err instanceof Error ? err.message : String(err)}`)
+      throw new CliError(`--root: ${values.root}: ${errorText(err)}`)
     }
   }
   if (values.pubkey !== undefined) {

@@ -13,6 +13,7 @@ import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseT
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
+import { errorText } from '../../nec01/errors.js'
 
 export const USAGE = `usage: nec01 attest <npub|hex> [--nonce HEX] [--data JSON] [--relay URL]... [--timeout S] [--json] [trust options]
 
@@ -68,7 +69,7 @@ export async function main(args: string[]): Promise<number> {
       digest = bytesToHex(sha256(utf8ToBytes(canonicalJson(data))))
     } catch (err) {
       // valid JSON with no canonical form (a lone surrogate), or nested too deep
-      throw new CliError(`--data: ${err instanceof Error ? err.message : String(err)}`)
+      throw new CliError(`--data: ${errorText(err)}`)
     }
   }
 

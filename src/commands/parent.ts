@@ -17,6 +17,7 @@ import {
   type ParentProxy,
 } from '../parent/proxy.js'
 import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig } from '../relays/config.js'
+import { errorText } from '../../nec01/errors.js'
 
 
 export const USAGE = `usage: nec01 parent [--relays FILE] [--allow HOST:PORT]... [--port N] [--host ADDR]
@@ -73,7 +74,7 @@ function idleOption(raw: string | undefined): number {
 }
 
 function firstLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err)
+  const message = errorText(err)
   return message.split('\n')[0] ?? ''
 }
 

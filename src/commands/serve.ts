@@ -11,6 +11,7 @@ import { startService, SERVICE_NAME } from '../service/service.js'
 import { CliError, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { VERSION } from '../version.js'
 import { loadOperatorFile, OPERATOR_FILE, OperatorConfigError, operatorNpub, parseOperatorKey } from '../service/operator-config.js'
+import { errorText } from '../../nec01/errors.js'
 
 export const USAGE = `usage: nec01 serve [--dev] [--relays FILE | --relay URL...] [--health-port N] [--state-dir DIR]
                    [--t prod|dev] [--proxy URL] [--embedded-relay] [options]
@@ -133,7 +134,7 @@ export async function main(args: string[]): Promise<number> {
       } catch (err) {
         const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
         const hint = inUse ? ` (pick another with --embedded-port; with npm start: npm start -- --embedded-port N)` : ''
-        throw new CliError(`cannot start the embedded relay on 127.0.0.1:${embeddedPort}: ${err instanceof Error ? err.message : String(err)}${hint}`)
+        throw new CliError(`cannot start the embedded relay on 127.0.0.1:${embeddedPort}: ${errorText(err)}${hint}`)
       }
       relays = [...(v.relay === undefined ? [] : relaysFromUrls(v.relay).relays), { url: embedded.url, read: true, write: true }]
     } else if (v.relay !== undefined) {

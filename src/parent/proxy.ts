@@ -13,6 +13,7 @@
 // checked against the allowlist.
 import { createServer, connect, isIP, type Server, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { CodedError } from '../../nec01/errors.js'
 
 /** One allowed tunnel target. host is compared case-insensitively, exactly. */
 export interface AllowEntry {
@@ -97,14 +98,7 @@ export interface ParentProxy {
 
 export type ParentProxyErrorCode = 'bad_allow' | 'bad_option' | 'bad_relay_url' | 'listen_failed'
 
-export class ParentProxyError extends Error {
-  readonly code: ParentProxyErrorCode
-  constructor(code: ParentProxyErrorCode, message: string) {
-    super(message)
-    this.name = 'ParentProxyError'
-    this.code = code
-  }
-}
+export class ParentProxyError extends CodedError<ParentProxyErrorCode> {}
 
 export const DEFAULT_PROXY_PORT = 1080
 export const DEFAULT_MAX_TUNNELS = 64

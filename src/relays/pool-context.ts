@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws'
 import { HttpsProxyAgent } from 'https-proxy-agent'
 import type { Subscription } from 'nostr-tools/abstract-relay'
 import type { Lru } from '../../nec01/lru.js'
+import { errorText } from '../../nec01/errors.js'
 import { createLogger, type Logger } from '../log.js'
 import type { RelayEntry } from './config.js'
 import type { Nip11Result } from './nip11.js'
@@ -180,8 +181,3 @@ export function safeCall(ctx: PoolContext, fn: () => void, what: string): void {
   }
 }
 
-export function errorText(err: unknown): string {
-  if (err instanceof Error) return err.message
-  if (typeof err === 'string') return err
-  return String(err)
-}

@@ -11,6 +11,7 @@ import type { RelayStatus } from '../relays/pool.js'
 import type { Publisher } from './publish.js'
 import type { RootKeeper, RootState } from './root.js'
 import { isWriteRelay } from './sink.js'
+import { errorText } from '../../nec01/errors.js'
 
 /** PCRs named in the announcement: the image (0, 1, 2), the instance (4) and the signer (8). */
 const ANNOUNCED_PCRS = [0, 1, 2, 4, 8]
@@ -208,7 +209,7 @@ async function publishRound(opts: AnnouncerOptions, templates: EventTemplate[], 
       }
     } catch (err) {
       reached.clear()
-      opts.log.error('publish failed', { kind: template.kind, error: err instanceof Error ? err.message : String(err) })
+      opts.log.error('publish failed', { kind: template.kind, error: errorText(err) })
     }
   }
   return reached

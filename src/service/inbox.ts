@@ -17,6 +17,7 @@ import { createRateLimiter, type RateLimitConfig, type RateLimiter } from './rat
 import type { Replier, ReplyTarget } from './reply.js'
 import type { Logger } from '../log.js'
 import { normalizeRelayUrl } from '../relays/config.js'
+import { errorText } from '../../nec01/errors.js'
 
 export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
 /**
@@ -136,7 +137,7 @@ function receive(ctx: InboxContext, event: NostrEvent, relay: string): void {
   const { requestId } = req
   answer(ctx, req, relay).catch((err: unknown) => {
     count(ctx, 'errors')
-    ctx.opts.log.error('reply failed', { request: requestId, error: err instanceof Error ? err.message : String(err) })
+    ctx.opts.log.error('reply failed', { request: requestId, error: errorText(err) })
   })
 }
 
@@ -246,7 +247,7 @@ async function runAndReply(ctx: InboxContext, req: Decoded, target: ReplyTarget)
       return
     }
     count(ctx, 'errors')
-    opts.log.error('command failed', { method, error: err instanceof Error ? err.message : String(err) })
+    opts.log.error('command failed', { method, error: errorText(err) })
     await refuse(ctx, req, target, 'INTERNAL', 'internal error')
     return
   }

@@ -15,6 +15,7 @@ import { createSeenStore } from './dedup.js'
 import { operatorNpub } from './operator-config.js'
 import type { Publisher } from './publish.js'
 import { checkName, createVarsStore, VarsError, type Planned, type VarChange, type VarFlags, type VarOp, type VarsErrorCode, type VarsReader, type VarsStore, type VarView } from './vars.js'
+import { errorText } from '../../nec01/errors.js'
 
 /** A write older (or further ahead) than this is refused: a captured request goes stale. */
 export const MAX_REQUEST_SKEW_SEC = 5 * 60
@@ -268,7 +269,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
       if (!results.some((r) => r.ok)) throw new Error(results.length === 0 ? 'no relay to publish to' : 'every relay refused the note')
       id = event.id
     } catch (err) {
-      opts.log.warn('operator change not announced: not applied', { op, name: planned.change.name, error: err instanceof Error ? err.message : String(err) })
+      opts.log.warn('operator change not announced: not applied', { op, name: planned.change.name, error: errorText(err) })
       throw refusal('INTERNAL', 'ANNOUNCE_FAILED', 'the change could not be announced, so nothing changed: try again')
     }
     planned.apply(nowSec())
