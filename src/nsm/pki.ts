@@ -10,6 +10,7 @@
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { bytesToHex } from '@noble/hashes/utils.js'
+import { derToPem } from '../../nec01/cert.js'
 import { createPrivateKey, createPublicKey, KeyObject, randomBytes, webcrypto } from 'node:crypto'
 import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
@@ -413,18 +414,9 @@ const PRIVATE_FILE_MODE = 0o600
 const PUBLIC_FILE_MODE = 0o644
 const STATE_DIR_MODE = 0o700
 
-function toPem(der: Uint8Array): string {
-  const body = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')
-  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`
-}
-
-export function certificatePem(der: Uint8Array): string {
-  return toPem(der)
-}
-
 function writeRootPem(stateDir: string, root: IssuedCert): void {
   const path = rootPemPath(stateDir)
-  const pem = toPem(root.der)
+  const pem = derToPem(root.der)
   try {
     if (readFileSync(path, 'utf8') === pem) return
   } catch {

@@ -3,6 +3,7 @@
 // a local PKI (pki.ts) that nothing trusts unless its root is given to the verifier.
 // It proves the code path and the byte format; it proves nothing about isolation.
 import { randomBytes } from 'node:crypto'
+import { derToPem } from '../../nec01/cert.js'
 import { DEFAULT_PAYLOAD_MAP_FORM, encodeAttestationDocument, PAYLOAD_MAP_FORMS, type PayloadMapForm } from './document.js'
 import {
   checkAttestRequest,
@@ -14,7 +15,6 @@ import {
 } from './limits.js'
 import { bootPcrs, extendPcrValue, zeroPcr, type MeasureOptions } from './pcrs.js'
 import {
-  certificatePem,
   DEFAULT_LEAF_LIFETIME_SEC,
   DEFAULT_LEAF_RENEW_MARGIN_SEC,
   INSTANCE_LIFETIME_SEC,
@@ -219,7 +219,7 @@ export class NsmSimulator implements Nsm {
 
   /** The simulated root as PEM, for a verifier's --root. */
   rootPem(): string {
-    return certificatePem(this.chain.root.der)
+    return derToPem(this.chain.root.der)
   }
 
   /** The file in the state directory holding rootPem(). */
