@@ -9,6 +9,7 @@ import type { Logger } from '../log.js'
 import type { RelayEntry } from '../relays/config.js'
 import type { RelayStatus } from '../relays/pool.js'
 import type { Publisher } from './publish.js'
+import { countUp } from './counters.js'
 import type { RootKeeper, RootState } from './root.js'
 import { isWriteRelay } from './sink.js'
 import { errorText } from '../../nec01/errors.js'
@@ -202,7 +203,7 @@ async function publishRound(opts: AnnouncerOptions, templates: EventTemplate[], 
     try {
       const { results } = await opts.publisher.publish(template, { relays: targets })
       const counter = results.some((r) => r.ok) ? 'published' : 'publish_unaccepted'
-      opts.counters[counter] = (opts.counters[counter] ?? 0) + 1
+      countUp(opts.counters, counter)
       for (const url of targets) {
         const r = results.find((x) => x.url === url)
         if (r === undefined || r.code === 'not-connected') reached.delete(url)

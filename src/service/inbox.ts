@@ -11,6 +11,7 @@ import type { NostrEvent } from '../../nec01/types.js'
 import { GIFT_WRAP_WINDOW_SEC, RECENT_WINDOW_SEC } from '../../nec01/windows.js'
 import { CommandError, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
 import { createSeenStore, DEDUP_TTL_SEC, type SeenStore } from './dedup.js'
+import { countUp } from './counters.js'
 import { verifyEvent } from '../crypto.js'
 import type { Identity } from './identity.js'
 import { createRateLimiter, type RateLimitConfig, type RateLimiter } from './ratelimit.js'
@@ -316,7 +317,7 @@ function isExpired(tags: string[][], nowSec: number): boolean {
 }
 
 function count(ctx: InboxContext, name: string): void {
-  ctx.opts.counters[name] = (ctx.opts.counters[name] ?? 0) + 1
+  countUp(ctx.opts.counters, name)
 }
 
 function drop(ctx: InboxContext, reason: Drop, event: NostrEvent, relay: string): void {

@@ -12,6 +12,7 @@ import { createRelayPool, type RelayPool } from '../relays/pool.js'
 import { createAnnouncer, type Announcer, type ServiceDescription } from './announce.js'
 import { commandSet, runCommand, type CommandDeps, type CommandReply, type CommandRequest, type CommandSpec, type ServiceFacts } from './commands.js'
 import { healthReport, startHealthServer, type HealthReport, type HealthServer } from './health.js'
+import { countUp } from './counters.js'
 import { createIdentity, type Identity } from './identity.js'
 import { startInbox, type Inbox, type InboxSource } from './inbox.js'
 import { createPublisher, type Publisher } from './publish.js'
@@ -215,7 +216,7 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
     debug: module.debug,
     log: log.child({ part: 'attestation' }),
     onRotate: () => {
-      counters.root_rotations = (counters.root_rotations ?? 0) + 1
+      countUp(counters, 'root_rotations')
       if (pool === null) return
       authRefusals.reconnect(pool)
       announcer.queue(writeRelays(config.relays), true)
