@@ -20,22 +20,33 @@ export class SignatureListError extends Error {
 }
 
 /**
- * A signature list: a JSON array of event objects (one object alone is read as a list of
- * one). Only the shape is checked here; whether an event is a valid signature for this
- * enclave is the service's question. Throws SignatureListError.
+ * A signature list: a JSON array of event objects, one event object, or one event per line
+ * (so `cat build.json launch.json release.json` makes one). Only the shape is checked here;
+ * whether an event is a valid signature for this enclave is the service's question. Throws
+ * SignatureListError.
  */
 export function parseSignatureList(text: string, source: string): object[] {
   if (text.length > MAX_SIGNATURES_BYTES) throw new SignatureListError(`${source}: larger than ${MAX_SIGNATURES_BYTES} bytes`)
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    throw new SignatureListError(`${source}: not JSON (expected an array of signature events)`)
-  }
-  const list: unknown[] = Array.isArray(json) ? json : [json]
+  const list = jsonValues(text.trim())
+  if (list === null) throw new SignatureListError(`${source}: not JSON (expected an array of signature events, or one per line)`)
   if (list.length > MAX_SIGNATURES) throw new SignatureListError(`${source}: ${list.length} events, at most ${MAX_SIGNATURES}`)
   list.forEach((e, i) => {
     if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new SignatureListError(`${source}: item ${i} is not an event object`)
   })
   return list as object[]
+}
+
+function jsonValues(text: string): unknown[] | null {
+  if (text === '') return []
+  try {
+    const whole: unknown = JSON.parse(text)
+    return Array.isArray(whole) ? whole : [whole]
+  } catch {
+    // not one JSON value: perhaps one per line
+  }
+  try {
+    return text.split(/\r?\n/).filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown)
+  } catch {
+    return null
+  }
 }
