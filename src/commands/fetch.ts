@@ -76,7 +76,13 @@ export async function main(args: string[]): Promise<number> {
   if (events.length === 0) throw new CliError(`nothing from ${service} found on these relays within ${timeoutSec} s`, EXIT_INVALID)
 
   const results: Array<{ kind: number; id: string; created_at: number; verification: VerifyResult }> = []
-  for (const e of events) results.push({ kind: e.kind, id: e.id, created_at: e.created_at, verification: await verifyNecEvent(e, options) })
+  // events are in order: the announcement, when found, comes first
+  let rest = options
+  for (const e of events) {
+    const verification = await verifyNecEvent(e, e.kind === KIND_ANNOUNCEMENT ? options : rest)
+    if (e.kind === KIND_ANNOUNCEMENT) rest = pinnedByAnnouncement(options, verification)
+    results.push({ kind: e.kind, id: e.id, created_at: e.created_at, verification })
+  }
   const allValid = results.every((r) => r.verification.valid)
   if (values.json === true) console.log(JSON.stringify(results, null, 2))
   else {
@@ -111,6 +117,22 @@ async function serviceEvents(session: ClientSession, service: string, limit: num
     .slice(0, limit)
   const replaceables = [...latest.values()].sort((a, b) => Number(b.kind === KIND_ANNOUNCEMENT) - Number(a.kind === KIND_ANNOUNCEMENT))
   return [...replaceables, ...others]
+}
+
+/**
+ * Build and launcher signatures count only inside the announcement (NEC-03/04). Once it
+ * verified with --builder/--launcher, the PCR8/PCR4 it proved theirs are what the
+ * service's other events must attest, in place of the people.
+ */
+function pinnedByAnnouncement(options: TeeRootOptions, announcement: VerifyResult): TeeRootOptions {
+  const att = announcement.attestation
+  if ((options.builder === undefined && options.launcher === undefined) || !announcement.valid || att === null) return options
+  const { builder, launcher, ...rest } = options
+  const pinned: Record<string, string> = {}
+  if (builder !== undefined && att.pcrs['8'] !== undefined) pinned['8'] = att.pcrs['8']
+  if (launcher !== undefined && att.pcrs['4'] !== undefined) pinned['4'] = att.pcrs['4']
+  const given = options.expectedPcrs ?? {}
+  return { ...rest, expectedPcrs: { ...given, ...pinned } }
 }
 
 /** The release events the announcement carries; malformed ones are the announcement's verdict, not read here. */
