@@ -10,12 +10,14 @@ import { verifyAnnouncement } from '../nec01/announcement.js'
 import { bytesToHex } from '../nec01/encoding.js'
 import { RPC_KIND } from '../nec01/kinds.js'
 import type { NostrEvent } from '../nec01/types.js'
+import { openNsm } from '../src/nsm/open.js'
 import { bootPcrs } from '../src/nsm/pcrs.js'
+import { isNsmError } from '../src/nsm/types.js'
 import { createLogger } from '../src/log.js'
 import { startParentProxy, allowlistFromRelays, type ProxyEvent } from '../src/parent/proxy.js'
 import { acceptSignatures, parentSignatures, type SignatureScope } from '../src/service/signatures.js'
 import { builder, buildSignature, INSTANCE_ID, launchSignature, OTHER_INSTANCE_ID, pcr4Hex, person, releaseSignature, REPO } from './nec-people.js'
-import { startTestRelay, startTestService } from './service-harness.js'
+import { startTestRelay, startTestService, tempDir } from './service-harness.js'
 import { Peer, until } from './talk.js'
 
 const randomPcr = (): string => bytesToHex(new Uint8Array(randomBytes(48)))
@@ -232,6 +234,23 @@ describe('the parent hands the signatures in over the proxy port', () => {
       await svc.close()
       await proxy.close()
       await relay.close()
+    }
+  })
+})
+
+describe('the simulator as a signed image on a given instance', () => {
+  it('PCR4 = nec01 pcr4OfInstance(id), PCR8 = pcr8OfCertificate(DER), module id on that instance', async () => {
+    const b = await builder()
+    const dir = tempDir('nec01-sim-necs-')
+    const sim = await openNsm({ dev: true, stateDir: dir.path, instanceId: INSTANCE_ID, signingCertificate: b.cert.der })
+    try {
+      assert.equal(bytesToHex((await sim.describePcr(4)).value), pcr4Hex())
+      assert.equal(bytesToHex((await sim.describePcr(8)).value), b.pcr8)
+      assert.equal((await sim.describe()).moduleId.startsWith(`${INSTANCE_ID}-enc`), true)
+      await assert.rejects(openNsm({ dev: true, stateDir: dir.path, instanceId: 'i-NOPE' }), (err: unknown) => isNsmError(err) && err.code === 'InvalidArgument')
+    } finally {
+      await sim.close()
+      dir.remove()
     }
   })
 })
