@@ -159,6 +159,12 @@ describe('nec01 sign with a local key', () => {
     ['--publish on a build', ['sign', 'build', '--cert', 'x.pem', '--publish'], { NEC01_SECRET: 'ab'.repeat(32) }, /Unknown option '--publish'/],
     ['an unknown subcommand', ['sign', 'artifact'], {}, /expected build, launch or release/],
     ['a bad key', ['sign', 'launch', '--instance', INSTANCE_ID, '--sec', 'nsec1nope'], {}, /neither an nsec nor 64 hex/],
+    ['serve --signatures outside dev', ['serve', '--signatures', pcrsFile], {}, /--signatures only applies in dev/],
+    ['serve --sim-builder-cert outside dev', ['serve', '--sim-builder-cert', pcrsFile], {}, /--sim-builder-cert only applies in dev/],
+    ['serve --parent-signatures without --proxy', ['serve', '--dev', '--parent-signatures'], { NEC01_PROXY: '' }, /--parent-signatures needs --proxy/],
+    ['serve --dev --signatures of a file that is no list', ['serve', '--dev', '--signatures', join(dir.path, 'missing.json')], {}, /--signatures: .*missing\.json: cannot read \(ENOENT\)/],
+    ['serve --dev --sim-builder-cert of no certificate', ['serve', '--dev', '--sim-builder-cert', pcrsFile], {}, /is not an X\.509 certificate/],
+    ['serve --dev --sim-instance-id of no instance', ['serve', '--dev', '--sim-instance-id', 'host-1'], {}, /--sim-instance-id: expected an EC2 instance id/],
   ]
   for (const [what, args, env, message] of usage) {
     it(`usage: ${what} → exit 2 and one line`, async () => {
