@@ -83,6 +83,11 @@ function parsePcrFile(text: string, source: string): Record<number, string> {
   return out
 }
 
+/** A PCR file (nitro-cli build-enclave output or a plain map) → index → lowercase hex. Throws CliError. */
+export function readPcrFile(path: string, flag: string): Record<number, string> {
+  return parsePcrFile(readSmallFile(path, flag).toString('utf8'), path)
+}
+
 /** a date-time with no zone designator: JavaScript would read it as the machine's local time */
 const ISO_WITHOUT_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/
 
@@ -114,7 +119,7 @@ export function trustOptions(values: TrustValues): TrustOptions {
   const options: VerifyOptions = {}
   const warnings: string[] = []
   const expected: Record<number, string> = {}
-  if (values.pcrs !== undefined) Object.assign(expected, parsePcrFile(readSmallFile(values.pcrs, '--pcrs').toString('utf8'), values.pcrs))
+  if (values.pcrs !== undefined) Object.assign(expected, readPcrFile(values.pcrs, '--pcrs'))
   for (const spec of values.pcr ?? []) {
     const eq = spec.indexOf('=')
     if (eq < 0) throw new CliError(`--pcr: expected N=HEX, got '${spec}'`)

@@ -21,6 +21,7 @@ import { createReplier } from './reply.js'
 import { bindIdentityPcr, createRootKeeper, type RootKeeper } from './root.js'
 import { createOperatorControls } from './operator.js'
 import { operatorNpub } from './operator-config.js'
+import { createSignatureKeeper, type SignatureSource } from './signatures.js'
 import { createAuthRefusals, createPoolSink, writeRelays, type AuthRefusals, type PoolSink } from './sink.js'
 import type { VarsReader } from './vars.js'
 
@@ -50,6 +51,10 @@ export interface ServiceConfig {
   extraCommands?: Record<string, CommandSpec>
   /** hex pubkey of the operator (operator.json, or --operator in dev); none: writes are refused */
   operator?: string | null
+  /** the repository the announcement names (r) and releases must name; none: no r, no releases */
+  repo?: string | null
+  /** where the builder, launcher and release signatures come from (the parent, or a file in dev) */
+  signatures?: SignatureSource
 }
 
 export interface Service {
@@ -184,6 +189,7 @@ function serviceDescription(config: ServiceConfig, npub: string, t: 'prod' | 'de
     tee: config.tee,
     relays: config.relays,
     kinds: [kinds.EncryptedDirectMessage, kinds.GiftWrap, RPC_KIND],
+    repo: config.repo ?? null,
   }
 }
 
@@ -224,7 +230,8 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
   })
   const sink = createPoolSink({ pool: () => pool, counters })
   const publisher = createPublisher({ identity, roots, relays: sink, log: log.child({ part: 'publish' }) })
-  const announcer = createAnnouncer({ description: serviceDescription(config, identity.npub, module.t), roots, publisher, counters, log })
+  const signatures = createSignatureKeeper({ source: config.signatures ?? null, r: config.repo ?? null, t: module.t, log: log.child({ part: 'signatures' }) })
+  const announcer = createAnnouncer({ description: serviceDescription(config, identity.npub, module.t), roots, signatures: (root) => signatures.forRoot(root), publisher, counters, log })
   const authRefusals = createAuthRefusals({
     sign: (template) => publisher.sign(template),
     relays: config.relays,
