@@ -1,6 +1,7 @@
 // Exit codes shared by every nec01 command, the one error type a command throws to end
 // with a one-line message instead of a stack trace, and the way commands parse arguments.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { errorText } from '../../nec01/errors.js'
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>
 const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const
@@ -93,7 +94,7 @@ export function parseCommandArgs<T extends ParseArgsOptionsConfig>(
     parsed = parseArgs({ args, allowPositionals: true, strict: true, options: all })
   } catch (err) {
     // what argumentProblem does not name: parseArgs's first line, still one line
-    const first = (err instanceof Error ? err.message : String(err)).split(/\.\s|\n/)[0]
+    const first = errorText(err).split(/\.\s|\n/)[0]
     throw new CliError(`${first} (see nec01 ${command} --help)`)
   }
   if ((parsed.values as { help?: boolean }).help === true) {
