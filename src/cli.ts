@@ -15,6 +15,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   dm: { summary: 'DM an attested service, wait for the reply and verify its tee_root', load: () => import('./commands/dm.js') },
   attest: { summary: 'get a fresh attestation bound to your nonce and data, and verify it', load: () => import('./commands/attest.js') },
   fetch: { summary: "fetch a service's profile, announcement and notes and verify their tee_root", load: () => import('./commands/fetch.js') },
+  history: { summary: 'the builds that have held an npub, their hand-overs and releases, any upgrade pending', load: () => import('./commands/history.js') },
   parent: { summary: 'the parent instance proxy: the enclave\'s only way out, to allowed relays', load: () => import('./commands/parent.js') },
 }
 

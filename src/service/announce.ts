@@ -3,6 +3,7 @@
 // the NEC-02-style enclave announcement; and the rounds that send them, once per root and
 // relay.
 import type { EventTemplate } from 'nostr-tools/pure'
+import { lineageTags, type LineageEntry } from '../../nec01/upgrade.js'
 import type { Logger } from '../log.js'
 import type { RelayEntry } from '../relays/config.js'
 import type { RelayStatus } from '../relays/pool.js'
@@ -78,6 +79,8 @@ export interface AnnouncementInfo {
   version: string
   /** kinds the service answers on, advertised for programs (e.g. the JSON-RPC kind) */
   kinds?: number[]
+  /** the builds that held this key before (docs/upgrades.md) */
+  lineage?: LineageEntry[]
 }
 
 export function announcementTemplate(a: AnnouncementInfo, createdAt: number): EventTemplate {
@@ -95,6 +98,7 @@ export function announcementTemplate(a: AnnouncementInfo, createdAt: number): Ev
   }
   for (const r of a.relays) if (r.read) tags.push(['relay', r.url])
   for (const k of a.kinds ?? []) tags.push(['k', String(k)])
+  tags.push(...lineageTags(a.lineage ?? []))
   return { kind: KIND_ANNOUNCEMENT, created_at: createdAt, content: '', tags }
 }
 
@@ -105,16 +109,18 @@ export interface ServiceDescription extends ProfileInfo {
   relays: RelayEntry[]
   /** kinds the service answers on (the announcement's k tags) */
   kinds: number[]
+  /** the builds that held this key before, oldest first */
+  lineage?: LineageEntry[]
 }
 
 /** The four describing events of one round, all naming `root`. */
 export function describingTemplates(d: ServiceDescription, root: RootState, createdAt: number): EventTemplate[] {
-  const { relays, kinds, ...profile } = d
+  const { relays, kinds, lineage, ...profile } = d
   return [
     profileTemplate(profile, createdAt),
     dmRelaysTemplate(relays, createdAt),
     relayListTemplate(relays, createdAt),
-    announcementTemplate({ root, relays, t: d.t, version: d.version, kinds }, createdAt),
+    announcementTemplate({ root, relays, t: d.t, version: d.version, kinds, ...(lineage === undefined ? {} : { lineage }) }, createdAt),
   ]
 }
 
