@@ -42,6 +42,8 @@ export interface BuildRecord {
 
 export interface PendingRecord {
   id: string
+  /** the build that asked to hand its key on (PCR0) */
+  from: string
   target: CodePcrs
   created_at: number
   activation: number
@@ -58,7 +60,7 @@ export interface History {
   announcement: VerifyResult | null
   /** oldest first; the last is the current build */
   builds: BuildRecord[]
-  /** every pending upgrade by the current build, newest first */
+  /** every upgrade ever asked for, newest first; state 'pending' only for the current build's */
   pending: PendingRecord[]
   /** hand-over events that do not verify, with why */
   invalid: Array<{ id: string; kind: number; reason: string }>
@@ -165,14 +167,16 @@ function builds(current: CodePcrs, currentT: 'prod' | 'dev' | null, chain: Upgra
 
 function pendings(records: UpgradeRecord[], current: string, now: number): PendingRecord[] {
   return records
-    .filter((r) => r.type === 'pending' && r.source[0] === current)
+    .filter((r) => r.type === 'pending')
     .sort((a, b) => b.created_at - a.created_at)
     .map((p) => {
       const cancel = records.find((c) => c.type === 'cancelled' && c.pending === p.id)
       const done = records.some((u) => u.type === 'upgraded' && u.pending === p.id)
-      const state: PendingRecord['state'] = cancel !== undefined ? 'cancelled' : done ? 'completed' : now >= (p.lapses ?? 0) ? 'lapsed' : 'pending'
+      // a build that no longer holds the key cannot complete what it asked for
+      const state: PendingRecord['state'] = cancel !== undefined ? 'cancelled' : done ? 'completed' : now >= (p.lapses ?? 0) || p.source[0] !== current ? 'lapsed' : 'pending'
       return {
         id: p.id,
+        from: p.source[0],
         target: p.target,
         created_at: p.created_at,
         activation: p.activation ?? 0,

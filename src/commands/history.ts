@@ -56,7 +56,8 @@ function print(h: History): void {
   console.log(`history of ${h.pubkey}\n`)
   for (const line of historyLines(h)) console.log(line)
   for (const p of h.pending.filter((x) => x.state !== 'pending')) {
-    console.log(`${p.state}: upgrade to PCR0 ${p.target[0].slice(0, 12)}… asked ${iso(p.created_at)}${p.cancelledBy === null ? '' : ` (by the ${p.cancelledBy.role})`}`)
+    const by = p.cancelledBy === null ? '' : ` by the ${p.cancelledBy.role} ${p.cancelledBy.pubkey.slice(0, 12)}…`
+    console.log(`${p.state}${by}: upgrade from PCR0 ${p.from.slice(0, 12)}… to PCR0 ${p.target[0].slice(0, 12)}…, asked ${iso(p.created_at)} (${p.id})`)
   }
   if (h.problems.length > 0) console.log(`\nINVALID:\n${h.problems.map((p) => `✗ ${p}`).join('\n')}`)
   else console.log(`\n✓ ${h.builds.length} build${h.builds.length === 1 ? '' : 's'}, every hand-over verified`)

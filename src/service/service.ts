@@ -217,6 +217,7 @@ function createHolder(
     own: { pcr0: bytesToHex(parts.module.boot.get(0)!), t: parts.module.t, lineage: config.upgrade?.lineage ?? [] },
     log: config.log.child({ part: 'upgrade' }),
     onHandedOver: parts.onHandedOver,
+    ...(config.upgrade?.nonceTtlSec === undefined ? {} : { nonceTtlSec: config.upgrade.nonceTtlSec }),
   })
 }
 

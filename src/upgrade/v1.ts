@@ -36,6 +36,8 @@ export interface HolderOptions {
   log: Logger
   /** called once the key is handed over and the answer is on its way */
   onHandedOver: (upgraded: string) => void
+  /** how long a nonce stays good (default NONCE_TTL_SEC) */
+  nonceTtlSec?: number
   now?: () => number
 }
 
@@ -124,8 +126,9 @@ export function createUpgradeHolder(opts: HolderOptions): Holder {
     ready()
     if (nonces.size >= MAX_NONCES) nonces.delete(nonces.keys().next().value ?? '')
     const nonce = randomBytes(32).toString('hex')
-    nonces.set(nonce, { sender: req.sender, expires: nowSec() + NONCE_TTL_SEC })
-    return { result: { nonce, expires_in: NONCE_TTL_SEC }, text: nonce }
+    const ttl = opts.nonceTtlSec ?? NONCE_TTL_SEC
+    nonces.set(nonce, { sender: req.sender, expires: nowSec() + ttl })
+    return { result: { nonce, expires_in: ttl }, text: nonce }
   }
 
   const request = (req: CommandRequest): Promise<CommandReply> =>
@@ -154,7 +157,7 @@ export function createUpgradeHolder(opts: HolderOptions): Holder {
       })
       const event = await announce(make, 'upgrade pending')
       const activation = event.created_at + opts.policy.cooldownSec
-      state = { phase: 'pending', event, record: pendingRecord(event, target, releases, activation) }
+      state = { phase: 'pending', event, record: pendingRecord(event, target, releases, activation, opts.own.pcr0) }
       opts.log.info('upgrade pending', { pending: event.id, target: target.pcrs[0], activation })
       return pendingReply(event.id, activation)
     })
@@ -226,13 +229,14 @@ function pendingReply(id: string, activation: number): CommandReply {
   return { result: { pending: id, activation }, text: `pending in ${id}, activation ${activation}` }
 }
 
-function pendingRecord(event: NostrEvent, target: Target, releases: NostrEvent[], activation: number): Extract<HolderState, { phase: 'pending' }>['record'] {
+function pendingRecord(event: NostrEvent, target: Target, releases: NostrEvent[], activation: number, from: string): Extract<HolderState, { phase: 'pending' }>['record'] {
   return {
     type: 'pending',
     id: event.id,
     holder: event.pubkey,
     created_at: event.created_at,
-    source: { 0: '', 1: '', 2: '' },
+    // only PCR0 of the source is the holder's concern
+    source: { 0: from, 1: '', 2: '' },
     sourceT: null,
     target: target.pcrs,
     t: target.t,

@@ -25,6 +25,8 @@ export interface ServiceUpgrade {
   onRetired?: (upgraded: string) => void
   /** how long to wait for the relays' answer about past hand-overs (default 8 s) */
   restoreTimeoutMs?: number
+  /** how long a nonce the holder issues stays good (default 120 s) */
+  nonceTtlSec?: number
 }
 
 const DEFAULT_RESTORE_TIMEOUT_MS = 8_000
