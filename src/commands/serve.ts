@@ -10,6 +10,7 @@ import { trustFlags } from '../service/announce.js'
 import { startService, SERVICE_NAME } from '../service/service.js'
 import { CliError, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { VERSION } from '../version.js'
+import { checkPolicyFor, loadUpgradeFile, UPGRADE_FILE, UpgradePolicyError, type UpgradePolicy } from '../upgrade/policy.js'
 import { loadOperatorFile, OPERATOR_FILE, OperatorConfigError, operatorNpub, parseOperatorKey } from '../service/operator-config.js'
 
 export const USAGE = `usage: nec01 serve [--dev] [--relays FILE | --relay URL...] [--health-port N] [--state-dir DIR]
@@ -37,6 +38,8 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --leaf-lifetime SEC    dev only: simulated leaf certificate lifetime (default 10800)
   --operator NPUB        dev only: the operator's key instead of operator.json (the image's
                          file, measured into PCR2; docs/operator.md)
+  --upgrade-policy FILE  dev only: the upgrade policy instead of upgrade.json (who may move
+                         the key to a new build, and the cooldown; docs/upgrades.md)
 
 Logs go to standard error, one JSON object per line (NEC01_LOG_LEVEL=debug|info|warn|error).`
 
@@ -72,6 +75,18 @@ function checkProxy(value: string, source: string): void {
   }
 }
 
+/** upgrade.json beside the package (or --upgrade-policy in dev); null: the key never moves. */
+function readUpgradePolicy(file: string | undefined, t: 'prod' | 'dev'): UpgradePolicy | null {
+  try {
+    const policy = loadUpgradeFile(file ?? packageFile(UPGRADE_FILE))
+    if (policy !== null) checkPolicyFor(policy, t)
+    return policy
+  } catch (err) {
+    if (err instanceof UpgradePolicyError) throw new CliError(err.message)
+    throw err
+  }
+}
+
 export async function main(args: string[]): Promise<number> {
   const parsed = parseCommandArgs('serve', USAGE, args, {
     dev: { type: 'boolean' },
@@ -92,6 +107,7 @@ export async function main(args: string[]): Promise<number> {
     'max-request-bytes': { type: 'string' },
     'leaf-lifetime': { type: 'string' },
     operator: { type: 'string' },
+    'upgrade-policy': { type: 'string' },
   })
   if (parsed === null) return EXIT_OK
   if (parsed.positionals.length > 0) throw new CliError(`unexpected argument '${parsed.positionals[0] ?? ''}' (see nec01 serve --help)`)
@@ -102,6 +118,7 @@ export async function main(args: string[]): Promise<number> {
   if (v['leaf-lifetime'] !== undefined && !dev) throw new CliError('--leaf-lifetime only applies to the simulator (--dev)')
   // In an enclave the operator must be the measured one: a flag is chosen by the host.
   if (v.operator !== undefined && !dev) throw new CliError(`--operator only applies in dev (--dev): an enclave's operator is ${OPERATOR_FILE}, measured into PCR2`)
+  if (v['upgrade-policy'] !== undefined && !dev) throw new CliError(`--upgrade-policy only applies in dev (--dev): an enclave's policy is ${UPGRADE_FILE}, measured into PCR2`)
   if (v.relay !== undefined && v.relays !== undefined) throw new CliError('give --relays FILE or --relay URL..., not both')
   const healthPort = intOption('health-port', v['health-port'], DEFAULT_HEALTH_PORT, 0, 65535)
   const embeddedPort = intOption('embedded-port', v['embedded-port'], DEFAULT_EMBEDDED_PORT, 0, 65535)
@@ -121,6 +138,7 @@ export async function main(args: string[]): Promise<number> {
     if (err instanceof OperatorConfigError) throw new CliError(err.message)
     throw err
   }
+  const upgradePolicy = readUpgradePolicy(v['upgrade-policy'], (v.t as 'prod' | 'dev' | undefined) ?? (dev ? 'dev' : 'prod'))
 
   // Relays: the embedded one, --relay, or the relays.json file (validated before anything starts).
   let embedded: { url: string; close(): Promise<void> } | null = null
@@ -175,6 +193,7 @@ export async function main(args: string[]): Promise<number> {
       maxRequestBytes,
       log,
       operator,
+      upgrade: { policy: upgradePolicy, onRetired: () => process.kill(process.pid, 'SIGTERM') },
     })
   } catch (err) {
     await nsm.close().catch(() => undefined)
@@ -205,6 +224,7 @@ export async function main(args: string[]): Promise<number> {
       ...(rootPath !== null ? [`root:    ${rootPath}  (the simulator's root certificate: trust it only for development)`] : []),
       `health:  http://127.0.0.1:${service.healthPort}/health`,
       `operator: ${operatorNpub(operator) ?? 'none (operator commands are refused)'}`,
+      `upgrade: ${upgradePolicy === null ? 'none (this npub never moves to another build)' : `${upgradePolicy.threshold} of ${upgradePolicy.maintainers.length} maintainers release the next build, cooldown ${upgradePolicy.cooldownSec} s`}`,
       // The embedded relay is the one known to be up and to carry the service's events.
       `try:     npx nec01 dm ${service.identity.npub} ping --relay ${embedded?.url ?? relayList[0] ?? ''} ${trust}`,
     ].join('\n'),
