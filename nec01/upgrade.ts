@@ -12,7 +12,7 @@ import { PCR_HEX } from './pcr.js'
 import { checkReleaseSignature } from './release.js'
 import { check, failure, finish } from './result.js'
 import type { SignatureContext } from './signature.js'
-import { hexToBytes } from './encoding.js'
+import { hexToBytes } from '@noble/hashes/utils.js'
 import type { Check, Expect, NostrEvent, VerifyResult } from './types.js'
 
 export const TARGET_ROOT_TAG = 'target_root'

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import type { Filter } from 'nostr-tools/filter'
-import { bytesToHex, hexToBytes } from '../nec01/encoding.js'
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
 import { buildRootEvent } from '../nec01/event.js'
 import { buildReleaseSignature } from '../nec01/release.js'
 import type { NostrEvent } from '../nec01/types.js'

@@ -2,6 +2,7 @@
 // request NIP-44-encrypted to the callee and signed with the caller's key, the answer
 // picked out by its e tag. The new build uses it to talk to the holder.
 import { randomBytes } from 'node:crypto'
+import { CodedError } from '../../nec01/errors.js'
 import { parseRpcResponse, RPC_KIND, type RpcErrorCode } from '../../nec01/rpc.js'
 import type { NostrEvent } from '../../nec01/types.js'
 import type { RelayPool } from '../relays/pool.js'
@@ -9,14 +10,7 @@ import type { Identity } from '../service/identity.js'
 
 export type CallErrorCode = RpcErrorCode | 'NO_RELAY' | 'NO_REPLY' | 'MALFORMED'
 
-export class CallError extends Error {
-  readonly code: CallErrorCode
-  constructor(code: CallErrorCode, message: string) {
-    super(message)
-    this.name = 'CallError'
-    this.code = code
-  }
-}
+export class CallError extends CodedError<CallErrorCode> {}
 
 export type RpcCaller = (method: string, params: unknown) => Promise<unknown>
 

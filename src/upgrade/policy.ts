@@ -2,6 +2,7 @@
 // operator.json, so PCR2 measures it with the code and the rules cannot change without
 // changing the build. { "upgrade": null } (or no file) means the identity never moves.
 // A file that is there but wrong stops the service, as operator.json does.
+import { CodedError } from '../../nec01/errors.js'
 import { FileReadError, readBoundedFile } from '../files.js'
 import { parseOperatorKey, OperatorConfigError } from '../service/operator-config.js'
 
@@ -17,14 +18,7 @@ const MAX_UPGRADE_FILE_BYTES = 64 * 1024
 
 export type UpgradePolicyErrorCode = 'UPGRADE_FILE_INVALID' | 'UPGRADE_FILE_UNREADABLE' | 'UPGRADE_KEY_INVALID' | 'UPGRADE_COOLDOWN_REFUSED'
 
-export class UpgradePolicyError extends Error {
-  readonly code: UpgradePolicyErrorCode
-  constructor(code: UpgradePolicyErrorCode, message: string) {
-    super(message)
-    this.name = 'UpgradePolicyError'
-    this.code = code
-  }
-}
+export class UpgradePolicyError extends CodedError<UpgradePolicyErrorCode> {}
 
 export interface UpgradePolicy {
   /** hex pubkeys of the NEC-05 release signers, distinct */

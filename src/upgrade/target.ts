@@ -2,7 +2,7 @@
 // not debug, fresh (bound to a nonce the holder chose, and the attested key is the one
 // asking), another build than any that held the key, allowed by t, and released by at
 // least threshold of the policy's maintainers for exactly its PCR0/1/2, r and t.
-import { bytesToHex, hexToBytes } from '../../nec01/encoding.js'
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
 import { tOf, verifyRootEvent } from '../../nec01/event.js'
 import { ROOT_KIND } from '../../nec01/kinds.js'
 import { isEventShape, npub } from '../../nec01/nostr.js'

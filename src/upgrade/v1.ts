@@ -6,8 +6,10 @@
 // relay takes the event, nothing happens. One request at a time (serial), one pending
 // upgrade at a time.
 import { randomBytes } from 'node:crypto'
+import { errorText } from '../../nec01/errors.js'
 import type { EventTemplate } from 'nostr-tools/pure'
 import { withTeeRoot } from '../../nec01/event.js'
+import { createLru } from '../../nec01/lru.js'
 import type { NostrEvent } from '../../nec01/types.js'
 import { buildUpgradeCancelled, buildUpgraded, buildUpgradePending, PENDING_LAPSE_SEC, type CancellerRole, type LineageEntry } from '../../nec01/upgrade.js'
 import type { Logger } from '../log.js'
@@ -73,7 +75,7 @@ export function createUpgradeHolder(opts: HolderOptions): Holder {
   checkPolicyFor(opts.policy, opts.own.t)
   const nowSec = (): number => Math.floor((opts.now ?? Date.now)() / 1000)
   let state: HolderState = { phase: 'unknown' }
-  const nonces = new Map<string, Issued>()
+  const nonces = createLru<string, Issued>(MAX_NONCES)
   const cancels = createSeenStore({ ttlSec: 3 * MAX_REQUEST_SKEW_SEC })
   let queue: Promise<unknown> = Promise.resolve()
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -116,7 +118,7 @@ export function createUpgradeHolder(opts: HolderOptions): Holder {
       if (results.some((r) => r.ok)) return event
       opts.log.warn(`${what} not published: nothing changed`, { relays: results.map((r) => r.message) })
     } catch (err) {
-      opts.log.warn(`${what} not published: nothing changed`, { error: err instanceof Error ? err.message : String(err) })
+      opts.log.warn(`${what} not published: nothing changed`, { error: errorText(err) })
     }
     throw refuse('INTERNAL', 'ANNOUNCE_FAILED', `the ${what} event could not be published, so nothing changed: try again`)
   }
@@ -124,7 +126,6 @@ export function createUpgradeHolder(opts: HolderOptions): Holder {
   const challenge = async (req: CommandRequest): Promise<CommandReply> => {
     paramsOf(req, [])
     ready()
-    if (nonces.size >= MAX_NONCES) nonces.delete(nonces.keys().next().value ?? '')
     const nonce = randomBytes(32).toString('hex')
     const ttl = opts.nonceTtlSec ?? NONCE_TTL_SEC
     nonces.set(nonce, { sender: req.sender, expires: nowSec() + ttl })

@@ -4,7 +4,8 @@
 // attested key; it is checked to be the holder's, then handed to `adopt`, which seals it
 // under this build's KMS policy and serves as that npub from then on.
 import { getPublicKey } from 'nostr-tools/pure'
-import { hexToBytes } from '../../nec01/encoding.js'
+import { CodedError } from '../../nec01/errors.js'
+import { hexToBytes } from '@noble/hashes/utils.js'
 import type { NostrEvent } from '../../nec01/types.js'
 import type { LineageEntry } from '../../nec01/upgrade.js'
 import type { Logger } from '../log.js'
@@ -29,14 +30,7 @@ export type AdoptIdentity = (handover: Handover) => Promise<void>
 
 export type RequestErrorCode = 'CANCELLED' | 'WRONG_KEY' | 'MALFORMED'
 
-export class RequestError extends Error {
-  readonly code: RequestErrorCode
-  constructor(code: RequestErrorCode, message: string) {
-    super(message)
-    this.name = 'RequestError'
-    this.code = code
-  }
-}
+export class RequestError extends CodedError<RequestErrorCode> {}
 
 export interface RequesterOptions {
   /** hex pubkey of the holder */

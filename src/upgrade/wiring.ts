@@ -2,6 +2,7 @@
 // policy (its commands, its state read back from the relays before it announces anything),
 // and as a new build asking a holder for its key. service.ts calls these; nothing else.
 import { randomBytes } from 'node:crypto'
+import { errorText } from '../../nec01/errors.js'
 import type { NostrEvent } from '../../nec01/types.js'
 import type { LineageEntry } from '../../nec01/upgrade.js'
 import type { Logger } from '../log.js'
@@ -98,7 +99,7 @@ export function startRequester(w: RequesterWiring): Promise<RequestOutcome> {
     (h): RequestOutcome => ({ ok: true, handover: { pubkey: h.pubkey, lineage: h.lineage, upgraded: h.upgraded } }),
     (err: unknown): RequestOutcome => {
       const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'ERROR'
-      const message = err instanceof Error ? err.message : String(err)
+      const message = errorText(err)
       w.log.warn('hand-over failed', { code, error: message })
       return { ok: false, code, message }
     },
