@@ -8,13 +8,13 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
 import { buildRootEvent } from '../nec01/event.js'
 import { buildReleaseSignature } from '../nec01/release.js'
 import type { NostrEvent } from '../nec01/types.js'
-import type { CodePcrs } from '../nec01/upgrade.js'
+import type { CodePcrs, LineageEntry } from '../nec01/upgrade.js'
 import { openSimulator, type NsmSimulator } from '../src/nsm/simulator.js'
 import { createRelayPool, type RelayPool } from '../src/relays/pool.js'
 import { identityFromSecret, type Identity } from '../src/service/identity.js'
 import { CallError, createRpcCaller, type RpcCaller } from '../src/upgrade/call.js'
 import type { UpgradePolicy } from '../src/upgrade/policy.js'
-import { quietLogger } from './service-harness.js'
+import { quietLogger, startTestService, type TestService } from './service-harness.js'
 
 export const REPO = 'https://example.test/nec01'
 
@@ -104,5 +104,57 @@ export async function candidate(o: { stateDir: string; relay: string; holder: st
       await pool.close()
       await simulator.close()
     },
+  }
+}
+
+export interface TwoBuilds {
+  /** the npub's hex key, held first by image A, now by image B */
+  pubkey: string
+  imageA: Image
+  imageB: Image
+  /** the build that holds the key now (image B, rebooted into it) */
+  current: TestService
+  close(): Promise<void>
+}
+
+/**
+ * A whole hand-over on `relay`, the shortest way: holder A (cooldown 1 s), new build B asking
+ * as a service, B "rebooted" into the key it received. Releases for both are on the relay.
+ */
+export async function twoBuilds(relay: string, stateDir: string): Promise<TwoBuilds> {
+  const [imageA, imageB, m1] = [randomImage(), randomImage(), person()]
+  const secret = generateSecretKey()
+  const reader = poolOn(relay, identityFromSecret(generateSecretKey()))
+  const services: TestService[] = []
+  try {
+    for (const e of [release(m1, imageA.pcrs), release(m1, imageB.pcrs)]) await reader.publish(e)
+    const policy = policyOf([m1], 1, 1)
+    const holder = await startTestService({ relays: [relay], stateDir, nsm: { bootPcrs: imageA.boot }, config: { identitySecret: async () => secret, upgrade: { policy, restoreTimeoutMs: 3000 } } })
+    services.push(holder)
+    let received: { secret: Uint8Array; lineage: LineageEntry[] } | null = null
+    const asking = await startTestService({
+      relays: [relay],
+      stateDir,
+      nsm: { bootPcrs: imageB.boot },
+      config: { upgrade: { policy: null, request: { holder: getPublicKey(secret), releases: [release(m1, imageB.pcrs)], pollMs: 300, adopt: async (h) => void (received = { secret: h.secret, lineage: h.lineage }) } } },
+    })
+    services.push(asking)
+    const outcome = await asking.service.upgrade.request
+    if (outcome?.ok !== true || received === null) throw new Error(`the hand-over failed: ${JSON.stringify(outcome)}`)
+    const got = received as { secret: Uint8Array; lineage: LineageEntry[] }
+    await asking.close()
+    const current = await startTestService({ relays: [relay], stateDir, nsm: { bootPcrs: imageB.boot }, config: { identitySecret: async () => got.secret, upgrade: { policy: null, lineage: got.lineage } } })
+    services.push(current)
+    return {
+      pubkey: getPublicKey(secret),
+      imageA,
+      imageB,
+      current,
+      async close() {
+        for (const s of services) await s.close().catch(() => undefined)
+      },
+    }
+  } finally {
+    await reader.close()
   }
 }
