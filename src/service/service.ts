@@ -103,23 +103,14 @@ export async function startService(config: ServiceConfig): Promise<Service> {
   // The command set is fixed before anything is attested or published: a deployment's
   // command that would shadow a built-in one stops the start here.
   const operatorControls = createOperatorControls({ operator: config.operator ?? null, publisher, log: log.child({ part: 'operator' }) })
-  const retirement = { retired: false, stopped: false, retire: (_upgraded: string): void => undefined }
+  const retirement: Retirement = { retired: false, stopped: false, retire: () => undefined }
   const holder = createHolder(config, { identity, publisher, module, onHandedOver: (id) => retirement.retire(id) })
   const commands = commandSet(operatorControls.commands, holder?.commands ?? {}, config.extraCommands ?? {})
   await roots.start()
 
   // 4. The relays; a holder first reads back its past hand-overs: a build that handed its
   // key on must not announce again, its successor's announcement would be replaced.
-  const statuses = gateStatuses(holder === null, (status) => {
-    if (!retirement.retired) sending.announcer.relayStatus(status)
-  })
-  const relayPool = connectRelays(config, sending, statuses.report)
-  const handedOver = holder === null ? false : await restoreHolder({ holder, pool: relayPool, pubkey: identity.pubkey, pcr0: bytesToHex(module.boot.get(0)!), ...(config.trustRoot === undefined ? {} : { trustRoot: config.trustRoot }), ...(config.upgrade?.restoreTimeoutMs === undefined ? {} : { timeoutMs: config.upgrade.restoreTimeoutMs }), log }, () => retirement.stopped)
-  if (handedOver) log.warn('this build handed its key to another build: it does not serve this npub again', {})
-  else {
-    statuses.open()
-    sending.announcer.queue(writeRelays(config.relays), true)
-  }
+  const { relayPool, handedOver } = await connectAndReadBack(config, { sending, holder, identity, module, retirement })
 
   // 5. Requests: relay → inbox → command → reply → publish.
   const deps: CommandDeps = {
@@ -133,16 +124,7 @@ export async function startService(config: ServiceConfig): Promise<Service> {
   const inbox = startRequests(config, { identity, pool: relayPool, publisher, counters, run: (req) => runCommand(req, deps, commands) })
   const abort = new AbortController()
   const request = config.upgrade?.request === undefined ? null : startRequester({ request: config.upgrade.request, pool: relayPool, identity, run: (req) => runCommand(req, deps), log: log.child({ part: 'upgrade' }), signal: abort.signal })
-  retirement.retire = (upgraded) => {
-    // Silent from here on: no more answers, announcements or roots. The pool stays open a
-    // moment for the answer that carries the key, then closes.
-    retirement.retired = true
-    inbox.close()
-    roots.stop()
-    setTimeout(() => {
-      void relayPool.close().then(() => config.upgrade?.onRetired?.(upgraded))
-    }, RETIRE_GRACE_MS).unref()
-  }
+  retirement.retire = (upgraded) => retire(config, retirement, { inbox, roots, relayPool }, upgraded)
   if (handedOver) retirement.retire('')
 
   // 6. Health.
@@ -184,6 +166,59 @@ export async function startService(config: ServiceConfig): Promise<Service> {
       await nsm.close()
     },
   }
+}
+
+/** Whether this build still speaks for its key, and the way it stops when it does not. */
+interface Retirement {
+  retired: boolean
+  stopped: boolean
+  retire: (upgraded: string) => void
+}
+
+/** Step 4: the relays; with a holder, its past read back before anything is announced. */
+async function connectAndReadBack(
+  config: ServiceConfig,
+  parts: { sending: Sending; holder: Holder | null; identity: Identity; module: ModuleFacts; retirement: Retirement },
+): Promise<{ relayPool: RelayPool; handedOver: boolean }> {
+  const { sending, holder, retirement } = parts
+  const statuses = gateStatuses(holder === null, (status) => {
+    if (!retirement.retired) sending.announcer.relayStatus(status)
+  })
+  const relayPool = connectRelays(config, sending, statuses.report)
+  const handedOver =
+    holder !== null &&
+    (await restoreHolder(
+      {
+        holder,
+        pool: relayPool,
+        pubkey: parts.identity.pubkey,
+        pcr0: bytesToHex(parts.module.boot.get(0)!),
+        ...(config.trustRoot === undefined ? {} : { trustRoot: config.trustRoot }),
+        ...(config.upgrade?.restoreTimeoutMs === undefined ? {} : { timeoutMs: config.upgrade.restoreTimeoutMs }),
+        log: config.log,
+      },
+      () => retirement.stopped,
+    ))
+  if (handedOver) {
+    config.log.warn('this build handed its key to another build: it does not serve this npub again', {})
+  } else {
+    statuses.open()
+    sending.announcer.queue(writeRelays(config.relays), true)
+  }
+  return { relayPool, handedOver }
+}
+
+/**
+ * Silent from here on: no more answers, announcements or roots. The pool stays open a
+ * moment for the answer that carries the key, then closes.
+ */
+function retire(config: ServiceConfig, retirement: Retirement, parts: { inbox: Inbox; roots: RootKeeper; relayPool: RelayPool }, upgraded: string): void {
+  retirement.retired = true
+  parts.inbox.close()
+  parts.roots.stop()
+  setTimeout(() => {
+    void parts.relayPool.close().then(() => config.upgrade?.onRetired?.(upgraded))
+  }, RETIRE_GRACE_MS).unref()
 }
 
 /**
