@@ -73,7 +73,7 @@ fi
 # The build context (enclave/Dockerfile.dockerignore, kept equal to this list by
 # test/enclave-files.test.ts) takes whole folders: a file git does not track there, even an
 # ignored one (a stray src/*.ts is compiled in), changes PCR2 although the commit is clean.
-context=(package.json package-lock.json tsconfig.json relays.json operator.json nec01 src enclave/start.sh)
+context=(package.json package-lock.json tsconfig.json relays.json operator.json upgrade.json nec01 src enclave/start.sh)
 stray=$(git ls-files --others -- "${context[@]}")
 if [ -n "$stray" ]; then
   listed=$(printf '%s\n' "$stray" | head -n 5 | tr '\n' ' ')

@@ -15,6 +15,7 @@ import type { SignatureContext, SignatureVerdict } from './signature.js'
 import { toUnixSeconds } from './time.js'
 import { applyTrust, attestedPcrs, trustNamesCode, type NormalizedTrust, type Vouchers } from './trust.js'
 import type { AttestationInfo, Check, NecVerifyOptions, NostrEvent, VerifyResult } from './types.js'
+import { lineageTags, type LineageEntry } from './upgrade.js'
 
 /** The tags an announcement carries its signatures in, and the p-tag marker of each signer. */
 const ROLES = [
@@ -194,6 +195,8 @@ export interface AnnouncementParams {
   build?: NostrEvent
   instance?: NostrEvent
   releases?: NostrEvent[]
+  /** the builds that held this key before, oldest first (docs/upgrades.md) */
+  lineage?: LineageEntry[]
   created_at?: number
 }
 
@@ -233,7 +236,7 @@ export function buildAnnouncement(params: AnnouncementParams): EventTemplate {
   if (params.v !== undefined) tags.push(['v', params.v])
   for (const relay of params.relays ?? []) tags.push(['relay', relay])
   for (const kind of params.kinds ?? []) tags.push(['k', String(kind)])
-  tags.push(...signatureTags(params))
+  tags.push(...signatureTags(params), ...lineageTags(params.lineage ?? []))
   return { kind: ANNOUNCEMENT_KIND, created_at: params.created_at ?? Math.floor(Date.now() / 1000), content: params.content, tags }
 }
 

@@ -18,6 +18,22 @@ export { buildBuilderSignature, type BuildSignatureParams } from './build.js'
 export { buildLauncherSignature, type LaunchSignatureParams } from './launch.js'
 export { buildReleaseSignature, type ReleaseSignatureParams } from './release.js'
 export { verifyNecSignature, verifyNecEvent } from './necs.js'
+export {
+  LINEAGE_TAG,
+  PENDING_LAPSE_SEC,
+  TARGET_ROOT_TAG,
+  buildUpgradeCancelled,
+  buildUpgradePending,
+  buildUpgraded,
+  lineageOf,
+  verifyUpgradeEvent,
+  type CodePcrs,
+  type LineageEntry,
+  type UpgradeRecord,
+  type UpgradeResult,
+  type UpgradeVerifyOptions,
+} from './upgrade.js'
+export { historyLines, verifyHistory, type BuildRecord, type History, type HistoryInput, type PendingRecord } from './lineage.js'
 export { TEE_CERT_TAG } from './delegation.js'
 export { pcr4OfInstance, pcr8OfCertificate } from './pcr.js'
 export { CHECK_IDS } from './types.js'

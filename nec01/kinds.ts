@@ -17,6 +17,14 @@ export const LEGACY_LAUNCHER_KIND = 63796
 /** NEC-05 release signature: maintainers approve PCR0/1/2 of a release. */
 export const RELEASE_KIND = 63794
 export const LEGACY_RELEASE_KIND = 63792
+/**
+ * Upgrades that keep the npub (docs/upgrades.md): the holder's public record of a hand-over,
+ * each a tee_root carrier signed by the npub itself. Regular kinds (relays keep every one),
+ * next to the NEC block's published kinds 63793..63796 and clear of every kind the NIPs list.
+ */
+export const UPGRADE_PENDING_KIND = 63797
+export const UPGRADE_CANCELLED_KIND = 63798
+export const UPGRADED_KIND = 63799
 /** enclaved's delegation certificate: a key names the next key in its `p` tag (tee_cert chains). */
 export const CERT_KIND = 23797
 /**

@@ -54,6 +54,7 @@ export const CHECK_IDS = [
   'instance', // NEC-04 launcher signature: PCR4
   'release', // NEC-05 release signature: PCR0/1/2, r, t
   'cert', // a tee_cert delegation chain from the root key to the event's key
+  'upgrade', // a hand-over event (docs/upgrades.md): its tags, its target's attestation, its cooldown
 ] as const
 
 export type CheckId = (typeof CHECK_IDS)[number]

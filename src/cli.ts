@@ -16,6 +16,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   dm: { summary: 'DM an attested service, wait for the reply and verify its tee_root', load: () => import('./commands/dm.js') },
   attest: { summary: 'get a fresh attestation bound to your nonce and data, and verify it', load: () => import('./commands/attest.js') },
   fetch: { summary: "fetch a service's announcement, profile and notes and verify them (with who built, launched, released)", load: () => import('./commands/fetch.js') },
+  history: { summary: 'the builds that have held an npub, their hand-overs and releases, any upgrade pending', load: () => import('./commands/history.js') },
   parent: { summary: 'the parent instance proxy: the enclave\'s only way out, to allowed relays', load: () => import('./commands/parent.js') },
   'builder-cert': { summary: 'make the P-384 key and certificate a builder signs the enclave image with (NEC-03)', load: () => import('./commands/builder-cert.js') },
   sign: { summary: 'sign a build (23794), launch (23795) or release (63794) signature, with a key or a bunker', load: () => import('./commands/sign.js') },

@@ -24,6 +24,8 @@ import { nitroFixtures, type NitroFixture } from './fixtures.js'
 import { startTestRelay, startTestService, tempDir, type TestService } from './service-harness.js'
 import { startStaticServer, type StaticServer } from './static-server.js'
 import { requireTools, type SystemTool } from './system-tools.js'
+import { twoBuilds } from './upgrade-helpers.js'
+import { npubEncode } from 'nostr-tools/nip19'
 
 const CHROMIUM: SystemTool = { command: 'chromium', debian: 'chromium', path: process.env.NEC01_CHROMIUM || '/usr/bin/chromium' }
 // --user-data-dir is not passed: Playwright refuses it in launch() and gives every launch a
@@ -339,6 +341,44 @@ test('the nec01 bundle verifies in Chromium exactly as in Node', { timeout: 180_
       assert.equal(badInput.error, 'neither JSON, base64 nor hex of an attestation document')
       const badTime = await runExample(page, { ...base, at: '2024-12-13T06:00:00' })
       assert.match(badTime.error, /^validation time: .* with a zone/)
+    })
+
+    await t.test('example page shows the history of an npub from a relay: announcement and lineage timeline', async () => {
+      const dir = tempDir('nec01-web-history-')
+      const builds = await twoBuilds(relay!.url, dir.path)
+      try {
+        const pem = builds.current.simulator.rootPem()
+        const shown = async (expect: Expect): Promise<{ verdict: string; timeline: Array<string | null>; current: Array<string | null>; build: string; problems: string[]; error: string }> => {
+          await page.fill('#npub', npubEncode(builds.pubkey))
+          await page.fill('#relay', relay!.url)
+          await page.fill('#root', pem)
+          await page.selectOption('#expect', expect)
+          const before = Number((await page.locator('#history').getAttribute('data-run')) ?? '0')
+          await page.click('#history-go')
+          await page.locator(`#history[data-run="${before + 1}"]`).waitFor({ state: 'attached', timeout: WAIT_MS })
+          const items = page.locator('#timeline li[data-pcr0]')
+          return {
+            verdict: (await page.locator('#history-verdict').textContent()) ?? '',
+            timeline: await items.evaluateAll((els) => els.map((e) => e.getAttribute('data-pcr0'))),
+            current: await items.evaluateAll((els) => els.map((e) => e.getAttribute('data-current'))),
+            build: (await page.locator('#announcement dd[data-field="build"]').textContent()) ?? '',
+            problems: await page.locator('#problems li').allTextContents(),
+            error: (await page.locator('#history-error').textContent()) ?? '',
+          }
+        }
+        const good = await shown('dev')
+        assert.equal(good.error, '')
+        assert.equal(good.verdict, '✓ 2 builds, every hand-over verified', good.problems.join('; '))
+        assert.deepStrictEqual(good.timeline, [builds.imageA.pcrs[0], builds.imageB.pcrs[0]])
+        assert.deepStrictEqual(good.current, ['false', 'true'])
+        assert.match(good.build, new RegExp(`^PCR0 ${builds.imageB.pcrs[0]}`))
+        const prod = await shown('prod')
+        assert.equal(prod.verdict, '✗ history invalid')
+        assert.match(prod.problems[0] ?? '', /^the announcement does not verify/)
+      } finally {
+        await builds.close()
+        dir.remove()
+      }
     })
 
     await t.test('the page loaded nothing from elsewhere and raised no errors', () => {

@@ -10,6 +10,7 @@ import {
   type VerifyOptions,
   type VerifyResult,
 } from '../../nec01/index.js'
+import { setupHistory } from './history.js'
 
 type Detected =
   | { kind: 'root-event'; event: unknown }
@@ -223,4 +224,8 @@ async function onVerify(): Promise<void> {
 }
 
 form.verify.addEventListener('click', () => void onVerify())
+setupHistory(() => {
+  const expect = form.expect.value as Expect
+  return { expect, ...(form.root.value.trim() === '' ? {} : { root: form.root.value }) }
+})
 out.result.dataset.ready = 'true'

@@ -13,6 +13,7 @@ import { startService, SERVICE_NAME } from '../service/service.js'
 import { CliError, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { serveNecOptions } from '../cli/serve-necs.js'
 import { VERSION } from '../version.js'
+import { checkPolicyFor, loadUpgradeFile, UPGRADE_FILE, UpgradePolicyError, type UpgradePolicy } from '../upgrade/policy.js'
 import { loadOperatorFile, OPERATOR_FILE, OperatorConfigError, operatorNpub, parseOperatorKey } from '../service/operator-config.js'
 import { errorText } from '../../nec01/errors.js'
 
@@ -49,6 +50,8 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --signatures FILE      dev only: the signatures from a file (a JSON array of events)
   --sim-instance-id ID   dev only: the simulated EC2 instance id (PCR4), e.g. i-0123456789abcdef0
   --sim-builder-cert F   dev only: the simulated image is signed with this certificate (PCR8)
+  --upgrade-policy FILE  dev only: the upgrade policy instead of upgrade.json (who may move
+                         the key to a new build, and the cooldown; docs/upgrades.md)
 
 Logs go to standard error, one JSON object per line (NEC01_LOG_LEVEL=debug|info|warn|error);
 with --dev, info lines wait until the banner is out (npm start 2>service.log keeps them apart).`
@@ -113,6 +116,18 @@ async function checkPorts(uses: PortUse[]): Promise<void> {
   }
 }
 
+/** upgrade.json beside the package (or --upgrade-policy in dev); null: the key never moves. */
+function readUpgradePolicy(file: string | undefined, t: 'prod' | 'dev'): UpgradePolicy | null {
+  try {
+    const policy = loadUpgradeFile(file ?? packageFile(UPGRADE_FILE))
+    if (policy !== null) checkPolicyFor(policy, t)
+    return policy
+  } catch (err) {
+    if (err instanceof UpgradePolicyError) throw new CliError(err.message)
+    throw err
+  }
+}
+
 export async function main(args: string[]): Promise<number> {
   // In dev the banner is what a person reads first: info lines wait for it. On an error they
   // come out before its one line, so it stays the last one.
@@ -149,6 +164,7 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
     signatures: { type: 'string' },
     'sim-instance-id': { type: 'string' },
     'sim-builder-cert': { type: 'string' },
+    'upgrade-policy': { type: 'string' },
   })
   if (parsed === null) return EXIT_OK
   if (parsed.positionals.length > 0) throw new CliError(`unexpected argument '${parsed.positionals[0] ?? ''}' (see nec01 serve --help)`)
@@ -159,6 +175,7 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
   if (v['leaf-lifetime'] !== undefined && !dev) throw new CliError('--leaf-lifetime only applies to the simulator (--dev)')
   // In an enclave the operator must be the measured one: a flag is chosen by the host.
   if (v.operator !== undefined && !dev) throw new CliError(`--operator only applies in dev (--dev): an enclave's operator is ${OPERATOR_FILE}, measured into PCR2`)
+  if (v['upgrade-policy'] !== undefined && !dev) throw new CliError(`--upgrade-policy only applies in dev (--dev): an enclave's policy is ${UPGRADE_FILE}, measured into PCR2`)
   if (v.relay !== undefined && v.relays !== undefined) throw new CliError('give --relays FILE or --relay URL..., not both')
   for (const flag of ['signatures', 'sim-instance-id', 'sim-builder-cert'] as const) {
     // in an enclave the signatures come from the parent and PCR4/PCR8 from the hardware
@@ -184,6 +201,7 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
     if (err instanceof OperatorConfigError) throw new CliError(err.message)
     throw err
   }
+  const upgradePolicy = readUpgradePolicy(v['upgrade-policy'], (v.t as 'prod' | 'dev' | undefined) ?? (dev ? 'dev' : 'prod'))
 
   const healthUse: PortUse = { port: healthPort, what: 'health', flag: '--health-port' }
   const embeddedUse: PortUse = { port: embeddedPort, what: 'embedded relay', flag: '--embedded-port' }
@@ -249,6 +267,7 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
       operator,
       repo: signed.repo,
       ...(signed.source === undefined ? {} : { signatures: signed.source }),
+      upgrade: { policy: upgradePolicy, onRetired: () => process.kill(process.pid, 'SIGTERM') },
     })
   } catch (err) {
     await nsm.close().catch(() => undefined)
@@ -279,6 +298,7 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
       ...(rootPath !== null ? [`root:    ${rootPath}  (the simulator's root certificate: trust it only for development)`] : []),
       `health:  http://127.0.0.1:${service.healthPort}/health`,
       `operator: ${operatorNpub(operator) ?? 'none (operator commands are refused)'}`,
+      `upgrade: ${upgradePolicy === null ? 'none (this npub never moves to another build)' : `${upgradePolicy.threshold} of ${upgradePolicy.maintainers.length} maintainers release the next build, cooldown ${upgradePolicy.cooldownSec} s`}`,
       // The embedded relay is the one known to be up and to carry the service's events.
       `try:     npx nec01 dm ${service.identity.npub} ping --relay ${embedded?.url ?? relayList[0] ?? ''} ${trust}`,
     ].join('\n'),

@@ -82,9 +82,9 @@ function walk(root: string, relative: string, out: ApplicationFile[]): void {
 
 /**
  * Files at the image's top level that decide what the code lets others do (operator.json:
- * who may configure the enclave). The image measures them with the code, so must this.
+ * who may configure the enclave; upgrade.json: who may move its key to a new build). The image measures them with the code, so must this.
  */
-export const MEASURED_CONFIG_FILES = ['operator.json'] as const
+export const MEASURED_CONFIG_FILES = ['operator.json', 'upgrade.json'] as const
 
 /**
  * The compiled application: every .js file under dist/src and dist/nec01, and with a

@@ -5,6 +5,7 @@
 import * as kinds from 'nostr-tools/kinds'
 import type { EventTemplate } from 'nostr-tools/pure'
 import { buildAnnouncement } from '../../nec01/announcement.js'
+import type { LineageEntry } from '../../nec01/upgrade.js'
 import type { Logger } from '../log.js'
 import type { RelayEntry } from '../relays/config.js'
 import type { RelayStatus } from '../relays/pool.js'
@@ -79,6 +80,8 @@ export interface AnnouncementInfo {
   kinds?: number[]
   /** the builder, launcher and release signatures that hold for this root */
   signatures?: HeldSignatures
+  /** the builds that held this key before (docs/upgrades.md) */
+  lineage?: LineageEntry[]
 }
 
 /** NEC-02: r, t, tee_root, expiration (the root's), x for PCR0/1/2 (4 and 8 when set), name, v, relay, k, and the signatures. */
@@ -97,6 +100,7 @@ export function announcementTemplate(a: AnnouncementInfo, createdAt: number): Ev
     ...(held.build === null ? {} : { build: held.build }),
     ...(held.instance === null ? {} : { instance: held.instance }),
     releases: held.releases,
+    ...(a.lineage === undefined ? {} : { lineage: a.lineage }),
     created_at: createdAt,
   })
   // A service that was told no repository claims none rather than an invented URL.
@@ -117,16 +121,18 @@ export interface ServiceDescription extends ProfileInfo {
   kinds: number[]
   /** the repository URL the announcement names (r), or null */
   repo: string | null
+  /** the builds that held this key before, oldest first */
+  lineage?: LineageEntry[]
 }
 
 /** The four describing events of one round, all naming `root`. */
 export function describingTemplates(d: ServiceDescription, root: RootState, createdAt: number, signatures: HeldSignatures = NO_SIGNATURES): EventTemplate[] {
-  const { relays, kinds: answered, repo, ...profile } = d
+  const { relays, kinds: answered, repo, lineage, ...profile } = d
   return [
     profileTemplate(profile, createdAt),
     dmRelaysTemplate(relays, createdAt),
     relayListTemplate(relays, createdAt),
-    announcementTemplate({ root, relays, t: d.t, name: d.name, version: d.version, content: announcementContent(d), repo, kinds: answered, signatures }, createdAt),
+    announcementTemplate({ root, relays, t: d.t, name: d.name, version: d.version, content: announcementContent(d), repo, kinds: answered, signatures, ...(lineage === undefined ? {} : { lineage }) }, createdAt),
   ]
 }
 

@@ -8,6 +8,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js'
 import * as nip44 from 'nostr-tools/nip44'
 import { npubEncode } from 'nostr-tools/nip19'
 import { validateEvent, type EventTemplate } from 'nostr-tools/pure'
+import { bytesToHex } from '@noble/hashes/utils.js'
 import { createLru } from '../../nec01/lru.js'
 import type { NostrEvent, Rumor } from '../../nec01/types.js'
 import { GIFT_WRAP_BACKDATE_SEC } from '../../nec01/windows.js'
@@ -27,6 +28,11 @@ export interface Identity {
   unwrap(wrap: NostrEvent): Rumor
   /** NIP-59: a rumor from this identity, sealed with its key and wrapped to `recipient`. */
   giftWrap(rumor: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor }
+  /**
+   * The hand-over to an attested successor (docs/upgrades.md): the secret key as hex,
+   * NIP-44-encrypted to `peer`. The only way the key ever leaves this closure.
+   */
+  encryptSecretTo(peer: string): string
 }
 
 
@@ -132,6 +138,7 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
     nip44Decrypt: (peer, payload) => nip44.v2.decrypt(payload, peerKeys(peer).nip44),
     unwrap,
     giftWrap,
+    encryptSecretTo: (peer) => nip44.v2.encrypt(bytesToHex(sk), peerKeys(peer).nip44),
     // Keep the key out of any accidental serialisation or inspection of this object.
     toJSON: () => ({ pubkey }),
     [Symbol.for('nodejs.util.inspect.custom')]: () => `Identity(${pubkey})`,

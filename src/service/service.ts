@@ -8,7 +8,7 @@ import { RPC_KIND } from '../../nec01/rpc.js'
 import type { Logger } from '../log.js'
 import type { Nsm } from '../nsm/types.js'
 import type { RelayEntry } from '../relays/config.js'
-import { createRelayPool, type RelayPool } from '../relays/pool.js'
+import { createRelayPool, type RelayPool, type RelayStatus } from '../relays/pool.js'
 import { createAnnouncer, type Announcer, type ServiceDescription } from './announce.js'
 import { commandSet, runCommand, type CommandDeps, type CommandReply, type CommandRequest, type CommandSpec, type ServiceFacts } from './commands.js'
 import { healthReport, startHealthServer, type HealthReport, type HealthServer } from './health.js'
@@ -24,6 +24,9 @@ import { operatorNpub } from './operator-config.js'
 import { createSignatureKeeper, type SignatureSource } from './signatures.js'
 import { createAuthRefusals, createPoolSink, writeRelays, type AuthRefusals, type PoolSink } from './sink.js'
 import type { VarsReader } from './vars.js'
+import { identityFromSecret } from './identity.js'
+import { createUpgradeHolder, type Holder } from '../upgrade/v1.js'
+import { restoreHolder, startRequester, type RequestOutcome, type ServiceUpgrade } from '../upgrade/wiring.js'
 
 export const SERVICE_NAME = 'nec01'
 
@@ -55,6 +58,13 @@ export interface ServiceConfig {
   repo?: string | null
   /** where the builder, launcher and release signatures come from (the parent, or a file in dev) */
   signatures?: SignatureSource
+  /**
+   * Where the identity's secret key comes from: a sealed blob opened by src/kms, or a key
+   * handed over (docs/upgrades.md). Default: a fresh key from the module's randomness.
+   */
+  identitySecret?: () => Promise<Uint8Array>
+  /** hand-overs that keep the npub (docs/upgrades.md) */
+  upgrade?: ServiceUpgrade
 }
 
 export interface Service {
@@ -68,6 +78,8 @@ export interface Service {
   /** the operator's variables, for handlers */
   vars: VarsReader
   health(): HealthReport
+  /** hand-overs: the holder (with a policy), and the request to a holder when this build asked */
+  upgrade: { holder: Holder | null; request: Promise<RequestOutcome> | null }
   close(): Promise<void>
 }
 
@@ -80,8 +92,8 @@ export async function startService(config: ServiceConfig): Promise<Service> {
   const module = await describeModule(config)
   const { t, boot } = module
 
-  // 2. The identity, born here from the module's randomness, and bound into PCR16.
-  const identity = await createIdentity((n) => nsm.random(n))
+  // 2. The identity, born here from the module's randomness (or opened from its seal), and bound into PCR16.
+  const identity = config.identitySecret === undefined ? await createIdentity((n) => nsm.random(n)) : identityFromSecret(await config.identitySecret())
   await bindIdentityPcr(nsm, identity)
   log.info('identity created', { pubkey: identity.pubkey, npub: identity.npub, tee: config.tee, t })
 
@@ -91,11 +103,14 @@ export async function startService(config: ServiceConfig): Promise<Service> {
   // The command set is fixed before anything is attested or published: a deployment's
   // command that would shadow a built-in one stops the start here.
   const operatorControls = createOperatorControls({ operator: config.operator ?? null, publisher, log: log.child({ part: 'operator' }) })
-  const commands = commandSet(operatorControls.commands, config.extraCommands ?? {})
+  const retirement: Retirement = { retired: false, stopped: false, retire: () => undefined }
+  const holder = createHolder(config, { identity, publisher, module, onHandedOver: (id) => retirement.retire(id) })
+  const commands = commandSet(operatorControls.commands, holder?.commands ?? {}, config.extraCommands ?? {})
   await roots.start()
 
-  // 4. The relays.
-  const relayPool = connectRelays(config, sending)
+  // 4. The relays; a holder first reads back its past hand-overs: a build that handed its
+  // key on must not announce again, its successor's announcement would be replaced.
+  const { relayPool, handedOver } = await connectAndReadBack(config, { sending, holder, identity, module, retirement })
 
   // 5. Requests: relay → inbox → command → reply → publish.
   const deps: CommandDeps = {
@@ -107,6 +122,10 @@ export async function startService(config: ServiceConfig): Promise<Service> {
     vars: operatorControls.vars,
   }
   const inbox = startRequests(config, { identity, pool: relayPool, publisher, counters, run: (req) => runCommand(req, deps, commands) })
+  const abort = new AbortController()
+  const request = config.upgrade?.request === undefined ? null : startRequester({ request: config.upgrade.request, pool: relayPool, identity, run: (req) => runCommand(req, deps), log: log.child({ part: 'upgrade' }), signal: abort.signal })
+  retirement.retire = (upgraded) => retire(config, retirement, { inbox, roots, relayPool }, upgraded)
+  if (handedOver) retirement.retire('')
 
   // 6. Health.
   const health = (): HealthReport =>
@@ -136,7 +155,10 @@ export async function startService(config: ServiceConfig): Promise<Service> {
     counters,
     vars: operatorControls.vars,
     health,
+    upgrade: { holder, request },
     async close() {
+      retirement.stopped = true
+      abort.abort()
       inbox.close()
       roots.stop()
       await healthServer.close()
@@ -144,6 +166,102 @@ export async function startService(config: ServiceConfig): Promise<Service> {
       await nsm.close()
     },
   }
+}
+
+/** Whether this build still speaks for its key, and the way it stops when it does not. */
+interface Retirement {
+  retired: boolean
+  stopped: boolean
+  retire: (upgraded: string) => void
+}
+
+/** Step 4: the relays; with a holder, its past read back before anything is announced. */
+async function connectAndReadBack(
+  config: ServiceConfig,
+  parts: { sending: Sending; holder: Holder | null; identity: Identity; module: ModuleFacts; retirement: Retirement },
+): Promise<{ relayPool: RelayPool; handedOver: boolean }> {
+  const { sending, holder, retirement } = parts
+  const statuses = gateStatuses(holder === null, (status) => {
+    if (!retirement.retired) sending.announcer.relayStatus(status)
+  })
+  const relayPool = connectRelays(config, sending, statuses.report)
+  const handedOver =
+    holder !== null &&
+    (await restoreHolder(
+      {
+        holder,
+        pool: relayPool,
+        pubkey: parts.identity.pubkey,
+        pcr0: bytesToHex(parts.module.boot.get(0)!),
+        ...(config.trustRoot === undefined ? {} : { trustRoot: config.trustRoot }),
+        ...(config.upgrade?.restoreTimeoutMs === undefined ? {} : { timeoutMs: config.upgrade.restoreTimeoutMs }),
+        log: config.log,
+      },
+      () => retirement.stopped,
+    ))
+  if (handedOver) {
+    config.log.warn('this build handed its key to another build: it does not serve this npub again', {})
+  } else {
+    statuses.open()
+    sending.announcer.queue(writeRelays(config.relays), true)
+  }
+  return { relayPool, handedOver }
+}
+
+/**
+ * Silent from here on: no more answers, announcements or roots. The pool stays open a
+ * moment for the answer that carries the key, then closes.
+ */
+function retire(config: ServiceConfig, retirement: Retirement, parts: { inbox: Inbox; roots: RootKeeper; relayPool: RelayPool }, upgraded: string): void {
+  retirement.retired = true
+  parts.inbox.close()
+  parts.roots.stop()
+  setTimeout(() => {
+    void parts.relayPool.close().then(() => config.upgrade?.onRetired?.(upgraded))
+  }, RETIRE_GRACE_MS).unref()
+}
+
+/**
+ * Relay status for the announcer, held back (latest per relay) until `open()`: a holder
+ * announces nothing before it knows it still holds the key.
+ */
+function gateStatuses(openNow: boolean, deliver: (status: RelayStatus) => void): { report: (status: RelayStatus) => void; open: () => void } {
+  const held = new Map<string, RelayStatus>()
+  let isOpen = openNow
+  return {
+    report(status) {
+      if (isOpen) deliver(status)
+      else held.set(status.url, status)
+    },
+    open() {
+      isOpen = true
+      for (const status of held.values()) deliver(status)
+      held.clear()
+    },
+  }
+}
+
+/** How long a build that handed its key on keeps its relays for the answer carrying the key. */
+const RETIRE_GRACE_MS = 3_000
+
+/** The holder's side of hand-overs, when the build has an upgrade policy. */
+function createHolder(
+  config: ServiceConfig,
+  parts: { identity: Identity; publisher: Publisher; module: ModuleFacts; onHandedOver: (upgraded: string) => void },
+): Holder | null {
+  const policy = config.upgrade?.policy ?? null
+  if (policy === null) return null
+  return createUpgradeHolder({
+    policy,
+    identity: parts.identity,
+    publisher: parts.publisher,
+    operator: config.operator ?? null,
+    ...(config.trustRoot === undefined ? {} : { trustRoot: config.trustRoot }),
+    own: { pcr0: bytesToHex(parts.module.boot.get(0)!), t: parts.module.t, lineage: config.upgrade?.lineage ?? [] },
+    log: config.log.child({ part: 'upgrade' }),
+    onHandedOver: parts.onHandedOver,
+    ...(config.upgrade?.nonceTtlSec === undefined ? {} : { nonceTtlSec: config.upgrade.nonceTtlSec }),
+  })
 }
 
 function toHexPcrs(values: Map<number, Uint8Array>): Record<string, string> {
@@ -190,6 +308,7 @@ function serviceDescription(config: ServiceConfig, npub: string, t: 'prod' | 'de
     relays: config.relays,
     kinds: [kinds.EncryptedDirectMessage, kinds.GiftWrap, RPC_KIND],
     repo: config.repo ?? null,
+    ...(config.upgrade?.lineage === undefined ? {} : { lineage: config.upgrade.lineage }),
   }
 }
 
@@ -249,16 +368,15 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
  * The relays, once a root exists: AUTH is answered with the service key, on an event
  * carrying tee_root like everything else it signs; each write relay gets the announcements.
  */
-function connectRelays(config: ServiceConfig, sending: Sending): RelayPool {
+function connectRelays(config: ServiceConfig, sending: Sending, onStatus: (status: RelayStatus) => void): RelayPool {
   const pool = createRelayPool({
     relays: config.relays,
     logger: config.log.child({ part: 'relays' }),
-    onStatusChange: (status) => sending.announcer.relayStatus(status),
+    onStatusChange: onStatus,
     ...(config.proxy === undefined ? {} : { proxy: config.proxy }),
     signAuth: (template) => sending.authRefusals.signAuth(template),
   })
   sending.attach(pool)
-  sending.announcer.queue(writeRelays(config.relays), true)
   return pool
 }
 
