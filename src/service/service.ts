@@ -9,8 +9,8 @@ import type { RelayEntry } from '../relays/config.js'
 import { createRelayPool, type RelayPool } from '../relays/pool.js'
 import { createAnnouncer, type Announcer, type ServiceDescription } from './announce.js'
 import { commandSet, runCommand, type CommandDeps, type CommandReply, type CommandRequest, type CommandSpec, type ServiceFacts } from './commands.js'
-import { derToPem, healthReport, startHealthServer, type HealthReport, type HealthServer } from './health.js'
-import { createIdentity, type Identity } from './identity.js'
+import { derToPem, healthReport, pendingHealthReport, startHealthServer, type HealthReport, type HealthServer } from './health.js'
+import type { Identity } from './identity.js'
 import { KIND_GIFT_WRAP, startInbox, type Inbox, type InboxSource } from './inbox.js'
 import { createPublisher, type Publisher } from './publish.js'
 import type { RateLimitConfig } from './ratelimit.js'
@@ -18,6 +18,7 @@ import { createReplier, KIND_NIP04_DM } from './reply.js'
 import { bindIdentityPcr, createRootKeeper, type RootKeeper } from './root.js'
 import { createOperatorControls } from './operator.js'
 import { operatorNpub } from './operator-config.js'
+import { createIdentityKeeper, type IdentityOrigin, type SealingConfig } from './sealed-identity.js'
 import { createAuthRefusals, createPoolSink, writeRelays, type AuthRefusals, type PoolSink } from './sink.js'
 import type { VarsReader } from './vars.js'
 
@@ -47,10 +48,15 @@ export interface ServiceConfig {
   extraCommands?: Record<string, CommandSpec>
   /** hex pubkey of the operator (operator.json, or --operator in dev); none: writes are refused */
   operator?: string | null
+  /** keep the identity across restarts, sealed by KMS (docs/identity.md); absent: a new key every start */
+  sealing?: SealingConfig
+  /** stops the wait for a sealed identity that cannot be opened yet (startService then rejects) */
+  signal?: AbortSignal
 }
 
 export interface Service {
-  identity: Pick<Identity, 'pubkey' | 'npub'>
+  /** origin: unsealed (the same npub as before), new (sealed now), ephemeral (not sealed) */
+  identity: Pick<Identity, 'pubkey' | 'npub'> & { origin: IdentityOrigin }
   t: 'prod' | 'dev'
   healthPort: number
   roots: RootKeeper
@@ -65,17 +71,39 @@ export interface Service {
 
 export async function startService(config: ServiceConfig): Promise<Service> {
   const { nsm, log } = config
-  const startedAt = Date.now()
-  const counters: Record<string, number> = {}
 
   // 1. The module, and what it says about itself.
   const module = await describeModule(config)
-  const { t, boot } = module
+  const { t } = module
 
-  // 2. The identity, born here from the module's randomness, and bound into PCR16.
-  const identity = await createIdentity((n) => nsm.random(n))
+  // 2. The identity: unsealed, or born here from the module's randomness (and sealed), then
+  // bound into PCR16. /health answers while it waits for a sealed key that will not open yet.
+  const keeper = createIdentityKeeper({ nsm, log: log.child({ part: 'identity' }), ...(config.sealing === undefined ? {} : { sealing: config.sealing }) })
+  let report = (): HealthReport => pendingHealthReport({ identityStatus: keeper.status(), tee: config.tee, t })
+  const healthServer = await startHealth(config, () => report())
+  try {
+    return await startWithIdentity(config, module, keeper, healthServer, (r) => (report = r))
+  } catch (err) {
+    await healthServer.close()
+    throw err
+  }
+}
+
+/** Steps 2 to 6, once the identity exists; `serve` switches /health to the full report. */
+async function startWithIdentity(
+  config: ServiceConfig,
+  module: ModuleFacts,
+  keeper: ReturnType<typeof createIdentityKeeper>,
+  healthServer: HealthServer,
+  serve: (report: () => HealthReport) => void,
+): Promise<Service> {
+  const { nsm, log } = config
+  const { t, boot } = module
+  const startedAt = Date.now()
+  const counters: Record<string, number> = {}
+  const identity = await keeper.obtain(config.signal)
   await bindIdentityPcr(nsm, identity)
-  log.info('identity created', { pubkey: identity.pubkey, npub: identity.npub, tee: config.tee, t })
+  const origin = keeper.status().origin ?? 'ephemeral'
 
   // 3. The attestation, kept fresh, and the one way out for what the service signs.
   const sending = createSending(config, identity, module, counters)
@@ -100,10 +128,11 @@ export async function startService(config: ServiceConfig): Promise<Service> {
   }
   const inbox = startRequests(config, { identity, pool: relayPool, publisher, counters, run: (req) => runCommand(req, deps, commands) })
 
-  // 6. Health.
+  // 6. Health, now the full report.
   const health = (): HealthReport =>
     healthReport({
       identity,
+      identityStatus: keeper.status(),
       tee: config.tee,
       t,
       root: roots.current(),
@@ -111,15 +140,10 @@ export async function startService(config: ServiceConfig): Promise<Service> {
       refusals: sending.sink.refusals,
       counters: { ...counters, dedup_entries: inbox.seen.size },
     })
-  // The pool's sockets and timers would keep the process alive after the caller gave up.
-  const healthServer = await startHealth(config, health, async () => {
-    inbox.close()
-    roots.stop()
-    await relayPool.close()
-  })
+  serve(health)
 
   return {
-    identity: { pubkey: identity.pubkey, npub: identity.npub },
+    identity: { pubkey: identity.pubkey, npub: identity.npub, origin },
     t,
     healthPort: healthServer.port,
     roots,
@@ -302,18 +326,13 @@ function startRequests(
   })
 }
 
-/** Health, on loopback only. If it cannot listen, `abandon` stops what was started. */
-async function startHealth(config: ServiceConfig, report: () => HealthReport, abandon: () => Promise<void>): Promise<HealthServer> {
+/** Health, on loopback only, from the start: it reports the identity's state while it waits. */
+async function startHealth(config: ServiceConfig, report: () => HealthReport): Promise<HealthServer> {
   const rootPem = derToPem(config.trustRoot ?? AWS_NITRO_ROOT_G1_DER)
-  try {
-    return await startHealthServer({
-      port: config.healthPort,
-      ...(config.healthHost === undefined ? {} : { host: config.healthHost }),
-      report,
-      rootPem: () => rootPem,
-    })
-  } catch (err) {
-    await abandon()
-    throw err
-  }
+  return startHealthServer({
+    port: config.healthPort,
+    ...(config.healthHost === undefined ? {} : { host: config.healthHost }),
+    report,
+    rootPem: () => rootPem,
+  })
 }
