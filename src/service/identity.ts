@@ -58,15 +58,10 @@ function isRumor(value: Record<string, unknown>): value is Rumor {
  * enclave, the OS's otherwise). Out-of-range scalars (probability ~2^-128) are redrawn.
  */
 export async function createIdentity(random: (n: number) => Promise<Uint8Array>): Promise<Identity> {
-  const secret = await drawSecretKey(random)
-  try {
-    return identityFromSecret(secret)
-  } finally {
-    secret.fill(0)
-  }
+  return identityFromSecret(await drawSecretKey(random))
 }
 
-/** 32 random bytes that are a valid secp256k1 secret key; the caller zeroes them when done. */
+/** 32 random bytes that are a valid secp256k1 secret key (the draw itself, not a copy). */
 export async function drawSecretKey(random: (n: number) => Promise<Uint8Array>): Promise<Uint8Array> {
   for (let i = 0; i < 8; i++) {
     const candidate = await random(32)

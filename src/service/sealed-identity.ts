@@ -14,7 +14,7 @@ import { isPinnedKey } from '../kms/client.js'
 import { checkSealedBlob, isSealError, sealKey, unsealKey, type SealErrorCode } from '../kms/seal.js'
 import type { Logger } from '../log.js'
 import type { Nsm } from '../nsm/types.js'
-import { drawSecretKey, identityFromSecret, isSecretKey, type Identity } from './identity.js'
+import { createIdentity, drawSecretKey, identityFromSecret, isSecretKey, type Identity } from './identity.js'
 
 /**
  * Beyond the seal layer's codes:
@@ -156,12 +156,7 @@ export function createIdentityKeeper(options: IdentityKeeperOptions): IdentityKe
   async function attempt(): Promise<Identity> {
     if (sealing === undefined) {
       status.origin = 'ephemeral'
-      const secret = await drawSecretKey((n) => nsm.random(n))
-      try {
-        return identityFromSecret(secret)
-      } finally {
-        secret.fill(0)
-      }
+      return createIdentity((n) => nsm.random(n))
     }
     if (sealing.newIdentity !== undefined) return startNew(sealing, sealing.newIdentity)
     const held = await sealing.holder.load()
