@@ -1,10 +1,10 @@
 // serve's sealing flags → the service's SealingConfig: which KMS key, which KMS (AWS through
 // the parent's proxy, or the stand-in), who keeps the blob (the parent, or a file in the
 // state directory in dev), and the banner lines that say where the identity came from.
-import type { KMSClient } from '@aws-sdk/client-kms'
 import { join } from 'node:path'
-import { DEV_CREDENTIALS, startEmbeddedKms, type EmbeddedKms } from '../embedded/kms.js'
-import { createKmsClient, kmsKeyProblem, regionOfKeyArn, type KmsCredentials } from '../kms/client.js'
+import type { EmbeddedKms } from '../embedded/kms.js'
+import type { KmsCredentials } from '../kms/client.js'
+import { kmsKeyProblem, regionOfKeyArn } from '../kms/key-id.js'
 import type { NsmSimulator } from '../nsm/simulator.js'
 import { DEFAULT_SEALED_KEY_PORT, SEALED_KEY_FILE_NAME, sealedKeyFile } from '../parent/sealed.js'
 import type { KmsSettings } from '../service/kms-config.js'
@@ -84,37 +84,48 @@ function originLine(origin: IdentityOrigin, config: SealingConfig | undefined): 
   return origin === 'unsealed' ? `identity: unsealed: the same npub as before (${where})` : `identity: new, sealed (${where})`
 }
 
+/** npm start's stand-in, its dev key and the blob in the state directory. */
+async function embeddedSealing(f: SealingFlags, simulator: NsmSimulator | null, reason: string | undefined): Promise<{ config: SealingConfig; embedded: EmbeddedKms }> {
+  if (simulator === null) throw new CliError('--embedded-kms needs the simulator (--dev)')
+  const { DEV_CREDENTIALS, startEmbeddedKms } = await import('../embedded/kms.js')
+  const { createKmsClient } = await import('../kms/client.js')
+  let embedded: EmbeddedKms
+  try {
+    embedded = await startEmbeddedKms({ stateDir: f.stateDir, simulator })
+  } catch (error) {
+    throw new CliError(`cannot start the embedded KMS stand-in: ${(error instanceof Error ? error.message : String(error)).split('\n')[0] ?? ''}`)
+  }
+  const kms = createKmsClient({ region: embedded.region, endpoint: embedded.endpoint, credentials: DEV_CREDENTIALS })
+  const holder = fileKeyHolder(sealedKeyFile(join(f.stateDir, SEALED_KEY_FILE_NAME)))
+  return { config: { kms, keyId: embedded.keyArn, region: embedded.region, holder, ...(reason === undefined ? {} : { newIdentity: reason }) }, embedded }
+}
+
+/** A KMS key from the flags or operator.json: AWS through the proxy, or a stand-in in dev. */
+async function outsideSealing(f: SealingFlags, keyId: string, reason: string | undefined): Promise<SealingConfig> {
+  const region = f.kmsRegion ?? regionOfKeyArn(keyId) ?? f.measured?.region ?? null
+  if (region === null) throw new CliError('--kms-region is needed with a bare key id')
+  const { createKmsClient } = await import('../kms/client.js')
+  const { DEV_CREDENTIALS } = await import('../embedded/kms.js')
+  const { holder, credentials } = holderFor(f)
+  const kms = createKmsClient({
+    region,
+    ...(f.kmsEndpoint === undefined ? {} : { endpoint: f.kmsEndpoint }),
+    ...(f.proxy === undefined ? {} : { proxy: f.proxy }),
+    // with no parent, only in dev: checkSealingFlags demands a stand-in there
+    credentials: credentials ?? DEV_CREDENTIALS,
+  })
+  return { kms, keyId, region, holder, ...(reason === undefined ? {} : { newIdentity: reason }) }
+}
+
 /** Builds the SealingConfig (and starts the embedded stand-in). Throws CliError. */
 export async function prepareSealing(f: SealingFlags, simulator: NsmSimulator | null): Promise<PreparedSealing> {
   const reason = f.newIdentity?.trim()
+  const keyId = f.kmsKey ?? f.measured?.key
+  // AWS's SDK and the stand-in load only for a sealed identity: a plain serve starts without them.
   let embedded: EmbeddedKms | null = null
-  let kms: KMSClient | null = null
   let config: SealingConfig | undefined
-  if (f.embeddedKms) {
-    if (simulator === null) throw new CliError('--embedded-kms needs the simulator (--dev)')
-    try {
-      embedded = await startEmbeddedKms({ stateDir: f.stateDir, simulator })
-    } catch (error) {
-      throw new CliError(`cannot start the embedded KMS stand-in: ${(error instanceof Error ? error.message : String(error)).split('\n')[0] ?? ''}`)
-    }
-    kms = createKmsClient({ region: embedded.region, endpoint: embedded.endpoint, credentials: DEV_CREDENTIALS })
-    const holder = fileKeyHolder(sealedKeyFile(join(f.stateDir, SEALED_KEY_FILE_NAME)))
-    config = { kms, keyId: embedded.keyArn, region: embedded.region, holder, ...(reason === undefined ? {} : { newIdentity: reason }) }
-  } else {
-    const keyId = f.kmsKey ?? f.measured?.key
-    if (keyId !== undefined) {
-      const region = f.kmsRegion ?? regionOfKeyArn(keyId) ?? f.measured?.region ?? null
-      if (region === null) throw new CliError('--kms-region is needed with a bare key id')
-      const { holder, credentials } = holderFor(f)
-      kms = createKmsClient({
-        region,
-        ...(f.kmsEndpoint === undefined ? {} : { endpoint: f.kmsEndpoint }),
-        ...(f.proxy === undefined ? {} : { proxy: f.proxy }),
-        credentials: credentials ?? DEV_CREDENTIALS,
-      })
-      config = { kms, keyId, region, holder, ...(reason === undefined ? {} : { newIdentity: reason }) }
-    }
-  }
+  if (f.embeddedKms) ({ config, embedded } = await embeddedSealing(f, simulator, reason))
+  else if (keyId !== undefined) config = await outsideSealing(f, keyId, reason)
   return {
     config,
     banner: (origin) => [
@@ -126,7 +137,7 @@ export async function prepareSealing(f: SealingFlags, simulator: NsmSimulator | 
         : []),
     ],
     async close() {
-      kms?.destroy()
+      config?.kms.destroy()
       await embedded?.close()
     },
   }

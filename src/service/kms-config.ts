@@ -5,7 +5,7 @@
 // and so read a key sealed on a first boot. `serve --kms-key` overrides it (start.sh passes
 // no such flag, so in an enclave it is always the measured one).
 import { FileReadError, readBoundedFile } from '../files.js'
-import { kmsKeyProblem, regionOfKeyArn } from '../kms/client.js'
+import { kmsKeyProblem, regionOfKeyArn } from '../kms/key-id.js'
 
 export interface KmsSettings {
   key: string

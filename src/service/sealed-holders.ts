@@ -112,7 +112,12 @@ export function parentLink(options: ParentLinkOptions): { holder: SealedKeyHolde
       throw failed(error instanceof Error ? error.message : String(error))
     }
     if (answer.status !== 200) throw failed(`answered ${answer.status}`)
-    const c = JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>
+    let c: Record<string, unknown>
+    try {
+      c = JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>
+    } catch {
+      throw failed('not JSON')
+    }
     if (typeof c.accessKeyId !== 'string' || typeof c.secretAccessKey !== 'string') throw failed('incomplete')
     return {
       accessKeyId: c.accessKeyId,

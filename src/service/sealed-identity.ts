@@ -10,8 +10,8 @@
 // Without a KMS key the identity is ephemeral, as before: a new npub every start.
 import type { KMSClient } from '@aws-sdk/client-kms'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { isPinnedKey } from '../kms/client.js'
-import { checkSealedBlob, isSealError, sealKey, unsealKey, type SealErrorCode } from '../kms/seal.js'
+import { isPinnedKey } from '../kms/key-id.js'
+import type { SealErrorCode } from '../kms/seal.js'
 import type { Logger } from '../log.js'
 import type { Nsm } from '../nsm/types.js'
 import { createIdentity, drawSecretKey, identityFromSecret, isSecretKey, type Identity } from './identity.js'
@@ -39,8 +39,22 @@ export class IdentityError extends Error {
 
 function asIdentityError(error: unknown): IdentityError {
   if (error instanceof IdentityError) return error
-  if (isSealError(error)) return new IdentityError(error.code, error.message)
   return new IdentityError('KMS_REJECTED', `unexpected: ${(error instanceof Error ? error.message : String(error)).split('\n')[0] ?? ''}`)
+}
+
+type SealModule = typeof import('../kms/seal.js')
+
+/**
+ * Runs `use` with the seal layer, loaded on first use (it brings in AWS's SDK, which a
+ * service without KMS never needs), its SealErrors turned into IdentityErrors.
+ */
+async function withSeal<T>(use: (seal: SealModule) => Promise<T>): Promise<T> {
+  const seal = await import('../kms/seal.js')
+  try {
+    return await use(seal)
+  } catch (error) {
+    throw seal.isSealError(error) ? new IdentityError(error.code, error.message) : error
+  }
 }
 
 export interface HeldKey {
@@ -128,7 +142,8 @@ export function createIdentityKeeper(options: IdentityKeeperOptions): IdentityKe
     if (reason !== null) log.warn('starting a NEW identity on the operator’s request: the old sealed key is not used (the holder keeps it aside)', { reason })
     else log.info('no sealed key held: first boot, a new identity', { held_by: config.holder.where })
     drawn ??= await drawSecretKey((n) => nsm.random(n))
-    const blob = await sealKey({ kms: config.kms, keyId: config.keyId, secret: drawn, nsm })
+    const secret = drawn
+    const blob = await withSeal((seal) => seal.sealKey({ kms: config.kms, keyId: config.keyId, secret, nsm }))
     await config.holder.store(blob)
     const identity = identityFromSecret(drawn)
     drawn.fill(0)
@@ -139,11 +154,11 @@ export function createIdentityKeeper(options: IdentityKeeperOptions): IdentityKe
   }
 
   async function unseal(config: SealingConfig, blob: Uint8Array): Promise<Identity> {
-    const { keyArn } = checkSealedBlob(blob)
+    const { keyArn } = await withSeal(async (seal) => seal.checkSealedBlob(blob))
     if (!isPinnedKey(config.keyId, keyArn, config.region)) {
       throw new IdentityError('KEY_MISMATCH', `the sealed key names KMS key ${keyArn}; this service is pinned to ${config.keyId}`)
     }
-    const secret = await unsealKey({ kms: config.kms, blob, nsm })
+    const secret = await withSeal((seal) => seal.unsealKey({ kms: config.kms, blob, nsm }))
     try {
       if (!isSecretKey(secret)) throw new IdentityError('BLOB_DAMAGED', 'the unsealed key is not a secp256k1 secret key')
       status.origin = 'unsealed'
