@@ -1,6 +1,7 @@
 // serve's sealing flags → the service's SealingConfig: which KMS key, which KMS (AWS through
 // the parent's proxy, or the stand-in), who keeps the blob (the parent, or a file in the
 // state directory in dev), and the banner lines that say where the identity came from.
+import { errorText } from '../../nec01/errors.js'
 import { join } from 'node:path'
 import type { EmbeddedKms } from '../embedded/kms.js'
 import type { KmsCredentials } from '../kms/client.js'
@@ -93,7 +94,7 @@ async function embeddedSealing(f: SealingFlags, simulator: NsmSimulator | null, 
   try {
     embedded = await startEmbeddedKms({ stateDir: f.stateDir, simulator })
   } catch (error) {
-    throw new CliError(`cannot start the embedded KMS stand-in: ${(error instanceof Error ? error.message : String(error)).split('\n')[0] ?? ''}`)
+    throw new CliError(`cannot start the embedded KMS stand-in: ${errorText(error).split('\n')[0] ?? ''}`)
   }
   const kms = createKmsClient({ region: embedded.region, endpoint: embedded.endpoint, credentials: DEV_CREDENTIALS })
   const holder = fileKeyHolder(sealedKeyFile(join(f.stateDir, SEALED_KEY_FILE_NAME)))

@@ -16,15 +16,18 @@ import {
   type AllowEntry,
   type ParentProxy,
 } from '../parent/proxy.js'
+import { MAX_SIGNATURES_BYTES, parseSignatureList, SIGNATURES_PATH } from '../parent/signatures.js'
 import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig } from '../relays/config.js'
+import { errorText } from '../../nec01/errors.js'
 import { join, resolve } from 'node:path'
 import { defaultStateDir } from '../nsm/open.js'
 import { IMDS_ENDPOINT, roleCredentialsSource } from '../parent/imds.js'
 import { DEFAULT_SEALED_KEY_PORT, SEALED_KEY_FILE_NAME, sealedKeyFile, startSealedKeyService, type SealedKeyService } from '../parent/sealed.js'
 
+import { FileReadError, readBoundedFile } from '../files.js'
 
 export const USAGE = `usage: nec01 parent [--relays FILE] [--allow HOST:PORT]... [--port N] [--host ADDR]
-                    [--max-tunnels N] [--idle SECONDS] [--kms-region REGION]
+                    [--max-tunnels N] [--idle SECONDS] [--signatures FILE] [--kms-region REGION]
                     [--sealed-key FILE] [--new-identity REASON]
 
 Runs on the parent EC2 instance: an HTTP CONNECT proxy that lets the enclave reach the
@@ -39,6 +42,9 @@ options:
   --host ADDR         listen address (default 127.0.0.1: only the vsock bridge should reach it)
   --max-tunnels N     concurrent tunnels; more are refused with 503 (default ${DEFAULT_MAX_TUNNELS})
   --idle SECONDS      close a tunnel idle this long in both directions (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})
+  --signatures FILE   hand the enclave these builder, launcher and release signatures (a
+                      JSON array of events, read again at each request; a missing file is
+                      an empty list) on GET ${SIGNATURES_PATH} (serve --parent-signatures)
 
 The enclave's sealed identity (docs/identity.md): the parent keeps the sealed key and hands
 it in at boot, and passes the instance role's credentials in; it can never open the key.
@@ -61,6 +67,7 @@ const OPTIONS = {
   host: { type: 'string' },
   'max-tunnels': { type: 'string' },
   idle: { type: 'string' },
+  signatures: { type: 'string' },
   'sealed-key': { type: 'string' },
   'sealed-key-port': { type: 'string' },
   'kms-region': { type: 'string' },
@@ -76,6 +83,8 @@ export interface ParentSettings {
   port: number
   maxTunnels: number
   idleTimeoutMs: number
+  /** the signature list file, or null */
+  signatures: string | null
   sealedKeyFile: string
   sealedKeyPort: number
   kmsRegion: string | null
@@ -99,13 +108,13 @@ function idleOption(raw: string | undefined): number {
 }
 
 function firstLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err)
+  const message = errorText(err)
   return message.split('\n')[0] ?? ''
 }
 
 /** Parses and checks the arguments; throws CliError (exit 2) with a one-line message. */
 export function parseParentArgs(args: string[]): ParentSettings | 'help' {
-  let values: { relays?: string; allow?: string[]; port?: string; host?: string; 'max-tunnels'?: string; idle?: string; help?: boolean } & Partial<
+  let values: { relays?: string; allow?: string[]; port?: string; host?: string; 'max-tunnels'?: string; idle?: string; signatures?: string; help?: boolean } & Partial<
     Record<'sealed-key' | 'sealed-key-port' | 'kms-region' | 'imds' | 'new-identity', string>
   >
   try {
@@ -130,6 +139,7 @@ export function parseParentArgs(args: string[]): ParentSettings | 'help' {
     port: intOption('port', values.port, DEFAULT_PROXY_PORT, 0, 65535),
     maxTunnels: intOption('max-tunnels', values['max-tunnels'], DEFAULT_MAX_TUNNELS, 1, 65_536),
     idleTimeoutMs: idleOption(values.idle),
+    signatures: values.signatures ?? null,
     ...sealedKeySettings(values),
   }
 }
@@ -149,6 +159,24 @@ function sealedKeySettings(values: Partial<Record<'sealed-key' | 'sealed-key-por
     kmsRegion: region ?? null,
     imds,
     newIdentity: reason ?? null,
+  }
+}
+
+/**
+ * The list in FILE, read at each request so a new release signature needs no restart. A
+ * missing file is no signatures (the unit may name one not written yet); a malformed one
+ * throws, and the enclave gets a 503 and keeps what it had.
+ */
+function signatureFile(path: string): () => Promise<object[]> {
+  return async () => {
+    let text: string
+    try {
+      text = readBoundedFile(path, MAX_SIGNATURES_BYTES).toString('utf8')
+    } catch (err) {
+      if (err instanceof FileReadError && err.errno === 'ENOENT') return []
+      throw err
+    }
+    return parseSignatureList(text, path)
   }
 }
 
@@ -210,6 +238,7 @@ export async function main(args: string[]): Promise<number> {
       allow,
       maxTunnels: settings.maxTunnels,
       idleTimeoutMs: settings.idleTimeoutMs,
+      ...(settings.signatures === null ? {} : { signatures: signatureFile(settings.signatures) }),
       // JSON lines on stderr, as `nec01 serve` logs; stdout keeps the two human lines
       log: jsonLineLogger((line) => process.stderr.write(line)),
     })
@@ -222,7 +251,8 @@ export async function main(args: string[]): Promise<number> {
     console.error(`nec01 parent: warning: listening on ${settings.host}, not loopback: anyone who can reach it can tunnel to the allowed relays`)
   }
   const where = isIP(proxy.host) === 6 ? `[${proxy.host}]:${proxy.port}` : `${proxy.host}:${proxy.port}`
-  console.log(`nec01 parent: listening on ${where}, allowing ${allow.map(formatHostPort).join(', ')}`)
+  const handing = settings.signatures === null ? '' : `; signatures from ${settings.signatures}`
+  console.log(`nec01 parent: listening on ${where}, allowing ${allow.map(formatHostPort).join(', ')}${handing}`)
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {

@@ -3,6 +3,8 @@
 // the enclave for its KMS calls; they grant nothing there without the attestation the key
 // policy demands. Cached until five minutes before they expire.
 
+import { CodedError, errorText } from '../../nec01/errors.js'
+
 export const IMDS_ENDPOINT = 'http://169.254.169.254'
 const TOKEN_TTL_SEC = 21_600
 const TIMEOUT_MS = 3_000
@@ -17,10 +19,9 @@ export interface RoleCredentials {
   expiration: string
 }
 
-export class ImdsError extends Error {
+export class ImdsError extends CodedError<'IMDS_FAILED'> {
   constructor(message: string) {
-    super(message)
-    this.name = 'ImdsError'
+    super('IMDS_FAILED', message)
   }
 }
 
@@ -29,7 +30,7 @@ async function call(url: string, init: RequestInit): Promise<string> {
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS), redirect: 'error' })
   } catch (error) {
-    throw new ImdsError(`instance metadata: no answer from ${new URL(url).host} (${error instanceof Error ? error.message : String(error)})`)
+    throw new ImdsError(`instance metadata: no answer from ${new URL(url).host} (${errorText(error)})`)
   }
   const text = await res.text()
   if (!res.ok) throw new ImdsError(`instance metadata: ${new URL(url).pathname} answered ${res.status}`)

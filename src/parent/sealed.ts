@@ -11,6 +11,7 @@
 //                            operator asked for a new identity (nec01 parent --new-identity)
 //   PUT /v1/sealed-key   the enclave's new blob; the format is checked, an old one is kept aside
 //   GET /v1/credentials  the role's temporary credentials (IMDSv2), 503 when there are none
+import { errorText } from '../../nec01/errors.js'
 import { mkdirSync, renameSync, existsSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -149,7 +150,7 @@ export async function startSealedKeyService(options: SealedKeyServiceOptions): P
       log({ action: 'credentials' })
       json(res, 200, creds)
     } catch (error) {
-      const detail = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? ''
+      const detail = errorText(error).split('\n')[0] ?? ''
       log({ action: 'credentials-failed', detail })
       json(res, 503, { error: detail })
     }
@@ -166,7 +167,7 @@ export async function startSealedKeyService(options: SealedKeyServiceOptions): P
 
   const server = createServer((req, res) => {
     route(req, res).catch((error: unknown) => {
-      log({ action: 'refused', detail: (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '' })
+      log({ action: 'refused', detail: errorText(error).split('\n')[0] ?? '' })
       if (!res.headersSent) json(res, 500, { error: 'the parent could not keep the sealed key' })
       else res.destroy()
     })

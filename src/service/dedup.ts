@@ -1,9 +1,10 @@
 // One request, one reply: ids already handled, remembered long enough to outlast every
 // redelivery (gift wraps are backdated up to two days, so the window is wider than that),
 // and bounded so a flood cannot grow it without limit.
+import { GIFT_WRAP_BACKDATE_SEC } from '../../nec01/windows.js'
 
 /** NIP-59 randomises created_at up to two days back; three more hours of margin. */
-export const DEDUP_TTL_SEC = 2 * 24 * 3600 + 3 * 3600
+export const DEDUP_TTL_SEC = GIFT_WRAP_BACKDATE_SEC + 3 * 3600
 
 export interface SeenStore {
   /** true the first time an id is offered within the TTL, false afterwards */

@@ -2,28 +2,23 @@
 // gauntlet — size, duplicate, expiry, addressee, signature, rate, decryption — before a
 // command runs and its reply goes out. Anything malformed is dropped and counted; nothing
 // malformed ever gets a reply, and no event can throw out of here.
+import * as kinds from 'nostr-tools/kinds'
 import { getEventHash } from 'nostr-tools/pure'
 import type { Filter } from 'nostr-tools/filter'
 import { parseRpcRequest, RPC_KIND, type RpcErrorCode } from '../../nec01/rpc.js'
+import { createLru } from '../../nec01/lru.js'
 import type { NostrEvent } from '../../nec01/types.js'
+import { GIFT_WRAP_WINDOW_SEC, RECENT_WINDOW_SEC } from '../../nec01/windows.js'
 import { CommandError, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
 import { createSeenStore, DEDUP_TTL_SEC, type SeenStore } from './dedup.js'
+import { countUp } from './counters.js'
 import { verifyEvent } from '../crypto.js'
 import type { Identity } from './identity.js'
 import { createRateLimiter, type RateLimitConfig, type RateLimiter } from './ratelimit.js'
-import { KIND_CHAT, KIND_NIP04_DM, type Replier, type ReplyTarget } from './reply.js'
+import type { Replier, ReplyTarget } from './reply.js'
 import type { Logger } from '../log.js'
 import { normalizeRelayUrl } from '../relays/config.js'
-
-/** NIP-59 gift wrap */
-export const KIND_GIFT_WRAP = 1059
-/** NIP-17 DM inbox relays */
-const KIND_DM_RELAYS = 10050
-
-/** kind 4 and RPC requests older than this at subscription time are not ours to answer */
-export const RECENT_WINDOW_SEC = 60
-/** gift wraps are backdated up to two days (NIP-59); one hour more of margin */
-export const GIFT_WRAP_WINDOW_SEC = 2 * 24 * 3600 + 3600
+import { errorText } from '../../nec01/errors.js'
 
 export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
 /**
@@ -110,8 +105,8 @@ export function startInbox(opts: InboxOptions): Inbox {
   const me = opts.identity.pubkey
   const sub = opts.source.subscribe(
     () => [
-      { kinds: [KIND_NIP04_DM, RPC_KIND], '#p': [me], since: nowSec(ctx) - RECENT_WINDOW_SEC },
-      { kinds: [KIND_GIFT_WRAP], '#p': [me], since: nowSec(ctx) - GIFT_WRAP_WINDOW_SEC },
+      { kinds: [kinds.EncryptedDirectMessage, RPC_KIND], '#p': [me], since: nowSec(ctx) - RECENT_WINDOW_SEC },
+      { kinds: [kinds.GiftWrap], '#p': [me], since: nowSec(ctx) - GIFT_WRAP_WINDOW_SEC },
     ],
     (event, relay) => receive(ctx, event, relay),
   )
@@ -143,7 +138,7 @@ function receive(ctx: InboxContext, event: NostrEvent, relay: string): void {
   const { requestId } = req
   answer(ctx, req, relay).catch((err: unknown) => {
     count(ctx, 'errors')
-    ctx.opts.log.error('reply failed', { request: requestId, error: err instanceof Error ? err.message : String(err) })
+    ctx.opts.log.error('reply failed', { request: requestId, error: errorText(err) })
   })
 }
 
@@ -167,8 +162,8 @@ function decode(ctx: InboxContext, event: NostrEvent): Decoded | Drop {
   // signature rather than as undecryptable. The pool has usually checked it already:
   // verifyEvent remembers verified (id, sig) pairs, so here and in unwrap() it costs a hash.
   if (!verifyEvent(event)) return 'bad_signature'
-  if (event.kind === KIND_GIFT_WRAP) return decodeGiftWrap(ctx, event)
-  if (event.kind === KIND_NIP04_DM) return decodeNip04(ctx.opts.identity, event)
+  if (event.kind === kinds.GiftWrap) return decodeGiftWrap(ctx, event)
+  if (event.kind === kinds.EncryptedDirectMessage) return decodeNip04(ctx.opts.identity, event)
   if (event.kind === RPC_KIND) return decodeRpc(ctx.opts.identity, event)
   return 'wrong_kind'
 }
@@ -181,7 +176,7 @@ function decodeGiftWrap(ctx: InboxContext, event: NostrEvent): Decoded | Drop {
   } catch {
     return 'undecryptable'
   }
-  if (typeof rumor.id !== 'string' || rumor.id !== getEventHash(rumor) || rumor.kind !== KIND_CHAT) return 'bad_rumor'
+  if (typeof rumor.id !== 'string' || rumor.id !== getEventHash(rumor) || rumor.kind !== kinds.PrivateDirectMessage) return 'bad_rumor'
   if (!addressedTo(rumor.tags, ctx.opts.identity.pubkey)) return 'wrong_p'
   // NIP-40 inside the envelope: the wrap's own tag was checked before decryption.
   if (isExpired(rumor.tags, nowSec(ctx))) return 'expired'
@@ -253,7 +248,7 @@ async function runAndReply(ctx: InboxContext, req: Decoded, target: ReplyTarget)
       return
     }
     count(ctx, 'errors')
-    opts.log.error('command failed', { method, error: err instanceof Error ? err.message : String(err) })
+    opts.log.error('command failed', { method, error: errorText(err) })
     await refuse(ctx, req, target, 'INTERNAL', 'internal error')
     return
   }
@@ -283,16 +278,12 @@ async function refuse(ctx: InboxContext, req: Decoded, target: ReplyTarget, code
 }
 
 function createInboxRelayCache(source: InboxSource, now: () => number): (sender: string) => Promise<string[]> {
-  const cache = new Map<string, { relays: Promise<string[]>; at: number }>()
+  const cache = createLru<string, { relays: Promise<string[]>; at: number }>(INBOX_CACHE_LIMIT)
   return (sender) => {
-    const cached = cache.get(sender)
+    const cached = cache.peek(sender)
     // The promise is cached, not the answer: a burst from one sender costs one lookup.
     if (cached !== undefined && now() - cached.at < INBOX_CACHE_TTL_MS) return cached.relays
     const relays = lookupInboxRelays(source, sender)
-    if (cache.size >= INBOX_CACHE_LIMIT) {
-      const oldest = cache.keys().next().value
-      if (oldest !== undefined) cache.delete(oldest)
-    }
     cache.set(sender, { relays, at: now() })
     return relays
   }
@@ -300,9 +291,9 @@ function createInboxRelayCache(source: InboxSource, now: () => number): (sender:
 
 async function lookupInboxRelays(source: InboxSource, sender: string): Promise<string[]> {
   try {
-    const ev = await source.fetchLatest({ kinds: [KIND_DM_RELAYS], authors: [sender], limit: 1 }, INBOX_LOOKUP_TIMEOUT_MS)
+    const ev = await source.fetchLatest({ kinds: [kinds.DirectMessageRelaysList], authors: [sender], limit: 1 }, INBOX_LOOKUP_TIMEOUT_MS)
     // A relay may answer with anything: only the sender's own signed list decides.
-    if (ev === null || ev.pubkey !== sender || ev.kind !== KIND_DM_RELAYS || !verifyEvent(ev)) return []
+    if (ev === null || ev.pubkey !== sender || ev.kind !== kinds.DirectMessageRelaysList || !verifyEvent(ev)) return []
     const urls = ev.tags.filter((t) => t[0] === 'relay' && typeof t[1] === 'string').map((t) => normalizeRelayUrl(t[1] as string))
     // normalised as the pool names its relays, so the publisher recognises them
     return [...new Set(urls.filter((u): u is string => u !== null))].slice(0, 8)
@@ -326,7 +317,7 @@ function isExpired(tags: string[][], nowSec: number): boolean {
 }
 
 function count(ctx: InboxContext, name: string): void {
-  ctx.opts.counters[name] = (ctx.opts.counters[name] ?? 0) + 1
+  countUp(ctx.opts.counters, name)
 }
 
 function drop(ctx: InboxContext, reason: Drop, event: NostrEvent, relay: string): void {

@@ -1,5 +1,6 @@
 // Per-sender token buckets: a flooding key runs dry on its own bucket while every other
 // sender keeps theirs, so one sender cannot delay the others.
+import { createLru } from '../../nec01/lru.js'
 
 export interface RateLimitConfig {
   /** tokens added per second */
@@ -27,25 +28,21 @@ interface Bucket {
 export function createRateLimiter(config: RateLimitConfig = DEFAULT_RATE_LIMIT, opts: { limit?: number; now?: () => number } = {}): RateLimiter {
   const now = opts.now ?? Date.now
   const limit = opts.limit ?? 100_000
-  const buckets = new Map<string, Bucket>()
+  const buckets = createLru<string, Bucket>(limit)
 
   return {
     take(sender) {
       const t = now()
+      // get() keeps recently active senders; the least recently active is dropped first
+      // (a full bucket carries no state worth keeping)
       let b = buckets.get(sender)
       if (b === undefined) {
         b = { tokens: config.burst, updated: t, notified: false }
-        if (buckets.size >= limit) {
-          // Full buckets carry no state worth keeping; drop the oldest entry.
-          const oldest = buckets.keys().next().value
-          if (oldest !== undefined) buckets.delete(oldest)
-        }
+        buckets.set(sender, b)
       } else {
-        buckets.delete(sender) // re-insert below: recently active senders stay at the back
         b.tokens = Math.min(config.burst, b.tokens + ((t - b.updated) / 1000) * config.ratePerSec)
         b.updated = t
       }
-      buckets.set(sender, b)
       if (b.tokens >= 1) {
         b.tokens -= 1
         b.notified = false

@@ -2,6 +2,7 @@
 // reached through the CONNECT proxy the service already uses; in development, a file in the
 // state directory, `serve` playing the parent. Either can lose or withhold the blob, neither
 // can open it. The parent also passes in the instance role's credentials for KMS.
+import { errorText } from '../../nec01/errors.js'
 import { request as httpRequest, type Agent } from 'node:http'
 import { HttpsProxyAgent } from 'https-proxy-agent'
 import type { KmsCredentials } from '../kms/client.js'
@@ -15,7 +16,7 @@ const MAX_ANSWER_BYTES = MAX_SEALED_BLOB_BYTES + 1024
 /** serve --dev: the blob in a file of the state directory. */
 export function fileKeyHolder(file: SealedKeyFile): SealedKeyHolder {
   const unreadable = (error: unknown): IdentityError =>
-    new IdentityError('HOLDER_FAILED', `sealed key file ${file.path}: ${(error instanceof Error ? error.message : String(error)).split('\n')[0] ?? ''}`)
+    new IdentityError('HOLDER_FAILED', `sealed key file ${file.path}: ${errorText(error).split('\n')[0] ?? ''}`)
   return {
     where: file.path,
     load: async () => {
@@ -69,7 +70,7 @@ function call(options: ParentLinkOptions, agent: Agent | undefined, method: 'GET
 }
 
 function parentProblem(what: string, error: unknown): IdentityError {
-  return new IdentityError('PARENT_UNREACHABLE', `the parent (${what}): ${(error instanceof Error ? error.message : String(error)).split('\n')[0] ?? ''}`)
+  return new IdentityError('PARENT_UNREACHABLE', `the parent (${what}): ${errorText(error).split('\n')[0] ?? ''}`)
 }
 
 /** The parent's sealed-key service and credentials, through the proxy. */
@@ -109,7 +110,7 @@ export function parentLink(options: ParentLinkOptions): { holder: SealedKeyHolde
     try {
       answer = await call(options, agent, 'GET', CREDENTIALS_PATH)
     } catch (error) {
-      throw failed(error instanceof Error ? error.message : String(error))
+      throw failed(errorText(error))
     }
     if (answer.status !== 200) throw failed(`answered ${answer.status}`)
     let c: Record<string, unknown>

@@ -8,6 +8,7 @@
 //                 must act) and says why in its logs and /health. Only the operator starts a
 //                 new identity, with a reason (serve --new-identity, nec01 parent --new-identity).
 // Without a KMS key the identity is ephemeral, as before: a new npub every start.
+import { CodedError, errorText } from '../../nec01/errors.js'
 import type { KMSClient } from '@aws-sdk/client-kms'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isPinnedKey } from '../kms/key-id.js'
@@ -26,20 +27,17 @@ export type IdentityErrorCode = SealErrorCode | 'PARENT_UNREACHABLE' | 'HOLDER_F
 
 const RETRYABLE: ReadonlySet<IdentityErrorCode> = new Set(['KMS_UNREACHABLE', 'CREDENTIALS_REFUSED', 'PARENT_UNREACHABLE'])
 
-export class IdentityError extends Error {
-  readonly code: IdentityErrorCode
+export class IdentityError extends CodedError<IdentityErrorCode> {
   readonly retryable: boolean
   constructor(code: IdentityErrorCode, message: string) {
-    super(message)
-    this.name = 'IdentityError'
-    this.code = code
+    super(code, message)
     this.retryable = RETRYABLE.has(code)
   }
 }
 
 function asIdentityError(error: unknown): IdentityError {
   if (error instanceof IdentityError) return error
-  return new IdentityError('KMS_REJECTED', `unexpected: ${(error instanceof Error ? error.message : String(error)).split('\n')[0] ?? ''}`)
+  return new IdentityError('KMS_REJECTED', `unexpected: ${errorText(error).split('\n')[0] ?? ''}`)
 }
 
 type SealModule = typeof import('../kms/seal.js')
