@@ -74,7 +74,7 @@ export function packageFile(name: string): string {
  * Writes `content` to a fresh temporary file beside `path` with exactly `mode`, and returns its
  * name; the caller renames or links it into place, so readers never see half a file.
  */
-export function writeTempFile(path: string, content: string, mode: number): string {
+export function writeTempFile(path: string, content: string | Uint8Array, mode: number): string {
   const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
   writeFileSync(temp, content, { mode, flag: 'wx' })
   // the umask may have narrowed the mode

@@ -525,7 +525,7 @@ describe('nec01 parent command', () => {
     writeFileSync(relays, JSON.stringify({ relays: [{ url: 'wss://relay.example.test', read: true, write: true }] }))
     const command = resolve(dirname(fileURLToPath(import.meta.url)), '../src/commands/parent.js')
     const script = `const { main } = await import(${JSON.stringify(command)}); process.exitCode = await main(process.argv.slice(1))`
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, '--', '--relays', relays, '--allow', `127.0.0.1:${target.port}`, '--port', '0'], {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, '--', '--relays', relays, '--allow', `127.0.0.1:${target.port}`, '--port', '0', '--sealed-key-port', '0', '--sealed-key', join(dir, 'sealed-key.bin')], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     cleanups.push(async () => {
@@ -545,7 +545,8 @@ describe('nec01 parent command', () => {
     })
     const m = /^nec01 parent: listening on 127\.0\.0\.1:(\d+), allowing (.*)$/.exec(firstLine)
     assert.ok(m !== null, firstLine)
-    assert.equal(m[2], `relay.example.test:443, 127.0.0.1:${target.port}`)
+    // the relays, --allow, then the parent's own sealed-key service (docs/identity.md)
+    assert.match(m[2]!, new RegExp(`^relay\\.example\\.test:443, 127\\.0\\.0\\.1:${target.port}, 127\\.0\\.0\\.1:\\d+$`))
     const t = await openTunnel(Number(m[1]), `127.0.0.1:${target.port}`)
     assert.equal(t.status, 'HTTP/1.1 200 Connection Established')
     t.socket.write('ping')

@@ -478,7 +478,7 @@ test('the health endpoint answers only GET on loopback paths it knows', async ()
     assert.equal((await fetch(`${base}/nope`)).status, 404)
     assert.equal((await fetch(`${base}/health`, { method: 'POST' })).status, 405)
     const h = await (await fetch(`${base}/health?x=1`)).json() as HealthReport
-    assert.deepEqual(Object.keys(h).sort(), ['attestation', 'counters', 'npub', 'pubkey', 'relays', 'status', 't', 'tee'])
+    assert.deepEqual(Object.keys(h).sort(), ['attestation', 'counters', 'identity', 'npub', 'pubkey', 'relays', 'status', 't', 'tee'])
   } finally {
     await svc.close()
     await relay.close()

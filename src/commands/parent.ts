@@ -19,11 +19,16 @@ import {
 import { MAX_SIGNATURES_BYTES, parseSignatureList, SIGNATURES_PATH } from '../parent/signatures.js'
 import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig } from '../relays/config.js'
 import { errorText } from '../../nec01/errors.js'
+import { join, resolve } from 'node:path'
+import { defaultStateDir } from '../nsm/open.js'
+import { IMDS_ENDPOINT, roleCredentialsSource } from '../parent/imds.js'
+import { DEFAULT_SEALED_KEY_PORT, SEALED_KEY_FILE_NAME, sealedKeyFile, startSealedKeyService, type SealedKeyService } from '../parent/sealed.js'
 
 import { FileReadError, readBoundedFile } from '../files.js'
 
 export const USAGE = `usage: nec01 parent [--relays FILE] [--allow HOST:PORT]... [--port N] [--host ADDR]
-                    [--max-tunnels N] [--idle SECONDS] [--signatures FILE]
+                    [--max-tunnels N] [--idle SECONDS] [--signatures FILE] [--kms-region REGION]
+                    [--sealed-key FILE] [--new-identity REASON]
 
 Runs on the parent EC2 instance: an HTTP CONNECT proxy that lets the enclave reach the
 relays of FILE (and the --allow targets) and nothing else. TLS stays end to end between
@@ -41,6 +46,17 @@ options:
                       JSON array of events, read again at each request; a missing file is
                       an empty list) on GET ${SIGNATURES_PATH} (serve --parent-signatures)
 
+The enclave's sealed identity (docs/identity.md): the parent keeps the sealed key and hands
+it in at boot, and passes the instance role's credentials in; it can never open the key.
+  --sealed-key FILE   where the sealed key is kept (default ~/.nec01/parent/${SEALED_KEY_FILE_NAME}
+                      or under $NEC01_STATE_DIR)
+  --sealed-key-port N the service for it on 127.0.0.1, reached by the enclave through
+                      this proxy (default ${DEFAULT_SEALED_KEY_PORT}; 0 = any free port)
+  --kms-region REGION also allow kms.REGION.amazonaws.com:443, the enclave's way to KMS
+  --imds URL          instance metadata service (default ${IMDS_ENDPOINT})
+  --new-identity REASON  do not hand the sealed key in: the enclave starts a new identity;
+                      the reason is logged, the old key is kept aside when the new one comes
+
 Logs one JSON object per line on standard output (open, close, refuse). Runs until
 SIGINT or SIGTERM; exits 0 on a clean shutdown.`
 
@@ -52,6 +68,11 @@ const OPTIONS = {
   'max-tunnels': { type: 'string' },
   idle: { type: 'string' },
   signatures: { type: 'string' },
+  'sealed-key': { type: 'string' },
+  'sealed-key-port': { type: 'string' },
+  'kms-region': { type: 'string' },
+  imds: { type: 'string' },
+  'new-identity': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -64,6 +85,11 @@ export interface ParentSettings {
   idleTimeoutMs: number
   /** the signature list file, or null */
   signatures: string | null
+  sealedKeyFile: string
+  sealedKeyPort: number
+  kmsRegion: string | null
+  imds: string
+  newIdentity: string | null
 }
 
 function intOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
@@ -88,7 +114,9 @@ function firstLine(err: unknown): string {
 
 /** Parses and checks the arguments; throws CliError (exit 2) with a one-line message. */
 export function parseParentArgs(args: string[]): ParentSettings | 'help' {
-  let values: { relays?: string; allow?: string[]; port?: string; host?: string; 'max-tunnels'?: string; idle?: string; signatures?: string; help?: boolean }
+  let values: { relays?: string; allow?: string[]; port?: string; host?: string; 'max-tunnels'?: string; idle?: string; signatures?: string; help?: boolean } & Partial<
+    Record<'sealed-key' | 'sealed-key-port' | 'kms-region' | 'imds' | 'new-identity', string>
+  >
   checkArguments('parent', args, OPTIONS)
   try {
     ;({ values } = parseArgs({ args, options: OPTIONS, allowPositionals: false, strict: true }))
@@ -113,6 +141,25 @@ export function parseParentArgs(args: string[]): ParentSettings | 'help' {
     maxTunnels: intOption('max-tunnels', values['max-tunnels'], DEFAULT_MAX_TUNNELS, 1, 65_536),
     idleTimeoutMs: idleOption(values.idle),
     signatures: values.signatures ?? null,
+    ...sealedKeySettings(values),
+  }
+}
+
+type SealedKeySettings = Pick<ParentSettings, 'sealedKeyFile' | 'sealedKeyPort' | 'kmsRegion' | 'imds' | 'newIdentity'>
+
+function sealedKeySettings(values: Partial<Record<'sealed-key' | 'sealed-key-port' | 'kms-region' | 'imds' | 'new-identity', string>>): SealedKeySettings {
+  const region = values['kms-region']
+  if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-[0-9]$/.test(region)) throw new CliError(`--kms-region: expected a region such as eu-west-1, got '${region.slice(0, 40)}'`)
+  const reason = values['new-identity']?.trim()
+  if (reason === '') throw new CliError('--new-identity needs a reason, which is logged: --new-identity "why the old npub is given up"')
+  const imds = values.imds ?? IMDS_ENDPOINT
+  if (!/^http:\/\/[^/]+\/?$/.test(imds)) throw new CliError(`--imds: expected http://HOST[:PORT], got '${imds.slice(0, 80)}'`)
+  return {
+    sealedKeyFile: resolve(values['sealed-key'] ?? join(defaultStateDir(), 'parent', SEALED_KEY_FILE_NAME)),
+    sealedKeyPort: intOption('sealed-key-port', values['sealed-key-port'], DEFAULT_SEALED_KEY_PORT, 0, 65535),
+    kmsRegion: region ?? null,
+    imds,
+    newIdentity: reason ?? null,
   }
 }
 
@@ -157,13 +204,33 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }
 
+/** The sealed-key service on 127.0.0.1, logging JSON lines on stderr as the proxy does. */
+async function startSealedKeys(settings: ParentSettings): Promise<SealedKeyService> {
+  if (settings.newIdentity !== null) console.error(`nec01 parent: --new-identity: the sealed key is NOT handed in; the enclave starts a new identity (${settings.newIdentity})`)
+  try {
+    return await startSealedKeyService({
+      host: '127.0.0.1',
+      port: settings.sealedKeyPort,
+      file: sealedKeyFile(settings.sealedKeyFile),
+      credentials: roleCredentialsSource(settings.imds),
+      ...(settings.newIdentity === null ? {} : { newIdentity: settings.newIdentity }),
+      log: (event) => process.stderr.write(`${JSON.stringify(event)}\n`),
+    })
+  } catch (err) {
+    throw new CliError(`cannot start the sealed-key service on 127.0.0.1:${settings.sealedKeyPort}: ${firstLine(err)}`)
+  }
+}
+
 export async function main(args: string[]): Promise<number> {
   const settings = parseParentArgs(args)
   if (settings === 'help') {
     console.log(USAGE)
     return EXIT_OK
   }
-  const allow = parentAllowlist(settings)
+  const relays = parentAllowlist(settings)
+  // The enclave's way to KMS, and to the parent's own sealed-key service (docs/identity.md).
+  const sealed = await startSealedKeys(settings)
+  const allow = [...relays, ...(settings.kmsRegion === null ? [] : [{ host: `kms.${settings.kmsRegion}.amazonaws.com`, port: 443 }]), { host: sealed.host, port: sealed.port }]
   let proxy: ParentProxy
   try {
     proxy = await startParentProxy({
@@ -177,6 +244,7 @@ export async function main(args: string[]): Promise<number> {
       log: jsonLineLogger((line) => process.stderr.write(line)),
     })
   } catch (err) {
+    await sealed.close()
     if (err instanceof ParentProxyError) throw new CliError(err.message)
     throw err
   }
@@ -197,6 +265,7 @@ export async function main(args: string[]): Promise<number> {
     process.on('SIGTERM', onSignal)
   })
   await proxy.close()
+  await sealed.close()
   console.log(`nec01 parent: ${signal}, stopped`)
   return EXIT_OK
 }

@@ -16,6 +16,8 @@ import { VERSION } from '../version.js'
 import { checkPolicyFor, loadUpgradeFile, UPGRADE_FILE, UpgradePolicyError, type UpgradePolicy } from '../upgrade/policy.js'
 import { loadOperatorFile, OPERATOR_FILE, OperatorConfigError, operatorNpub, parseOperatorKey } from '../service/operator-config.js'
 import { errorText } from '../../nec01/errors.js'
+import { loadKmsSettings } from '../service/kms-config.js'
+import { checkSealingFlags, prepareSealing, type PreparedSealing, type SealingFlags } from '../cli/sealing.js'
 
 export const USAGE = `usage: nec01 serve [--dev] [--relays FILE | --relay URL...] [--health-port N] [--state-dir DIR]
                    [--t prod|dev] [--proxy URL] [--embedded-relay] [options]
@@ -52,6 +54,19 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --sim-builder-cert F   dev only: the simulated image is signed with this certificate (PCR8)
   --upgrade-policy FILE  dev only: the upgrade policy instead of upgrade.json (who may move
                          the key to a new build, and the cooldown; docs/upgrades.md)
+
+The identity across restarts (docs/identity.md): sealed by AWS KMS to the enclave's PCRs.
+  --kms-key ARN|ID       seal the key under this KMS key (default: "kms" in operator.json;
+                         none: a new npub every start)
+  --kms-region REGION    the key's region (default: from the ARN)
+  --kms-endpoint URL     dev and tests only: a KMS stand-in instead of AWS
+  --parent URL           who keeps the sealed key: the parent's service (default in an
+                         enclave http://127.0.0.1:1081 through --proxy; with --dev a file in
+                         the state directory)
+  --embedded-kms         dev: run the KMS stand-in here, its key kept in the state directory
+                         (npm start): the same npub on every start
+  --new-identity REASON  give up the sealed identity and start a new one; the reason is
+                         logged, the old sealed key kept aside
 
 Logs go to standard error, one JSON object per line (NEC01_LOG_LEVEL=debug|info|warn|error);
 with --dev, info lines wait until the banner is out (npm start 2>service.log keeps them apart).`
@@ -165,6 +180,12 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
     'sim-instance-id': { type: 'string' },
     'sim-builder-cert': { type: 'string' },
     'upgrade-policy': { type: 'string' },
+    'kms-key': { type: 'string' },
+    'kms-region': { type: 'string' },
+    'kms-endpoint': { type: 'string' },
+    parent: { type: 'string' },
+    'embedded-kms': { type: 'boolean' },
+    'new-identity': { type: 'string' },
   })
   if (parsed === null) return EXIT_OK
   if (parsed.positionals.length > 0) throw new CliError(`unexpected argument '${parsed.positionals[0] ?? ''}' (see nec01 serve --help)`)
@@ -206,6 +227,8 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
   const healthUse: PortUse = { port: healthPort, what: 'health', flag: '--health-port' }
   const embeddedUse: PortUse = { port: embeddedPort, what: 'embedded relay', flag: '--embedded-port' }
   await checkPorts(v['embedded-relay'] === true ? [embeddedUse, healthUse] : [healthUse])
+  const sealingFlags = sealingFlagsOf(v, dev, proxy, stateDir)
+  checkSealingFlags(sealingFlags)
 
   // Relays: the embedded one, --relay, or the relays.json file (validated before anything starts).
   let embedded: { url: string; close(): Promise<void> } | null = null
@@ -246,6 +269,27 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
   }
   const simulator = isSimulated(nsm) ? nsm : null
   const simulated = simulator !== null
+  let sealing: PreparedSealing
+  try {
+    sealing = await prepareSealing(sealingFlags, simulator)
+  } catch (err) {
+    await nsm.close().catch(() => undefined)
+    await embedded?.close()
+    throw err
+  }
+
+  // Listen before starting: a sealed identity may take a while to open (KMS down), and a
+  // signal with no handler kills the process without closing anything.
+  const shutdown = new AbortController()
+  const stopped = new Promise<void>((resolveStop) => {
+    const stop = (signal: string): void => {
+      log.info('shutting down', { signal })
+      shutdown.abort()
+      resolveStop()
+    }
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+  })
   let service
   try {
     service = await startService({
@@ -268,25 +312,19 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
       repo: signed.repo,
       ...(signed.source === undefined ? {} : { signatures: signed.source }),
       upgrade: { policy: upgradePolicy, onRetired: () => process.kill(process.pid, 'SIGTERM') },
+      ...(sealing.config === undefined ? {} : { sealing: sealing.config }),
+      signal: shutdown.signal,
     })
   } catch (err) {
     await nsm.close().catch(() => undefined)
+    await sealing.close()
     await embedded?.close()
+    if (shutdown.signal.aborted) return EXIT_OK
     const e = err as NodeJS.ErrnoException
     if (e.code === 'EADDRINUSE') throw portError(healthUse, e)
     throw err
   }
 
-  // Listen before the banner: whoever reads it may signal at once, and a signal with no
-  // handler kills the process without closing anything.
-  const stopped = new Promise<void>((resolveStop) => {
-    const stop = (signal: string): void => {
-      log.info('shutting down', { signal })
-      resolveStop()
-    }
-    process.once('SIGINT', () => stop('SIGINT'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
-  })
   const rootPath = simulator !== null ? simulator.rootPemPath() : null
   const relayList = relays.map((r) => r.url)
   const trust = trustFlags(simulated ? 'simulated' : 'nsm', service.t, rootPath ?? simulatorRootPem(stateDir))
@@ -294,6 +332,7 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
     [
       `nec01 serve ${VERSION} — ${simulated ? 'DEV MODE: simulated NSM, not an enclave (t=dev)' : `Nitro Enclave (t=${service.t})`}`,
       `npub:    ${service.identity.npub}`,
+      ...sealing.banner(service.identity.origin),
       `relays:  ${relayList.join(' ')}${embedded !== null ? '  (embedded relay)' : ''}`,
       ...(rootPath !== null ? [`root:    ${rootPath}  (the simulator's root certificate: trust it only for development)`] : []),
       `health:  http://127.0.0.1:${service.healthPort}/health`,
@@ -307,6 +346,22 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
 
   await stopped
   await service.close()
+  await sealing.close()
   await embedded?.close()
   return EXIT_OK
 }
+
+type ServeValues = Partial<Record<'kms-key' | 'kms-region' | 'kms-endpoint' | 'parent' | 'new-identity', string>> & { 'embedded-kms'?: boolean }
+
+function sealingFlagsOf(v: ServeValues, dev: boolean, proxy: string | undefined, stateDir: string): SealingFlags {
+  let measured
+  try {
+    measured = loadKmsSettings(packageFile(OPERATOR_FILE), OPERATOR_FILE)
+  } catch (err) {
+    throw new CliError(errorText(err))
+  }
+  const given = { kmsKey: v['kms-key'], kmsRegion: v['kms-region'], kmsEndpoint: v['kms-endpoint'], parent: v.parent, newIdentity: v['new-identity'], proxy }
+  const defined = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as Partial<SealingFlags>
+  return { dev, embeddedKms: v['embedded-kms'] === true, stateDir, measured, ...defined }
+}
+

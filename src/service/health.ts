@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import type { RelayStatus } from '../relays/pool.js'
 import type { Identity } from './identity.js'
 import type { RootState } from './root.js'
+import type { IdentityStatus } from './sealed-identity.js'
 import type { Refusal } from './sink.js'
 
 export interface RelayHealth {
@@ -15,11 +16,15 @@ export interface RelayHealth {
 }
 
 export interface HealthReport {
-  status: 'ok' | 'degraded' | 'no_attestation'
-  pubkey: string
-  npub: string
+  /** no_identity: the key is not there yet (being unsealed, or refused: see identity) */
+  status: 'ok' | 'degraded' | 'no_attestation' | 'no_identity'
+  /** null until the identity exists */
+  pubkey: string | null
+  npub: string | null
   tee: 'nsm' | 'simulated'
   t: 'prod' | 'dev'
+  /** where the key came from (new, unsealed, ephemeral) and, while there is none, why */
+  identity: IdentityStatus
   attestation: { expires_at: number | null; refreshed_at: number | null }
   relays: RelayHealth[]
   counters: Record<string, number>
@@ -28,6 +33,7 @@ export interface HealthReport {
 /** What the report is made of, read at the moment it is asked for. */
 export interface HealthInputs {
   identity: Pick<Identity, 'pubkey' | 'npub'>
+  identityStatus: IdentityStatus
   tee: 'nsm' | 'simulated'
   t: 'prod' | 'dev'
   /** the valid root now, or null */
@@ -46,9 +52,25 @@ export function healthReport(h: HealthInputs): HealthReport {
     npub: h.identity.npub,
     tee: h.tee,
     t: h.t,
+    identity: h.identityStatus,
     attestation: { expires_at: h.root?.expiresAt ?? null, refreshed_at: h.root?.refreshedAt ?? null },
     relays,
     counters: h.counters,
+  }
+}
+
+/** Before the identity exists: nothing is attested, connected or counted yet. */
+export function pendingHealthReport(h: Pick<HealthInputs, 'identityStatus' | 'tee' | 't'>): HealthReport {
+  return {
+    status: 'no_identity',
+    pubkey: null,
+    npub: null,
+    tee: h.tee,
+    t: h.t,
+    identity: h.identityStatus,
+    attestation: { expires_at: null, refreshed_at: null },
+    relays: [],
+    counters: {},
   }
 }
 
@@ -78,7 +100,7 @@ export async function startHealthServer(opts: {
     }
     if (path === '/health') {
       const report = opts.report()
-      res.writeHead(report.status === 'no_attestation' ? 503 : 200, { 'content-type': 'application/json' })
+      res.writeHead(report.status === 'no_attestation' || report.status === 'no_identity' ? 503 : 200, { 'content-type': 'application/json' })
       res.end(JSON.stringify(report))
     } else if (path === '/root.pem') {
       res.writeHead(200, { 'content-type': 'application/x-pem-file' })

@@ -63,16 +63,26 @@ function isRumor(value: Record<string, unknown>): value is Rumor {
  * enclave, the OS's otherwise). Out-of-range scalars (probability ~2^-128) are redrawn.
  */
 export async function createIdentity(random: (n: number) => Promise<Uint8Array>): Promise<Identity> {
-  let secret: Uint8Array | null = null
-  for (let i = 0; i < 8 && secret === null; i++) {
-    const candidate = await random(32)
-    if (candidate.length === 32 && secp256k1.utils.isValidSecretKey(candidate)) secret = candidate
-  }
-  if (secret === null) throw new Error('could not draw a valid secret key from the random source')
-  return identityFromSecret(secret)
+  return identityFromSecret(await drawSecretKey(random))
 }
 
-/** For tests and tools only: the service never takes its key from outside. */
+/** 32 random bytes that are a valid secp256k1 secret key (the draw itself, not a copy). */
+export async function drawSecretKey(random: (n: number) => Promise<Uint8Array>): Promise<Uint8Array> {
+  for (let i = 0; i < 8; i++) {
+    const candidate = await random(32)
+    if (isSecretKey(candidate)) return candidate
+  }
+  throw new Error('could not draw a valid secret key from the random source')
+}
+
+export function isSecretKey(bytes: Uint8Array): boolean {
+  return bytes.length === 32 && secp256k1.utils.isValidSecretKey(bytes)
+}
+
+/**
+ * The identity of a given key: for a key unsealed inside the enclave
+ * (src/service/sealed-identity.ts), and for tests and tools. It keeps its own copy.
+ */
 export function identityFromSecret(secretKey: Uint8Array): Identity {
   const sk = Uint8Array.from(secretKey)
   const pubkey = publicKeyHex(sk)

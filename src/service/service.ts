@@ -11,9 +11,9 @@ import type { RelayEntry } from '../relays/config.js'
 import { createRelayPool, type RelayPool, type RelayStatus } from '../relays/pool.js'
 import { createAnnouncer, type Announcer, type ServiceDescription } from './announce.js'
 import { commandSet, runCommand, type CommandDeps, type CommandReply, type CommandRequest, type CommandSpec, type ServiceFacts } from './commands.js'
-import { healthReport, startHealthServer, type HealthReport, type HealthServer } from './health.js'
+import { healthReport, pendingHealthReport, startHealthServer, type HealthReport, type HealthServer } from './health.js'
 import { countUp } from './counters.js'
-import { createIdentity, type Identity } from './identity.js'
+import type { Identity } from './identity.js'
 import { startInbox, type Inbox, type InboxSource } from './inbox.js'
 import { createPublisher, type Publisher } from './publish.js'
 import type { RateLimitConfig } from './ratelimit.js'
@@ -21,6 +21,7 @@ import { createReplier } from './reply.js'
 import { bindIdentityPcr, createRootKeeper, type RootKeeper } from './root.js'
 import { createOperatorControls } from './operator.js'
 import { operatorNpub } from './operator-config.js'
+import { createIdentityKeeper, type IdentityOrigin, type SealingConfig } from './sealed-identity.js'
 import { createSignatureKeeper, type SignatureSource } from './signatures.js'
 import { createAuthRefusals, createPoolSink, writeRelays, type AuthRefusals, type PoolSink } from './sink.js'
 import type { VarsReader } from './vars.js'
@@ -65,10 +66,15 @@ export interface ServiceConfig {
   identitySecret?: () => Promise<Uint8Array>
   /** hand-overs that keep the npub (docs/upgrades.md) */
   upgrade?: ServiceUpgrade
+  /** keep the identity across restarts, sealed by KMS (docs/identity.md); absent: a new key every start */
+  sealing?: SealingConfig
+  /** stops the wait for a sealed identity that cannot be opened yet (startService then rejects) */
+  signal?: AbortSignal
 }
 
 export interface Service {
-  identity: Pick<Identity, 'pubkey' | 'npub'>
+  /** origin: unsealed (the same npub as before), new (sealed now), ephemeral (not sealed) */
+  identity: Pick<Identity, 'pubkey' | 'npub'> & { origin: IdentityOrigin }
   t: 'prod' | 'dev'
   healthPort: number
   roots: RootKeeper
@@ -85,17 +91,40 @@ export interface Service {
 
 export async function startService(config: ServiceConfig): Promise<Service> {
   const { nsm, log } = config
-  const startedAt = Date.now()
-  const counters: Record<string, number> = {}
 
   // 1. The module, and what it says about itself.
   const module = await describeModule(config)
-  const { t, boot } = module
+  const { t } = module
 
-  // 2. The identity, born here from the module's randomness (or opened from its seal), and bound into PCR16.
-  const identity = config.identitySecret === undefined ? await createIdentity((n) => nsm.random(n)) : identityFromSecret(await config.identitySecret())
+  // 2. The identity: unsealed, or born here from the module's randomness (and sealed), then
+  // bound into PCR16. /health answers while it waits for a sealed key that will not open yet.
+  const keeper = createIdentityKeeper({ nsm, log: log.child({ part: 'identity' }), ...(config.sealing === undefined ? {} : { sealing: config.sealing }) })
+  let report = (): HealthReport => pendingHealthReport({ identityStatus: keeper.status(), tee: config.tee, t })
+  const healthServer = await startHealth(config, () => report())
+  try {
+    return await startWithIdentity(config, module, keeper, healthServer, (r) => (report = r))
+  } catch (err) {
+    await healthServer.close()
+    throw err
+  }
+}
+
+/** Steps 2 to 6, once the identity exists; `serve` switches /health to the full report. */
+async function startWithIdentity(
+  config: ServiceConfig,
+  module: ModuleFacts,
+  keeper: ReturnType<typeof createIdentityKeeper>,
+  healthServer: HealthServer,
+  serve: (report: () => HealthReport) => void,
+): Promise<Service> {
+  const { nsm, log } = config
+  const { t, boot } = module
+  const startedAt = Date.now()
+  const counters: Record<string, number> = {}
+  // A key handed over by an earlier build (docs/upgrades.md) comes in through identitySecret.
+  const identity = config.identitySecret === undefined ? await keeper.obtain(config.signal) : identityFromSecret(await config.identitySecret())
   await bindIdentityPcr(nsm, identity)
-  log.info('identity created', { pubkey: identity.pubkey, npub: identity.npub, tee: config.tee, t })
+  const origin = keeper.status().origin ?? 'ephemeral'
 
   // 3. The attestation, kept fresh, and the one way out for what the service signs.
   const sending = createSending(config, identity, module, counters)
@@ -127,10 +156,11 @@ export async function startService(config: ServiceConfig): Promise<Service> {
   retirement.retire = (upgraded) => retire(config, retirement, { inbox, roots, relayPool }, upgraded)
   if (handedOver) retirement.retire('')
 
-  // 6. Health.
+  // 6. Health, now the full report.
   const health = (): HealthReport =>
     healthReport({
       identity,
+      identityStatus: keeper.status(),
       tee: config.tee,
       t,
       root: roots.current(),
@@ -138,15 +168,10 @@ export async function startService(config: ServiceConfig): Promise<Service> {
       refusals: sending.sink.refusals,
       counters: { ...counters, dedup_entries: inbox.seen.size },
     })
-  // The pool's sockets and timers would keep the process alive after the caller gave up.
-  const healthServer = await startHealth(config, health, async () => {
-    inbox.close()
-    roots.stop()
-    await relayPool.close()
-  })
+  serve(health)
 
   return {
-    identity: { pubkey: identity.pubkey, npub: identity.npub },
+    identity: { pubkey: identity.pubkey, npub: identity.npub, origin },
     t,
     healthPort: healthServer.port,
     roots,
@@ -430,18 +455,13 @@ function startRequests(
   })
 }
 
-/** Health, on loopback only. If it cannot listen, `abandon` stops what was started. */
-async function startHealth(config: ServiceConfig, report: () => HealthReport, abandon: () => Promise<void>): Promise<HealthServer> {
+/** Health, on loopback only, from the start: it reports the identity's state while it waits. */
+async function startHealth(config: ServiceConfig, report: () => HealthReport): Promise<HealthServer> {
   const rootPem = derToPem(config.trustRoot ?? AWS_NITRO_ROOT_G1_DER)
-  try {
-    return await startHealthServer({
-      port: config.healthPort,
-      ...(config.healthHost === undefined ? {} : { host: config.healthHost }),
-      report,
-      rootPem: () => rootPem,
-    })
-  } catch (err) {
-    await abandon()
-    throw err
-  }
+  return startHealthServer({
+    port: config.healthPort,
+    ...(config.healthHost === undefined ? {} : { host: config.healthHost }),
+    report,
+    rootPem: () => rootPem,
+  })
 }
