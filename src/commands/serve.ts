@@ -17,6 +17,9 @@ import { checkPolicyFor, loadUpgradeFile, UPGRADE_FILE, UpgradePolicyError, type
 import { loadOperatorFile, OPERATOR_FILE, OperatorConfigError, operatorNpub, parseOperatorKey } from '../service/operator-config.js'
 import { errorText } from '../../nec01/errors.js'
 import { loadKmsSettings } from '../service/kms-config.js'
+import { checkUpgradeFrom, releasesFrom } from '../cli/upgrade-from.js'
+import { createAdopt, type Adopted } from '../upgrade/adopt.js'
+import type { NostrEvent } from '../../nec01/types.js'
 import { checkSealingFlags, prepareSealing, type PreparedSealing, type SealingFlags } from '../cli/sealing.js'
 
 export const USAGE = `usage: nec01 serve [--dev] [--relays FILE | --relay URL...] [--health-port N] [--state-dir DIR]
@@ -54,6 +57,11 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --sim-builder-cert F   dev only: the simulated image is signed with this certificate (PCR8)
   --upgrade-policy FILE  dev only: the upgrade policy instead of upgrade.json (who may move
                          the key to a new build, and the cooldown; docs/upgrades.md)
+  --upgrade-from NPUB    this is the new build: ask that holder for its key (its release
+                         signatures from --parent-signatures or --signatures); once received,
+                         the key is sealed and serve exits so the next start unseals it (outside
+                         dev a sealed identity is required; in dev without one, the key is
+                         served from memory for this run only)
 
 The identity across restarts (docs/identity.md): sealed by AWS KMS to the enclave's PCRs.
   --kms-key ARN|ID       seal the key under this KMS key (default: "kms" in operator.json;
@@ -186,6 +194,7 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
     parent: { type: 'string' },
     'embedded-kms': { type: 'boolean' },
     'new-identity': { type: 'string' },
+    'upgrade-from': { type: 'string' },
   })
   if (parsed === null) return EXIT_OK
   if (parsed.positionals.length > 0) throw new CliError(`unexpected argument '${parsed.positionals[0] ?? ''}' (see nec01 serve --help)`)
@@ -229,6 +238,11 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
   await checkPorts(v['embedded-relay'] === true ? [embeddedUse, healthUse] : [healthUse])
   const sealingFlags = sealingFlagsOf(v, dev, proxy, stateDir)
   checkSealingFlags(sealingFlags)
+  const upgradeFrom = checkUpgradeFrom(v['upgrade-from'], {
+    dev,
+    sealed: sealingFlags.embeddedKms || (sealingFlags.kmsKey ?? sealingFlags.measured?.key) !== undefined,
+    signatures: signed.source !== undefined,
+  })
 
   // Relays: the embedded one, --relay, or the relays.json file (validated before anything starts).
   let embedded: { url: string; close(): Promise<void> } | null = null
@@ -254,24 +268,28 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
     throw err
   }
 
-  let nsm
-  try {
-    nsm = await openNsm({
-      dev,
-      stateDir,
-      ...signed.simulator,
-      ...(leafLifetimeSec === undefined ? {} : { leafLifetimeSec, leafRenewMarginSec: Math.min(marginSec + 300, Math.floor(leafLifetimeSec / 2)) }),
-    })
-  } catch (err) {
-    await embedded?.close()
-    if (isNsmError(err)) throw new CliError(err.message)
-    throw err
+  const openModule = async (): Promise<Awaited<ReturnType<typeof openNsm>>> => {
+    try {
+      return await openNsm({
+        dev,
+        stateDir,
+        ...signed.simulator,
+        ...(leafLifetimeSec === undefined ? {} : { leafLifetimeSec, leafRenewMarginSec: Math.min(marginSec + 300, Math.floor(leafLifetimeSec / 2)) }),
+      })
+    } catch (err) {
+      await embedded?.close()
+      if (isNsmError(err)) throw new CliError(err.message)
+      throw err
+    }
   }
+  let nsm = await openModule()
   const simulator = isSimulated(nsm) ? nsm : null
   const simulated = simulator !== null
   let sealing: PreparedSealing
+  let releases: NostrEvent[] = []
   try {
     sealing = await prepareSealing(sealingFlags, simulator)
+    if (upgradeFrom !== undefined && signed.source !== undefined) releases = await releasesFrom(signed.source)
   } catch (err) {
     await nsm.close().catch(() => undefined)
     await embedded?.close()
@@ -281,19 +299,32 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
   // Listen before starting: a sealed identity may take a while to open (KMS down), and a
   // signal with no handler kills the process without closing anything.
   const shutdown = new AbortController()
+  let wake: () => void = () => undefined
   const stopped = new Promise<void>((resolveStop) => {
     const stop = (signal: string): void => {
       log.info('shutting down', { signal })
       shutdown.abort()
       resolveStop()
+      wake()
     }
     process.once('SIGINT', () => stop('SIGINT'))
     process.once('SIGTERM', () => stop('SIGTERM'))
   })
-  let service
-  try {
-    service = await startService({
-      nsm,
+  // A handed-over key that is not sealed (dev) is served by a second service in this process.
+  let inMemory: Extract<Adopted, { sealed: false }> | null = null
+  const adopted = (a: Adopted): void => {
+    if (a.sealed) {
+      log.warn('hand-over complete: exiting so the next start unseals the adopted key (restart this service; an enclave is restarted by its parent)', { npub: a.pubkey })
+      process.kill(process.pid, 'SIGTERM')
+    } else {
+      inMemory = a
+      wake()
+    }
+  }
+  const start = (module: typeof nsm, held: typeof inMemory): ReturnType<typeof startService> => {
+    const request = upgradeFrom === undefined || held !== null ? {} : { request: { holder: upgradeFrom, releases, adopt: createAdopt({ nsm: module, sealing: sealing.config, log: log.child({ part: 'upgrade' }), then: adopted }) } }
+    return startService({
+      nsm: module,
       ...(simulator !== null ? { trustRoot: simulator.rootDer() } : {}),
       tee: simulated ? 'simulated' : 'nsm',
       t: (v.t as 'prod' | 'dev' | undefined) ?? (dev ? 'dev' : 'prod'),
@@ -311,10 +342,15 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
       operator,
       repo: signed.repo,
       ...(signed.source === undefined ? {} : { signatures: signed.source }),
-      upgrade: { policy: upgradePolicy, onRetired: () => process.kill(process.pid, 'SIGTERM') },
+      upgrade: { policy: upgradePolicy, onRetired: () => process.kill(process.pid, 'SIGTERM'), ...request, ...(held === null ? {} : { lineage: held.lineage }) },
+      ...(held === null ? {} : { identitySecret: async () => held.secret }),
       ...(sealing.config === undefined ? {} : { sealing: sealing.config }),
       signal: shutdown.signal,
     })
+  }
+  let service
+  try {
+    service = await start(nsm, null)
   } catch (err) {
     await nsm.close().catch(() => undefined)
     await sealing.close()
@@ -344,7 +380,20 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
   )
   held.release()
 
-  await stopped
+  await new Promise<void>((resolveWake) => {
+    wake = resolveWake
+    if (shutdown.signal.aborted || inMemory !== null) resolveWake()
+  })
+  const handed = inMemory as Extract<Adopted, { sealed: false }> | null
+  if (handed !== null && !shutdown.signal.aborted) {
+    // dev, not sealed: a new simulated boot (PCR16 takes one key per boot) with the key in memory
+    await service.close()
+    nsm = await openModule()
+    service = await start(nsm, handed)
+    log.warn('serving the handed-over key from memory: it is lost when this process stops', { npub: service.identity.npub })
+    console.log(`npub:    ${service.identity.npub}  (handed over; NOT sealed: lost at restart)`)
+    await stopped
+  }
   await service.close()
   await sealing.close()
   await embedded?.close()

@@ -28,6 +28,8 @@ import type { VarsReader } from './vars.js'
 import { identityFromSecret } from './identity.js'
 import { createUpgradeHolder, type Holder } from '../upgrade/v1.js'
 import { restoreHolder, startRequester, type RequestOutcome, type ServiceUpgrade } from '../upgrade/wiring.js'
+import { lineageFromEvents, readOwnEvents } from '../upgrade/restore.js'
+import type { LineageEntry } from '../../nec01/upgrade.js'
 
 export const SERVICE_NAME = 'nec01'
 
@@ -133,13 +135,16 @@ async function startWithIdentity(
   // command that would shadow a built-in one stops the start here.
   const operatorControls = createOperatorControls({ operator: config.operator ?? null, publisher, log: log.child({ part: 'operator' }) })
   const retirement: Retirement = { retired: false, stopped: false, retire: () => undefined }
-  const holder = createHolder(config, { identity, publisher, module, onHandedOver: (id) => retirement.retire(id) })
+  // The builds that held this key before: given, or (a sealed key unsealed) read back below.
+  const lineage = sending.description.lineage
+  const holder = createHolder(config, { identity, publisher, module, lineage, onHandedOver: (id) => retirement.retire(id) })
   const commands = commandSet(operatorControls.commands, holder?.commands ?? {}, config.extraCommands ?? {})
   await roots.start()
 
   // 4. The relays; a holder first reads back its past hand-overs: a build that handed its
   // key on must not announce again, its successor's announcement would be replaced.
-  const { relayPool, handedOver } = await connectAndReadBack(config, { sending, holder, identity, module, retirement })
+  const readLineage = config.upgrade?.lineage === undefined && origin === 'unsealed'
+  const { relayPool, handedOver } = await connectAndReadBack(config, { sending, holder, identity, module, retirement, readLineage })
 
   // 5. Requests: relay → inbox → command → reply → publish.
   const deps: CommandDeps = {
@@ -152,7 +157,7 @@ async function startWithIdentity(
   }
   const inbox = startRequests(config, { identity, pool: relayPool, publisher, counters, run: (req) => runCommand(req, deps, commands) })
   const abort = new AbortController()
-  const request = config.upgrade?.request === undefined ? null : startRequester({ request: config.upgrade.request, pool: relayPool, identity, run: (req) => runCommand(req, deps), log: log.child({ part: 'upgrade' }), signal: abort.signal })
+  const request = wantsKey(config, identity) ? startRequester({ request: config.upgrade.request, pool: relayPool, identity, run: (req) => runCommand(req, deps), log: log.child({ part: 'upgrade' }), signal: abort.signal }) : null
   retirement.retire = (upgraded) => retire(config, retirement, { inbox, roots, relayPool }, upgraded)
   if (handedOver) retirement.retire('')
 
@@ -193,6 +198,14 @@ async function startWithIdentity(
   }
 }
 
+/** Whether this build asks for a key: not when it already holds it (restarted after the hand-over). */
+function wantsKey(config: ServiceConfig, identity: Identity): config is ServiceConfig & { upgrade: Required<Pick<ServiceUpgrade, 'request'>> } {
+  if (config.upgrade?.request === undefined) return false
+  if (config.upgrade.request.holder !== identity.pubkey) return true
+  config.log.info('this build already holds the key it was to ask for: the hand-over is complete', { npub: identity.npub })
+  return false
+}
+
 /** Whether this build still speaks for its key, and the way it stops when it does not. */
 interface Retirement {
   retired: boolean
@@ -203,13 +216,14 @@ interface Retirement {
 /** Step 4: the relays; with a holder, its past read back before anything is announced. */
 async function connectAndReadBack(
   config: ServiceConfig,
-  parts: { sending: Sending; holder: Holder | null; identity: Identity; module: ModuleFacts; retirement: Retirement },
+  parts: { sending: Sending; holder: Holder | null; identity: Identity; module: ModuleFacts; retirement: Retirement; readLineage: boolean },
 ): Promise<{ relayPool: RelayPool; handedOver: boolean }> {
   const { sending, holder, retirement } = parts
-  const statuses = gateStatuses(holder === null, (status) => {
+  const statuses = gateStatuses(holder === null && !parts.readLineage, (status) => {
     if (!retirement.retired) sending.announcer.relayStatus(status)
   })
   const relayPool = connectRelays(config, sending, statuses.report)
+  if (parts.readLineage) await readLineageBack(config, relayPool, parts)
   const handedOver =
     holder !== null &&
     (await restoreHolder(
@@ -232,6 +246,24 @@ async function connectAndReadBack(
   }
   return { relayPool, handedOver }
 }
+
+/**
+ * A key unsealed at boot may have been handed over to this build: its lineage is on the
+ * relays, in the "upgraded" events signed with the key. Read before the first announcement.
+ */
+async function readLineageBack(config: ServiceConfig, pool: RelayPool, parts: { sending: Sending; identity: Identity; module: ModuleFacts }): Promise<void> {
+  const timeoutMs = config.upgrade?.restoreTimeoutMs ?? DEFAULT_READBACK_MS
+  const { events, answered } = await readOwnEvents(pool, parts.identity.pubkey, timeoutMs)
+  if (answered === 0) {
+    config.log.warn('no relay answered about past hand-overs: the announcement names no lineage (nec01 history will show a gap if this key was handed over)', {})
+    return
+  }
+  const found = await lineageFromEvents(events, bytesToHex(parts.module.boot.get(0)!), config.trustRoot)
+  parts.sending.description.lineage.push(...found)
+  if (found.length > 0) config.log.info('lineage read back from the relays', { builds_before: found.length, last_upgraded: found[found.length - 1]!.upgraded })
+}
+
+const DEFAULT_READBACK_MS = 8_000
 
 /**
  * Silent from here on: no more answers, announcements or roots. The pool stays open a
@@ -272,7 +304,7 @@ const RETIRE_GRACE_MS = 3_000
 /** The holder's side of hand-overs, when the build has an upgrade policy. */
 function createHolder(
   config: ServiceConfig,
-  parts: { identity: Identity; publisher: Publisher; module: ModuleFacts; onHandedOver: (upgraded: string) => void },
+  parts: { identity: Identity; publisher: Publisher; module: ModuleFacts; lineage: LineageEntry[]; onHandedOver: (upgraded: string) => void },
 ): Holder | null {
   const policy = config.upgrade?.policy ?? null
   if (policy === null) return null
@@ -282,7 +314,7 @@ function createHolder(
     publisher: parts.publisher,
     operator: config.operator ?? null,
     ...(config.trustRoot === undefined ? {} : { trustRoot: config.trustRoot }),
-    own: { pcr0: bytesToHex(parts.module.boot.get(0)!), t: parts.module.t, lineage: config.upgrade?.lineage ?? [] },
+    own: { pcr0: bytesToHex(parts.module.boot.get(0)!), t: parts.module.t, lineage: parts.lineage },
     log: config.log.child({ part: 'upgrade' }),
     onHandedOver: parts.onHandedOver,
     ...(config.upgrade?.nonceTtlSec === undefined ? {} : { nonceTtlSec: config.upgrade.nonceTtlSec }),
@@ -321,7 +353,7 @@ async function describeModule(config: ServiceConfig): Promise<ModuleFacts> {
   return { t, debug: description.debug, boot }
 }
 
-function serviceDescription(config: ServiceConfig, npub: string, t: 'prod' | 'dev'): ServiceDescription {
+function serviceDescription(config: ServiceConfig, npub: string, t: 'prod' | 'dev'): ServiceDescription & { lineage: LineageEntry[] } {
   return {
     name: config.name,
     ...(config.about === undefined ? {} : { about: config.about }),
@@ -333,12 +365,14 @@ function serviceDescription(config: ServiceConfig, npub: string, t: 'prod' | 'de
     relays: config.relays,
     kinds: [kinds.EncryptedDirectMessage, kinds.GiftWrap, RPC_KIND],
     repo: config.repo ?? null,
-    ...(config.upgrade?.lineage === undefined ? {} : { lineage: config.upgrade.lineage }),
+    // filled in place when read back from the relays, before the first announcement
+    lineage: [...(config.upgrade?.lineage ?? [])],
   }
 }
 
 /** Step 3's parts: the root keeper and everything that signs or sends with its root. */
 interface Sending {
+  description: ServiceDescription & { lineage: LineageEntry[] }
   roots: RootKeeper
   sink: PoolSink
   publisher: Publisher
@@ -375,7 +409,8 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
   const sink = createPoolSink({ pool: () => pool, counters })
   const publisher = createPublisher({ identity, roots, relays: sink, log: log.child({ part: 'publish' }) })
   const signatures = createSignatureKeeper({ source: config.signatures ?? null, r: config.repo ?? null, t: module.t, log: log.child({ part: 'signatures' }) })
-  const announcer = createAnnouncer({ description: serviceDescription(config, identity.npub, module.t), roots, signatures: (root) => signatures.forRoot(root), publisher, counters, log })
+  const description = serviceDescription(config, identity.npub, module.t)
+  const announcer = createAnnouncer({ description, roots, signatures: (root) => signatures.forRoot(root), publisher, counters, log })
   const authRefusals = createAuthRefusals({
     sign: (template) => publisher.sign(template),
     relays: config.relays,
@@ -386,7 +421,7 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
   const attach = (p: RelayPool): void => {
     pool = p
   }
-  return { roots, sink, publisher, announcer, authRefusals, attach }
+  return { description, roots, sink, publisher, announcer, authRefusals, attach }
 }
 
 /**

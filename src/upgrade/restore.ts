@@ -4,7 +4,7 @@
 // the signed event and never moves), and a build that handed the key on never serves again.
 import { UPGRADE_CANCELLED_KIND, UPGRADE_PENDING_KIND, UPGRADED_KIND } from '../../nec01/kinds.js'
 import type { NostrEvent } from '../../nec01/types.js'
-import { verifyUpgradeEvent, type UpgradeRecord } from '../../nec01/upgrade.js'
+import { verifyUpgradeEvent, type LineageEntry, type UpgradeRecord } from '../../nec01/upgrade.js'
 import type { RelayPool } from '../relays/pool.js'
 
 export type HolderState =
@@ -61,4 +61,25 @@ export async function stateFromEvents(events: NostrEvent[], ownPcr0: string, tru
     .filter((m) => m.record.type === 'pending' && !closed.has(m.record.id) && nowSec < (m.record.lapses ?? 0))
     .sort((a, b) => b.record.created_at - a.record.created_at)[0]
   return open === undefined ? { phase: 'idle' } : { phase: 'pending', event: open.event, record: open.record }
+}
+
+/**
+ * The builds that held this key before this one (PCR0 `ownPcr0`), oldest first, from the
+ * "upgraded" events signed with the key: a build that was handed the key and restarted
+ * announces the same lineage it was handed, with nothing kept outside the enclave.
+ */
+export async function lineageFromEvents(events: NostrEvent[], ownPcr0: string, trustRoot: Uint8Array | undefined): Promise<LineageEntry[]> {
+  const into = new Map<string, UpgradeRecord>()
+  for (const event of events) {
+    if (event.kind !== UPGRADED_KIND) continue
+    const r = await verifyUpgradeEvent(event, { ...(trustRoot === undefined ? {} : { root: trustRoot }), expect: 'any' })
+    if (r.upgrade !== null && !into.has(r.upgrade.target[0])) into.set(r.upgrade.target[0], r.upgrade)
+  }
+  const lineage: LineageEntry[] = []
+  const visited = new Set([ownPcr0])
+  for (let u = into.get(ownPcr0); u !== undefined && !visited.has(u.source[0]); u = into.get(u.source[0])) {
+    visited.add(u.source[0])
+    lineage.unshift({ pcr0: u.source[0], upgraded: u.id })
+  }
+  return lineage
 }
