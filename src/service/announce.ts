@@ -78,6 +78,8 @@ export interface AnnouncementInfo {
   version: string
   /** kinds the service answers on, advertised for programs (e.g. the JSON-RPC kind) */
   kinds?: number[]
+  /** the request policy (limits.ts policyTags, e.g. ["pow", "20"]), appended as given */
+  policyTags?: string[][]
 }
 
 export function announcementTemplate(a: AnnouncementInfo, createdAt: number): EventTemplate {
@@ -95,6 +97,8 @@ export function announcementTemplate(a: AnnouncementInfo, createdAt: number): Ev
   }
   for (const r of a.relays) if (r.read) tags.push(['relay', r.url])
   for (const k of a.kinds ?? []) tags.push(['k', String(k)])
+  // Hook: the request policy, composed elsewhere (limits.ts); this module only appends it.
+  tags.push(...(a.policyTags ?? []))
   return { kind: KIND_ANNOUNCEMENT, created_at: createdAt, content: '', tags }
 }
 
@@ -105,16 +109,18 @@ export interface ServiceDescription extends ProfileInfo {
   relays: RelayEntry[]
   /** kinds the service answers on (the announcement's k tags) */
   kinds: number[]
+  /** the request policy tags (limits.ts policyTags) */
+  policyTags?: string[][]
 }
 
 /** The four describing events of one round, all naming `root`. */
 export function describingTemplates(d: ServiceDescription, root: RootState, createdAt: number): EventTemplate[] {
-  const { relays, kinds, ...profile } = d
+  const { relays, kinds, policyTags, ...profile } = d
   return [
     profileTemplate(profile, createdAt),
     dmRelaysTemplate(relays, createdAt),
     relayListTemplate(relays, createdAt),
-    announcementTemplate({ root, relays, t: d.t, version: d.version, kinds }, createdAt),
+    announcementTemplate({ root, relays, t: d.t, version: d.version, kinds, ...(policyTags === undefined ? {} : { policyTags }) }, createdAt),
   ]
 }
 

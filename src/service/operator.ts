@@ -239,7 +239,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
     if (age > MAX_REQUEST_SKEW_SEC) throw refusal('UNAUTHORIZED', 'STALE', `the request was made ${age} s ago, more than ${MAX_REQUEST_SKEW_SEC} s: send a new one`)
     if (age < -MAX_REQUEST_SKEW_SEC) throw refusal('UNAUTHORIZED', 'FUTURE', `the request is dated ${-age} s ahead, more than ${MAX_REQUEST_SKEW_SEC} s: check your clock`)
     // Recorded only for the operator's own recent requests: others cannot fill the store.
-    if (!seen.firstSeen(req.requestId)) throw refusal('UNAUTHORIZED', 'REPLAYED', 'this request was already received: send a new one')
+    if (seen.record(req.requestId) !== 'new') throw refusal('UNAUTHORIZED', 'REPLAYED', 'this request was already received: send a new one')
   }
 
   function plan(req: CommandRequest, op: VarOp): Planned {
@@ -304,7 +304,8 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
         }
       })()
       const one = store.list().find((v) => v.name === name)
-      if (one === undefined) throw refusal('INVALID_REQUEST', 'NOT_FOUND', `no variable '${name}'`)
+      // anyone may ask: the name is theirs, and a reply under tee_root does not repeat it
+      if (one === undefined) throw refusal('INVALID_REQUEST', 'NOT_FOUND', 'no variable by that name')
       return { result: { operator: npub, vars: [one] }, text: viewText(one, true) }
     }
     const list = store.list()
@@ -328,7 +329,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
     commands,
     run(req) {
       const spec = Object.hasOwn(commands, req.method) ? commands[req.method] : undefined
-      if (spec === undefined) return Promise.reject(new CommandError('NOT_IMPLEMENTED', `unknown method '${req.method.slice(0, 64)}'`))
+      if (spec === undefined) return Promise.reject(new CommandError('NOT_IMPLEMENTED', 'unknown method: `help` lists the methods'))
       return spec.handler(req)
     },
   }
