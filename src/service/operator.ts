@@ -82,9 +82,11 @@ function flagWords(flags: VarFlags): string {
 const PAST: Record<VarOp, string> = { set: 'set', reveal: 'revealed', freeze: 'froze', unset: 'unset' }
 
 /**
- * The public record of one change: name, flags and the SHA-256 of the value, never the
- * value. Public values are left out too: `vars` shows them, the hash pins them, and a note
- * signed with tee_root should not carry arbitrary operator text that reads as the enclave's.
+ * The public record of one change: name, flags and the salted commitment to the value,
+ * never the value, and the salt only once the value is public (a public set, a reveal),
+ * so anyone can then check the commitment. Public values are left out too: `vars` shows
+ * them, the commitment pins them, and a note signed with tee_root should not carry
+ * arbitrary operator text that reads as the enclave's.
  */
 export function changeNote(change: VarChange, operator: string): EventTemplate {
   const tags: string[][] = [
@@ -94,9 +96,10 @@ export function changeNote(change: VarChange, operator: string): EventTemplate {
     ['op', change.op],
   ]
   let content = `operator ${PAST[change.op]} ${change.name}`
-  if (change.flags !== null && change.sha256 !== null) {
-    tags.push(['flags', change.flags.hidden ? 'hidden' : 'public', change.flags.immutable ? 'immutable' : 'mutable'], ['sha256', change.sha256])
-    content += ` (${flagWords(change.flags)}), value sha256 ${change.sha256}`
+  if (change.flags !== null && change.commitment !== null) {
+    tags.push(['flags', change.flags.hidden ? 'hidden' : 'public', change.flags.immutable ? 'immutable' : 'mutable'], ['commitment', change.commitment])
+    if (change.salt !== null) tags.push(['salt', change.salt])
+    content += ` (${flagWords(change.flags)}), value commitment ${change.commitment}`
   }
   return { kind: KIND_NOTE, created_at: 0, content, tags }
 }
@@ -204,7 +207,7 @@ function nameParam(req: CommandRequest): string {
 }
 
 function viewText(v: VarView, full: boolean): string {
-  const head = `${v.name} (${flagWords(v)}) sha256 ${v.sha256}`
+  const head = `${v.name} (${flagWords(v)}) commitment ${v.commitment}${v.salt === undefined ? '' : ` salt ${v.salt}`}`
   if (v.value === undefined) return head
   const shown = full || v.value.length <= LIST_VALUE_CHARS ? v.value : `${v.value.slice(0, LIST_VALUE_CHARS)}… (${v.value.length} characters; vars ${v.name} shows it all)`
   return `${head}\n  = ${JSON.stringify(shown)}`
@@ -272,7 +275,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
       throw refusal('INTERNAL', 'ANNOUNCE_FAILED', 'the change could not be announced, so nothing changed: try again')
     }
     planned.apply(nowSec())
-    opts.log.info('operator change', { op, name: planned.change.name, flags: planned.change.flags, sha256: planned.change.sha256, note: id })
+    opts.log.info('operator change', { op, name: planned.change.name, flags: planned.change.flags, commitment: planned.change.commitment, note: id })
     return id
   }
 
@@ -283,9 +286,12 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
         const planned = plan(req, op)
         const note = await announceAndApply(planned, op)
         const c = planned.change
-        const result = { op, name: c.name, ...(c.flags ?? {}), sha256: c.sha256, note }
-        const text = `${PAST[op]} ${c.name}${c.flags === null ? '' : ` (${flagWords(c.flags)}), value sha256 ${c.sha256 ?? ''}`}\nannounced in note ${note}`
-        return { result, text }
+        // The salt goes to the operator alone (this reply is encrypted to them): with it they
+        // check HMAC-SHA256(salt, the value they sent) against the public commitment.
+        const salt = planned.operatorSalt
+        const result = { op, name: c.name, ...(c.flags ?? {}), commitment: c.commitment, ...(salt === null ? {} : { salt }), note }
+        const committed = c.flags === null ? '' : ` (${flagWords(c.flags)}), value commitment ${c.commitment ?? ''}\nsalt ${salt ?? ''} (HMAC-SHA256(salt, value) = commitment; keep it as you keep the value)`
+        return { result, text: `${PAST[op]} ${c.name}${committed}\nannounced in note ${note}` }
       })
     }
   }
@@ -321,7 +327,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
     reveal: { summary: 'operator: make a hidden variable public, for ever', example: 'reveal api_key', handler: writer('reveal') },
     freeze: { summary: 'operator: make a variable immutable, for ever', example: 'freeze api_key', handler: writer('freeze') },
     unset: { summary: 'operator: delete a mutable variable', example: 'unset api_key', handler: writer('unset') },
-    vars: { summary: 'the operator and the variables: names, flags, SHA-256, public values', example: 'vars', handler: vars },
+    vars: { summary: 'the operator and the variables: names, flags, commitments, public values', example: 'vars', handler: vars },
   }
   return {
     operator,
