@@ -1,21 +1,22 @@
 // `npm run bench`: verifier and service figures, a table on stdout, JSON with --json FILE.
 //   --quick                 short run (fewer rounds, shorter phases, 5,000 instead of 100,000)
-//   --only verifier|service one half
+//   --only verifier|service|flood one part
 //   --bulk N                requests in the service's long run (default 100,000)
 // Not part of npm test: it takes minutes and its numbers depend on the machine's load.
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { renderMarkdown, renderTable, type Row } from './report.js'
+import { runFloodBench } from './flood.js'
 import { runServiceBench } from './service.js'
 import { runVerifierBench } from './verifier.js'
 
-const USAGE = 'usage: node dist/bench/run.js [--quick] [--only verifier|service] [--bulk N] [--json FILE] [--markdown FILE]'
+const USAGE = 'usage: node dist/bench/run.js [--quick] [--only verifier|service|flood] [--bulk N] [--json FILE] [--markdown FILE]'
 /** --bulk bounds: enough to see memory settle, few enough to finish */
 const BULK_MIN = 100
 const BULK_MAX = 1_000_000
 
-const PARTS = ['verifier', 'service'] as const
+const PARTS = ['verifier', 'service', 'flood'] as const
 type Part = (typeof PARTS)[number]
 
 function log(line: string): void {
@@ -39,7 +40,7 @@ async function main(): Promise<number> {
     return 0
   }
   if (values.only !== undefined && !(PARTS as readonly string[]).includes(values.only)) {
-    console.error(`--only: expected verifier or service, got '${values.only}'\n${USAGE}`)
+    console.error(`--only: expected ${PARTS.join(', ')}, got '${values.only}'\n${USAGE}`)
     return 2
   }
   const bulk = values.bulk === undefined ? undefined : Number(values.bulk)
@@ -64,6 +65,12 @@ async function main(): Promise<number> {
     const s = await runServiceBench({ quick, log, ...(bulk === undefined ? {} : { bulkCount: bulk }) })
     rows.push(...s.rows)
     details.service = s.details
+  }
+
+  if (parts.includes('flood')) {
+    const f = await runFloodBench({ quick, log })
+    rows.push(...f.rows)
+    details.flood = f.details
   }
 
   const elapsedSec = (Date.now() - started) / 1000

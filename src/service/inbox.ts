@@ -1,6 +1,7 @@
 // Requests in: subscriptions for the three transports, then for each event the same
-// gauntlet — duplicate, size, expiry, age, addressee, proof of work, signature, decryption,
-// then the budgets (the sender's own, the service's) — before a command runs and its reply
+// gauntlet — duplicate, size, expiry, age, addressee, proof of work, signature, the budgets
+// (the sender's own, the service's; for a gift wrap after unwrapping, as only then is the
+// sender known), decryption, the method's budget — before a command runs and its reply
 // goes out. Anything malformed is dropped and counted; nothing malformed ever gets a reply,
 // and no event can throw out of here. The limits and windows are in limits.ts.
 import { getEventHash } from 'nostr-tools/pure'
@@ -143,39 +144,54 @@ export function startInbox(opts: InboxOptions): Inbox {
   return { close: () => sub.close(), seen: ctx.seen }
 }
 
-/** One event from a relay: screened, decoded, admitted, recorded, then answered in the background. */
+/** One event from a relay: screened, admitted, decoded, recorded, then answered in the background. */
 function receive(ctx: InboxContext, event: NostrEvent, relay: string): void {
   count(ctx, 'received')
   const reason = screen(ctx, event)
-  if (reason !== null) {
-    drop(ctx, reason, event, relay)
-    return
-  }
-  let req: Decoded | Drop
-  try {
-    req = decode(ctx, event)
-  } catch {
-    req = 'undecryptable'
-  }
-  if (typeof req === 'string') {
-    drop(ctx, req, event, relay)
-    return
-  }
+  if (reason !== null) return drop(ctx, reason, event, relay)
+  // Checked for every kind, gift wraps included, so a forged wrap counts as a bad
+  // signature rather than as undecryptable. The pool has usually checked it already:
+  // verifyEvent remembers verified (id, sig) pairs, so here and in unwrap() it costs a hash.
+  if (!verifyEvent(event)) return drop(ctx, 'bad_signature', event, relay)
+  if (event.kind === KIND_GIFT_WRAP) return receiveWrap(ctx, event, relay)
+  if (event.kind !== KIND_NIP04_DM && event.kind !== RPC_KIND) return drop(ctx, 'wrong_kind', event, relay)
+  // The author is in the clear: the budgets decide before the decryption (an ECDH for every
+  // new key), so a stranger turned away costs a signature check, not a key agreement.
+  const standing = ctx.senders.standing(event.pubkey)
+  const gate = admitSender(ctx, event.pubkey, standing)
+  if (gate === 'silent') return
+  const req = decoded(() => (event.kind === KIND_NIP04_DM ? decodeNip04(ctx.opts.identity, event) : decodeRpc(ctx.opts.identity, event)))
+  if (typeof req === 'string') return drop(ctx, req, event, relay)
+  proceed(ctx, event, relay, req, standing, gate)
+}
+
+/** A gift wrap names its sender only inside: unwrapped first, then judged like the rest. */
+function receiveWrap(ctx: InboxContext, event: NostrEvent, relay: string): void {
+  const req = decoded(() => decodeGiftWrap(ctx, event))
+  if (typeof req === 'string') return drop(ctx, req, event, relay)
   const standing = ctx.senders.standing(req.sender)
-  // A gift wrap names its sender only inside: its work is judged once the sender is known.
-  if (event.kind === KIND_GIFT_WRAP && lacksPow(ctx, event, standing)) {
-    drop(ctx, 'no_pow', event, relay)
-    return
+  if (lacksPow(ctx, event, standing)) return drop(ctx, 'no_pow', event, relay)
+  const gate = admitSender(ctx, req.sender, standing)
+  if (gate === 'silent') return
+  proceed(ctx, event, relay, req, standing, gate)
+}
+
+function decoded(decode: () => Decoded | Drop): Decoded | Drop {
+  try {
+    return decode()
+  } catch {
+    return 'undecryptable'
   }
-  const admission = admit(ctx, req, standing)
+}
+
+/** Admitted so far: the method's own budget, then recorded and answered (or told RATE_LIMITED). */
+function proceed(ctx: InboxContext, event: NostrEvent, relay: string, req: Decoded, standing: Standing, gate: 'answer' | 'notify'): void {
+  const admission = gate === 'answer' ? admitMethod(ctx, req, standing) : 'notify'
   if (admission === 'silent') return
   // Recorded only now: what gets no reply leaves no trace, so the store holds at most what
   // the budgets let through in one TTL, and never has to forget a live id.
   const ids = [`event:${event.id}`, ...(req.transport === 'nip17' ? [`rumor:${req.requestId}`] : [])]
-  if (!ctx.seen.fits(ids.length)) {
-    drop(ctx, 'dedup_full', event, relay)
-    return
-  }
+  if (!ctx.seen.fits(ids.length)) return drop(ctx, 'dedup_full', event, relay)
   for (const id of ids) ctx.seen.record(id)
   const { requestId } = req
   const work = admission === 'answer' ? answer(ctx, req, relay, standing) : notify(ctx, req, relay)
@@ -210,17 +226,6 @@ function screen(ctx: InboxContext, event: NostrEvent): Drop | null {
 function lacksPow(ctx: InboxContext, event: NostrEvent, standing: Standing): boolean {
   // An id that is not hex would read as all zeros; it fails the hash check later anyway.
   return ctx.pow > 0 && standing === 'stranger' && (!/^[0-9a-f]{64}$/.test(event.id) || getPow(event.id) < ctx.pow)
-}
-
-function decode(ctx: InboxContext, event: NostrEvent): Decoded | Drop {
-  // Checked for every kind, gift wraps included, so a forged wrap counts as a bad
-  // signature rather than as undecryptable. The pool has usually checked it already:
-  // verifyEvent remembers verified (id, sig) pairs, so here and in unwrap() it costs a hash.
-  if (!verifyEvent(event)) return 'bad_signature'
-  if (event.kind === KIND_GIFT_WRAP) return decodeGiftWrap(ctx, event)
-  if (event.kind === KIND_NIP04_DM) return decodeNip04(ctx.opts.identity, event)
-  if (event.kind === RPC_KIND) return decodeRpc(ctx.opts.identity, event)
-  return 'wrong_kind'
 }
 
 function decodeGiftWrap(ctx: InboxContext, event: NostrEvent): Decoded | Drop {
@@ -271,17 +276,22 @@ function decodeRpc(identity: Identity, event: NostrEvent): Decoded | Drop {
 type Admission = 'answer' | 'notify' | 'silent'
 
 /**
- * The budgets, decided before anything that costs (the inbox-relay lookup, the command):
- * the sender's own bucket, then the expensive budget for an expensive command, then the
- * service's. A refusal is told (RATE_LIMITED) while the notices budget lasts.
+ * The sender's own bucket, then the service's request budget: decided before anything that
+ * costs (decryption where the sender is in the clear, the inbox-relay lookup, the command).
+ * A refusal is told (RATE_LIMITED) while the notices budget lasts.
  */
-function admit(ctx: InboxContext, req: Decoded, standing: Standing): Admission {
-  const own = ctx.limiter.take(req.sender)
+function admitSender(ctx: InboxContext, sender: string, standing: Standing): Admission {
+  const own = ctx.limiter.take(sender)
   if (own === 'refuse-silent') return refused(ctx, null, 'silent')
-  if (own === 'refuse-notify') return refused(ctx, null, ctx.budgets.notices.take(standing) ? 'notify' : 'silent')
+  if (own === 'refuse-notify') return refused(ctx, null, notice(ctx, standing))
+  if (!ctx.budgets.requests.take(standing)) return refused(ctx, 'requests', notice(ctx, standing))
+  return 'answer'
+}
+
+/** An expensive command (one NSM attestation each) also draws on its own, tighter budget. */
+function admitMethod(ctx: InboxContext, req: Decoded, standing: Standing): Admission {
   const method = req.rpc?.method ?? dmMethod(req.text ?? '')
   if (ctx.opts.isExpensive?.(method) === true && !ctx.budgets.expensive.take(standing)) return refused(ctx, 'expensive', notice(ctx, standing))
-  if (!ctx.budgets.requests.take(standing)) return refused(ctx, 'requests', notice(ctx, standing))
   return 'answer'
 }
 
