@@ -25,6 +25,7 @@ import {
   MAX_FUTURE_SEC,
   RECENT_WINDOW_SEC,
   resolveBudgets,
+  type Budget,
   type ServiceBudgets,
 } from './limits.js'
 import { createRateLimiter, createSenderBook, createSharedBudget, type RateLimitConfig, type RateLimiter, type SenderBook, type SharedBudget, type Standing } from './ratelimit.js'
@@ -120,7 +121,7 @@ interface InboxContext {
 export function startInbox(opts: InboxOptions): Inbox {
   const now = opts.now ?? Date.now
   const b = resolveBudgets(opts.budgets)
-  const shared = (x: ServiceBudgets['requests']): SharedBudget => createSharedBudget(x, b.keptForKnown, { now })
+  const shared = (x: Budget): SharedBudget => createSharedBudget(x, b.keptForKnown, { now })
   const budgets: Budgets = { requests: shared(b.requests), expensive: shared(b.expensive), lookups: shared(b.lookups), notices: shared(b.notices) }
   const ctx: InboxContext = {
     opts,
