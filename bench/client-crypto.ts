@@ -5,22 +5,18 @@
 // and shared secrets computed once, so the client steals as little of the two cores from the
 // service as possible. selfCheck() proves each builder against nostr-tools' own
 // implementation before any figure is taken.
+import * as kinds from 'nostr-tools/kinds'
 import * as nip04 from 'nostr-tools/nip04'
 import * as nip44 from 'nostr-tools/nip44'
 import { generateSecretKey, getPublicKey, getEventHash, verifyEvent as pureVerifyEvent } from 'nostr-tools/pure'
 import type { NostrEvent } from '../nec01/types.js'
 import { RPC_KIND } from '../nec01/rpc.js'
+import { GIFT_WRAP_BACKDATE_SEC } from '../nec01/windows.js'
 import type { Rumor } from '../nec01/types.js'
 import { keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, oneTimeKey, publicKeyHex, signEvent, verifyEvent, type SigningKey } from '../src/crypto.js'
 
-export const KIND_NIP04 = 4
-export const KIND_CHAT = 14
-export const KIND_SEAL = 13
-export const KIND_GIFT_WRAP = 1059
 export { RPC_KIND }
 
-/** NIP-59: seal and wrap created_at are spread over the past two days. */
-const TWO_DAYS_SEC = 2 * 24 * 3600
 
 function sharedX(secret: Uint8Array, peerHex: string): Buffer {
   return keyAgreement(secret).sharedX(peerHex)
@@ -31,7 +27,7 @@ export function conversationKey(secret: Uint8Array, peerHex: string): Uint8Array
 }
 
 const nowSec = (): number => Math.floor(Date.now() / 1000)
-const randomPast = (): number => Math.round(nowSec() - Math.random() * TWO_DAYS_SEC)
+const randomPast = (): number => Math.round(nowSec() - Math.random() * GIFT_WRAP_BACKDATE_SEC)
 
 /** One sender: its keys, and its shared secrets with the service computed once. */
 export interface ClientKey extends SigningKey {
@@ -53,7 +49,7 @@ export function rpcRequest(key: ClientKey, service: string, id: string, method =
 }
 
 export function nip04Request(key: ClientKey, service: string, text = 'ping'): NostrEvent {
-  return signEvent({ kind: KIND_NIP04, created_at: nowSec(), content: nip04Encrypt(key.nip04, text), tags: [['p', service]] }, key)
+  return signEvent({ kind: kinds.EncryptedDirectMessage, created_at: nowSec(), content: nip04Encrypt(key.nip04, text), tags: [['p', service]] }, key)
 }
 
 /** Tag that makes each bench rumor distinct (see nip17Request). */
@@ -68,26 +64,26 @@ export function nip17Request(key: ClientKey, service: string, text = 'ping'): { 
   // same second is one message, and the service rightly drops the repeat. A bench sender
   // sends many pings a second, so each rumor carries a tag the service ignores.
   const tags = [['p', service], [BENCH_TAG, String(rumorCounter++)]]
-  const rumor: Omit<Rumor, 'id'> & { id?: string } = { pubkey: key.pubkey, created_at: nowSec(), kind: KIND_CHAT, tags, content: text }
+  const rumor: Omit<Rumor, 'id'> & { id?: string } = { pubkey: key.pubkey, created_at: nowSec(), kind: kinds.PrivateDirectMessage, tags, content: text }
   rumor.id = getEventHash(rumor as NostrEvent)
-  const seal = signEvent({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), key.nip44) }, key)
+  const seal = signEvent({ kind: kinds.Seal, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), key.nip44) }, key)
   const oneTime = oneTimeKey()
   const wrapKey = nip44ConversationKey(oneTime.agreement.sharedX(service))
-  const wrap = signEvent({ kind: KIND_GIFT_WRAP, created_at: randomPast(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), wrapKey) }, oneTime)
+  const wrap = signEvent({ kind: kinds.GiftWrap, created_at: randomPast(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), wrapKey) }, oneTime)
   return { wrap, rumorId: rumor.id }
 }
 
 /** Opens a reply wrap addressed to `key`: checks the seal's signature and that it came from `service`. */
 export function unwrapReply(key: ClientKey, wrap: NostrEvent, service: string): Rumor {
   const seal = JSON.parse(nip44.v2.decrypt(wrap.content, conversationKey(key.secret, wrap.pubkey))) as NostrEvent
-  if (seal.kind !== KIND_SEAL || seal.pubkey !== service || !verifyEvent(seal)) throw new Error('seal is not from the service or its signature is invalid')
+  if (seal.kind !== kinds.Seal || seal.pubkey !== service || !verifyEvent(seal)) throw new Error('seal is not from the service or its signature is invalid')
   const rumor = JSON.parse(nip44.v2.decrypt(seal.content, key.nip44)) as Rumor
   if (rumor.pubkey !== seal.pubkey) throw new Error('rumor pubkey is not the seal signer')
   return rumor
 }
 
 export function replyText(key: ClientKey, event: NostrEvent): string {
-  return event.kind === KIND_NIP04 ? nip04Decrypt(key.nip04, event.content) : nip44.v2.decrypt(event.content, key.nip44)
+  return event.kind === kinds.EncryptedDirectMessage ? nip04Decrypt(key.nip04, event.content) : nip44.v2.decrypt(event.content, key.nip44)
 }
 
 /**

@@ -6,6 +6,7 @@
 // pinned instant; everything else about Date behaves as before. The bench runs one call at
 // a time, so nothing else observes the pinned clock.
 import * as nostrEnclaves from 'nostr-enclaves'
+import { errorText } from '../nec01/errors.js'
 
 /** The one method used. The package's typings re-export without a file extension, which
  * NodeNext resolution cannot follow, so the shape is declared here. */
@@ -53,7 +54,7 @@ export async function referencePinWorks(base64: string, insideMs: number, afterM
   try {
     await referenceValidate(base64, insideMs)
   } catch (err) {
-    return { ok: false, detail: `rejected inside its window: ${err instanceof Error ? err.message : String(err)}` }
+    return { ok: false, detail: `rejected inside its window: ${errorText(err)}` }
   }
   try {
     await referenceValidate(base64, afterMs)

@@ -9,32 +9,20 @@
 // enough to wake the closed-loop sender that owns the key; the exact match (rumor e tag →
 // request) and the latency are computed after the phase, so unwrapping costs no CPU while
 // the service is being measured.
+import * as kinds from 'nostr-tools/kinds'
 import { performance } from 'node:perf_hooks'
 import { randomUUID } from 'node:crypto'
 import { WebSocket, type RawData } from 'ws'
 import { verifyTeeRoot } from '../nec01/event.js'
 import type { NostrEvent, UnsignedEvent } from '../nec01/types.js'
-import {
-  KIND_GIFT_WRAP,
-  KIND_NIP04,
-  RPC_KIND,
-  clientKey,
-  nip04Request,
-  nip17Request,
-  replyText,
-  rpcRequest,
-  unwrapReply,
-  type ClientKey,
-} from './client-crypto.js'
+import { GIFT_WRAP_WINDOW_SEC, RECENT_WINDOW_SEC } from '../nec01/windows.js'
+import { RPC_KIND, clientKey, nip04Request, nip17Request, replyText, rpcRequest, unwrapReply, type ClientKey } from './client-crypto.js'
 import { signEvent } from '../src/crypto.js'
 import type { LoadConfig, LoadMessage, LoadResult } from './load-protocol.js'
 import { summarize } from './stats.js'
 
 /** The relay accepts at most this many values in one filter array (src/embedded/client-messages.ts). */
 const FILTER_VALUES = 1000
-/** NIP-59 backdating (two days) and an hour more. */
-const WRAP_LOOKBACK_SEC = 2 * 24 * 3600 + 3600
-const RECENT_SEC = 60
 const EOSE_TIMEOUT_MS = 10_000
 const CONNECT_TIMEOUT_MS = 10_000
 /** an open-loop schedule that falls this far behind (client starved of CPU) stops */
@@ -44,8 +32,6 @@ const DRAIN_POLL_MS = 50
 const PONG = 'pong'
 const SUB_ID = 'bench'
 
-/** NIP-42 client authentication */
-const KIND_AUTH = 22242
 /** NIP-04 connections opened at once */
 const CONNECT_BATCH = 50
 
@@ -60,7 +46,7 @@ type Relay = WebSocket & {
 }
 
 function signAuth(key: ClientKey, challenge: string, relay: string): NostrEvent {
-  return signEvent({ kind: KIND_AUTH, created_at: Math.floor(Date.now() / 1000), tags: [['relay', relay], ['challenge', challenge]], content: '' }, key)
+  return signEvent({ kind: kinds.ClientAuth, created_at: Math.floor(Date.now() / 1000), tags: [['relay', relay], ['challenge', challenge]], content: '' }, key)
 }
 
 const now = (): number => performance.now()
@@ -155,7 +141,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   }
 
   const onEvent = (event: NostrEvent, at: number): void => {
-    if (event.kind === KIND_GIFT_WRAP) {
+    if (event.kind === kinds.GiftWrap) {
       const to = event.tags.find((t) => t[0] === 'p')?.[1]
       const key = to === undefined ? undefined : byPubkey.get(to)
       if (key === undefined) {
@@ -191,10 +177,10 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     answered(p, at)
   }
 
-  const since = Math.floor(Date.now() / 1000) - (config.transport === 'nip17' ? WRAP_LOOKBACK_SEC : RECENT_SEC)
-  const kinds = config.transport === 'rpc' ? [RPC_KIND] : config.transport === 'nip04' ? [KIND_NIP04] : [KIND_GIFT_WRAP]
+  const since = Math.floor(Date.now() / 1000) - (config.transport === 'nip17' ? GIFT_WRAP_WINDOW_SEC : RECENT_WINDOW_SEC)
+  const wanted = config.transport === 'rpc' ? [RPC_KIND] : config.transport === 'nip04' ? [kinds.EncryptedDirectMessage] : [kinds.GiftWrap]
   const filtersFor = (pubkeys: string[]): unknown[] =>
-    chunks(pubkeys, FILTER_VALUES).map((p) => ({ kinds, '#p': p, since, ...(config.transport === 'nip17' ? {} : { authors: [service] }) }))
+    chunks(pubkeys, FILTER_VALUES).map((p) => ({ kinds: wanted, '#p': p, since, ...(config.transport === 'nip17' ? {} : { authors: [service] }) }))
 
   const onMessage = (ws: Relay, data: RawData): void => {
     const at = now()

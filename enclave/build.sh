@@ -4,15 +4,17 @@
 # --pcrs` reads it). Same commit + same nitro-cli version → same PCR0/1/2 on any machine
 # (docs/reproducible-build.md).
 #
-# usage: enclave/build.sh [--signing-key FILE --signing-cert FILE] [--allow-dirty] [--tag NAME]
+# usage: enclave/build.sh [--sign-key FILE --sign-cert FILE] [--allow-dirty] [--tag NAME]
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-usage: enclave/build.sh [--signing-key FILE --signing-cert FILE] [--allow-dirty] [--tag NAME]
+usage: enclave/build.sh [--sign-key FILE --sign-cert FILE] [--allow-dirty] [--tag NAME]
 
-  --signing-key FILE    sign the EIF with this ECDSA private key (PEM); adds PCR8
-  --signing-cert FILE   the matching signing certificate (PEM); both or neither
+  --sign-key FILE       sign the EIF with this P-384 private key (PEM); adds PCR8
+                        (env NEC01_SIGN_KEY; alias --signing-key)
+  --sign-cert FILE      the matching builder certificate (PEM), from `nec01 builder-cert`;
+                        both or neither (env NEC01_SIGN_CERT; alias --signing-cert)
   --allow-dirty         build from a work tree with uncommitted changes (the PCRs then
                         match no commit: never publish them)
   --tag NAME            docker image name (default nec01-enclave:<commit>)
@@ -31,14 +33,14 @@ usage_error() {
   exit 2
 }
 
-signing_key=''
-signing_cert=''
+signing_key=${NEC01_SIGN_KEY:-}
+signing_cert=${NEC01_SIGN_CERT:-}
 allow_dirty=0
 tag=''
 while [ "$#" -gt 0 ]; do
   case "$1" in
-    --signing-key) [ "$#" -ge 2 ] || usage_error '--signing-key needs a file'; signing_key=$2; shift 2 ;;
-    --signing-cert) [ "$#" -ge 2 ] || usage_error '--signing-cert needs a file'; signing_cert=$2; shift 2 ;;
+    --sign-key|--signing-key) [ "$#" -ge 2 ] || usage_error "$1 needs a file"; signing_key=$2; shift 2 ;;
+    --sign-cert|--signing-cert) [ "$#" -ge 2 ] || usage_error "$1 needs a file"; signing_cert=$2; shift 2 ;;
     --allow-dirty) allow_dirty=1; shift ;;
     --tag) [ "$#" -ge 2 ] || usage_error '--tag needs a name'; tag=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -46,8 +48,8 @@ while [ "$#" -gt 0 ]; do
   esac
 done
 
-if [ -n "$signing_key" ] && [ -z "$signing_cert" ]; then usage_error '--signing-key needs --signing-cert'; fi
-if [ -n "$signing_cert" ] && [ -z "$signing_key" ]; then usage_error '--signing-cert needs --signing-key'; fi
+if [ -n "$signing_key" ] && [ -z "$signing_cert" ]; then usage_error '--sign-key needs --sign-cert'; fi
+if [ -n "$signing_cert" ] && [ -z "$signing_key" ]; then usage_error '--sign-cert needs --sign-key'; fi
 for f in "$signing_key" "$signing_cert"; do
   if [ -n "$f" ] && [ ! -r "$f" ]; then die "cannot read $f"; fi
 done
@@ -132,3 +134,12 @@ Publish build/pcrs.json with the commit. Clients pin these values:
 Anyone can rebuild commit ${commit:0:12} with enclave/build.sh and compare.
 Run it with enclave/run.sh (never --debug for a published service).
 NEXT
+if [ -n "$signing_cert" ]; then
+  cat <<SIGNED
+
+Signed with $signing_cert (PCR8). Delete the key now (NEC-03), then sign the build and
+the release as Nostr events (docs/necs.md):
+  nec01 sign build --cert $signing_cert --t prod --repo <URL>
+  nec01 sign release build/pcrs.json --t prod --repo <URL> --publish
+SIGNED
+fi

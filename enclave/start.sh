@@ -3,6 +3,8 @@
 # (CID 3), so this script wires the two bridges the service needs and then becomes it:
 #   out:    node → 127.0.0.1:1080 → vsock 3:1080 → parent's CONNECT proxy → relays (TLS end to end)
 #   health: parent's 127.0.0.1:8765 → vsock 16:8765 → here → 127.0.0.1:8765 (serve --health-port)
+# The NEC signatures (builder, launcher, release) come the "out" way too: the service asks
+# the parent's proxy for them (--parent-signatures), since baking them in would change PCRs.
 # The enclave's init runs this as root from / and ignores WORKDIR and USER: root is used
 # only for the loopback interface and /dev/nsm, then socat and node drop to NEC01_USER.
 # Everything here and every variable it reads is part of the image, so of PCR2.
@@ -75,6 +77,6 @@ log "starting nec01 serve as $RUN_AS (t=$NEC01_T)"
 if [ "$(id -u)" -eq 0 ]; then
   exec setpriv --reuid="$RUN_AS" --regid="$RUN_GID" --init-groups \
     --inh-caps=-all --bounding-set=-all --no-new-privs -- \
-    node dist/src/cli.js serve --proxy http://127.0.0.1:1080 --health-port 8765 --t "$NEC01_T"
+    node dist/src/cli.js serve --proxy http://127.0.0.1:1080 --parent-signatures --health-port 8765 --t "$NEC01_T"
 fi
-exec node dist/src/cli.js serve --proxy http://127.0.0.1:1080 --health-port 8765 --t "$NEC01_T"
+exec node dist/src/cli.js serve --proxy http://127.0.0.1:1080 --parent-signatures --health-port 8765 --t "$NEC01_T"

@@ -4,7 +4,7 @@
 // launched the host and who released the code. Each part is checked on its own.
 import type { EventTemplate } from 'nostr-tools/pure'
 import { checkBuildSignature } from './build.js'
-import { bytesToHex } from './encoding.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
 import { checkExpiration, checkT, contentAttestation, finish, normalizeAll, rootChecks, TEE_ROOT_TAG, tOf } from './event.js'
 import { ANNOUNCEMENT_KIND, BUILD_KIND, LAUNCHER_KIND, LEGACY_ANNOUNCEMENT_KIND, RELEASE_KIND, successorKind } from './kinds.js'
 import { checkLaunchSignature } from './launch.js'

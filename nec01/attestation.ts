@@ -10,13 +10,15 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { AWS_NITRO_ROOT_G1_SHA256 } from './aws-root.js'
 import { checkValidity, isTrustedRoot, verifyChain, type CertWindow } from './chain.js'
 import { MAX_PAYLOAD_BYTES, parseCoseSign1, verifyCoseSignature, type CoseSign1 } from './cose.js'
-import { bytesEqual, bytesToHex, copyBytes } from './encoding.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { bytesEqual, copyBytes } from './encoding.js'
 import { normalizeOptions, type NormalizedOptions } from './options.js'
 import { parsePayload, type AttestationPayload } from './payload.js'
 import { pcrOnce } from './pcr.js'
 import { VerifyError, fail, finish, pass } from './result.js'
 import { isoTime } from './time.js'
 import type { AttestationInfo, Check, CheckId, VerifyOptions, VerifyResult } from './types.js'
+import { errorText } from './errors.js'
 
 export { clearVerifierCaches, verifierCacheStats, type VerifierCacheStats } from './chain.js'
 
@@ -230,7 +232,7 @@ export async function verifyAttestation(doc: Uint8Array, options?: VerifyOptions
     return finish(checks, attestation)
   } catch (err) {
     if (err instanceof VerifyError) fail(checks, err.code, err.message)
-    else fail(checks, stage, `unexpected error: ${err instanceof Error ? err.message : String(err)}`)
+    else fail(checks, stage, `unexpected error: ${errorText(err)}`)
     return finish(checks, attestation)
   }
 }

@@ -4,9 +4,10 @@
 // so a matching PCR8 proves the image was signed with that certificate's key; the Nostr
 // signature over the certificate says who made it.
 import type { EventTemplate } from 'nostr-tools/pure'
-import { parseCertificate, subjectValues, type Certificate } from './cert.js'
+import { derToPem, parseCertificate, subjectValues, type Certificate } from './cert.js'
 import { importP384, verifyEs384 } from './chain.js'
-import { base64ToBytes, bytesEqual, bytesToBase64, bytesToHex } from './encoding.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { base64ToBytes, bytesEqual } from './encoding.js'
 import { BUILD_KIND } from './kinds.js'
 import { iso, npub, tagValues } from './nostr.js'
 import { pcr8OfCertificate } from './pcr.js'
@@ -111,11 +112,6 @@ export interface BuildSignatureParams {
   created_at?: number
 }
 
-function pemOf(der: Uint8Array): string {
-  const lines = bytesToBase64(der).match(/.{1,64}/g) ?? []
-  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`
-}
-
 /** The unsigned kind:23794 template; the builder signs it. Carries PCR8 for discovery. */
 export function buildBuilderSignature(params: BuildSignatureParams): EventTemplate {
   const der = typeof params.certificate === 'string' ? certificateDer(params.certificate) : params.certificate
@@ -125,6 +121,6 @@ export function buildBuilderSignature(params: BuildSignatureParams): EventTempla
   const tags: string[][] = [['-']]
   if (params.r !== undefined) tags.push(['r', params.r])
   if (params.v !== undefined) tags.push(['v', params.v])
-  tags.push(['t', params.t], ['cert', pemOf(der)], ['PCR8', pcr8])
+  tags.push(['t', params.t], ['cert', derToPem(der)], ['PCR8', pcr8])
   return { kind: BUILD_KIND, created_at: params.created_at ?? Math.floor(Date.now() / 1000), content: params.content ?? '', tags }
 }

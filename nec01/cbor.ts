@@ -16,6 +16,7 @@
 // twice: measured on a 4.6 KB attestation (envelope + payload, Node 20), this walk takes
 // ~4.5 µs against ~3.4 µs for cbor-x's decode alone — one pass is the cheaper path, and
 // it keeps nec01/ free of a Node-flavoured dependency (cbor-x returns Buffers in Node).
+import { CodedError } from './errors.js'
 
 export type CborValue = number | bigint | string | Uint8Array | boolean | null | CborValue[] | CborMap
 export type CborMap = Map<number | string, CborValue>
@@ -44,13 +45,11 @@ export type CborErrorCode =
   | 'bad-utf8'
   | 'trailing' // bytes after the top-level item
 
-export class CborError extends Error {
-  readonly code: CborErrorCode
+export class CborError extends CodedError<CborErrorCode> {
+  override readonly name = 'CborError'
   readonly offset: number
   constructor(code: CborErrorCode, offset: number, message: string) {
-    super(`${message} at byte ${offset}`)
-    this.name = 'CborError'
-    this.code = code
+    super(code, `${message} at byte ${offset}`)
     this.offset = offset
   }
 }

@@ -4,7 +4,8 @@
 // the five ES384 verifications it would serve, and it needs a reflect-metadata polyfill.
 // The profile is strict: v3, ecdsa-with-SHA384, P-384 keys, and any critical extension
 // we do not understand rejects the certificate (RFC 5280 §4.2).
-import { base64ToBytes, bytesEqual, bytesToHex, copyBytes } from './encoding.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { base64ToBytes, bytesEqual, bytesToBase64, copyBytes } from './encoding.js'
 import {
   DerError,
   TAG,
@@ -336,6 +337,12 @@ export function parseCertificate(der: Uint8Array, profile: ParseProfile = {}): C
 
 const PEM_BEGIN = '-----BEGIN CERTIFICATE-----'
 const PEM_END = '-----END CERTIFICATE-----'
+
+/** DER → RFC 7468 §2 CERTIFICATE text: base64 in lines of 64, ending with a newline. */
+export function derToPem(der: Uint8Array): string {
+  const body = bytesToBase64(der).replace(/(.{64})/g, '$1\n').replace(/\n$/, '')
+  return `${PEM_BEGIN}\n${body}\n${PEM_END}\n`
+}
 /** A root certificate is small; anything far larger is not one (and is not read further). */
 const MAX_ROOT_INPUT = 64 * 1024
 

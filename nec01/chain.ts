@@ -4,6 +4,7 @@
 // and a bounded cache of verified paths, because a real NSM reuses one leaf for ~3 hours.
 import { certLabel, parseCertificate, KEY_USAGE, type Certificate } from './cert.js'
 import { bytesEqual, bytesToKey, copyBytes, onArrayBuffer } from './encoding.js'
+import { createLru } from './lru.js'
 import { VerifyError } from './result.js'
 import { isoTime } from './time.js'
 
@@ -52,8 +53,8 @@ interface CachedChain extends Omit<VerifiedChain, 'cached' | 'alongside'> {
 }
 
 /** Keyed by the leaf's exact DER (short, and what real NSMs reuse); the rest is compared on a hit. */
-const chainCache = new Map<string, CachedChain>()
-const rootCache = new Map<string, TrustedRoot>()
+const chainCache = createLru<string, CachedChain>(CHAIN_CACHE_LIMIT)
+const rootCache = createLru<string, TrustedRoot>(ROOT_CACHE_LIMIT)
 let hits = 0
 let misses = 0
 
@@ -78,17 +79,6 @@ export function verifierCacheStats(): VerifierCacheStats {
   return { hits, misses, size: chainCache.size }
 }
 
-function remember<V>(cache: Map<string, V>, key: string, value: V, limit: number): void {
-  cache.delete(key)
-  cache.set(key, value)
-  // Map iteration is insertion order, so the first key is the least recently used
-  while (cache.size > limit) {
-    const oldest = cache.keys().next().value
-    if (oldest === undefined) break
-    cache.delete(oldest)
-  }
-}
-
 /** The rest of the path a cached entry was verified with; a hit needs every byte equal. */
 function samePath(entry: CachedChain, root: Uint8Array, cabundle: Uint8Array[]): boolean {
   if (!bytesEqual(entry.root, root) || entry.cabundle.length !== cabundle.length) return false
@@ -110,7 +100,7 @@ function chainError(message: string): VerifyError {
 
 async function trustedRoot(der: Uint8Array): Promise<TrustedRoot> {
   const id = bytesToKey(der)
-  const known = rootCache.get(id)
+  const known = rootCache.peek(id)
   if (known !== undefined) return known
   let cert: Certificate
   try {
@@ -121,7 +111,7 @@ async function trustedRoot(der: Uint8Array): Promise<TrustedRoot> {
   const key = await importP384(cert.publicKey).catch(() => null)
   if (key === null) throw chainError('root: public key is not a valid P-384 point')
   const root = { cert, key }
-  remember(rootCache, id, root, ROOT_CACHE_LIMIT)
+  rootCache.set(id, root)
   return root
 }
 
@@ -172,10 +162,10 @@ export async function verifyChain(
   alongside?: (leafKey: VerifyKey) => Promise<boolean>,
 ): Promise<VerifiedChain> {
   const key = bytesToKey(leaf)
-  const known = chainCache.get(key)
+  const known = chainCache.peek(key)
   if (known !== undefined && samePath(known, root, cabundle)) {
     hits++
-    remember(chainCache, key, known, CHAIN_CACHE_LIMIT)
+    chainCache.get(key)
     const extra = alongside === undefined ? null : alongside(known.leafKey).catch(() => false)
     return { leafKey: known.leafKey, windows: known.windows, cached: true, alongside: extra }
   }
@@ -225,7 +215,7 @@ export async function verifyChain(
     cabundle: cabundle.map(copyBytes),
   }
   // Only a fully verified path is remembered; time is not part of the verdict cached.
-  remember(chainCache, key, verified, CHAIN_CACHE_LIMIT)
+  chainCache.set(key, verified)
   return { leafKey, windows: verified.windows, cached: false, alongside: extra }
 }
 

@@ -3,7 +3,8 @@
 // r‖s signature. Anything else is rejected as `cose`.
 import { CBOR_MAJOR, CborError, decodeCbor, encodeHeader, type CborLimits } from './cbor.js'
 import type { VerifyKey } from './chain.js'
-import { bytesEqual, bytesToHex } from './encoding.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { bytesEqual } from './encoding.js'
 import { VerifyError } from './result.js'
 
 /** RFC 9052 §4.2: the CBOR tag of a tagged COSE_Sign1; 0xd2 is its one-byte encoding. */

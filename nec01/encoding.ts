@@ -1,36 +1,5 @@
-// Hex and base64 for the browser-safe library: no Buffer, strict on input so that two
-// different strings never decode to the same bytes unnoticed.
-
-const HEX_DIGITS = '0123456789abcdef'
-const HEX_BYTE: string[] = Array.from({ length: 256 }, (_, i) => HEX_DIGITS[i >> 4]! + HEX_DIGITS[i & 15]!)
-
-/** Lowercase hex of the bytes. */
-export function bytesToHex(bytes: Uint8Array): string {
-  let out = ''
-  for (let i = 0; i < bytes.length; i++) out += HEX_BYTE[bytes[i]!]!
-  return out
-}
-
-function hexNibble(code: number): number {
-  if (code >= 48 && code <= 57) return code - 48 // 0-9
-  if (code >= 97 && code <= 102) return code - 87 // a-f
-  if (code >= 65 && code <= 70) return code - 55 // A-F
-  return -1
-}
-
-/** Strict hex (either case, even length, no prefix or whitespace). Throws TypeError. */
-export function hexToBytes(hex: string): Uint8Array<ArrayBuffer> {
-  if (typeof hex !== 'string') throw new TypeError('hex: expected a string')
-  if (hex.length % 2 !== 0) throw new TypeError(`hex: odd length ${hex.length}`)
-  const out = new Uint8Array(hex.length / 2)
-  for (let i = 0; i < out.length; i++) {
-    const hi = hexNibble(hex.charCodeAt(2 * i))
-    const lo = hexNibble(hex.charCodeAt(2 * i + 1))
-    if (hi < 0 || lo < 0) throw new TypeError(`hex: invalid character at ${hi < 0 ? 2 * i : 2 * i + 1}`)
-    out[i] = (hi << 4) | lo
-  }
-  return out
-}
+// Base64 and byte helpers for the browser-safe library (hex is @noble/hashes/utils'): no
+// Buffer, strict on input so that two different strings never decode to the same bytes unnoticed.
 
 const B64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 const B64_VALUE = new Int16Array(128).fill(-1)

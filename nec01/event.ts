@@ -2,12 +2,14 @@
 // that hold it in a ["tee_root", <JSON>] tag. A feed of notes from one service repeats
 // the same tee_root string, so a verified root is memoized and a carrier then costs one
 // Schnorr verification plus a lookup.
+import * as kinds from 'nostr-tools/kinds'
 import { getEventHash, validateEvent, type EventTemplate } from 'nostr-tools/pure'
-import { bytesToHex } from './encoding.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
 import { base64ToBytes, bytesToBase64 } from './encoding.js'
 import { MAX_DOCUMENT_BYTES, verifyAttestation } from './attestation.js'
 import { checkDelegation, TEE_CERT_TAG } from './delegation.js'
 import { ROOT_KIND } from './kinds.js'
+import { createLru } from './lru.js'
 import { expirationOf, isEventShape, iso, tagValues, verifySignature } from './nostr.js'
 import { normalizeOptions } from './options.js'
 import { VerifyError, check, failure, finish as finishChecks } from './result.js'
@@ -19,8 +21,6 @@ import type { AttestationInfo, Check, DelegationLink, Expect, NecVerifyOptions, 
 export { ROOT_KIND } from './kinds.js'
 /** The tag that carries a JSON-stringified root event. */
 export const TEE_ROOT_TAG = 'tee_root'
-/** NIP-17 rumor kind: unsigned by design, authenticated by the seal around it. */
-const RUMOR_KIND = 14
 /** Upper bound for a tee_root value: a real attestation is ~4.5 KiB, base64 ~6 KiB. */
 const MAX_TEE_ROOT_LENGTH = 64 * 1024
 /** Memo bound: distinct (tee_root, options) pairs remembered. */
@@ -209,7 +209,7 @@ interface MemoEntry {
   expiration: number
 }
 
-const memo = new Map<string, MemoEntry>()
+const memo = createLru<string, MemoEntry>(MEMO_LIMIT)
 let memoHits = 0
 
 /** Clears the tee_root memo (benchmarks measure cold paths). */
@@ -259,12 +259,11 @@ async function verifyRootMemo(teeRoot: string, root: unknown, options: TeeRootOp
   } catch (err) {
     return failure('input', err instanceof VerifyError ? err.message : 'options: malformed')
   }
-  const hit = memo.get(key)
+  // peek: only a hit still inside its window counts as a use
+  const hit = memo.peek(key)
   if (hit !== undefined && now >= hit.from && now <= hit.until && now < hit.expiration) {
     memoHits++
-    // refresh LRU position
-    memo.delete(key)
-    memo.set(key, hit)
+    memo.get(key)
     // every caller gets its own copy: one that edits its result must not change the next one's
     return structuredClone(hit.result)
   }
@@ -276,10 +275,6 @@ async function verifyRootMemo(teeRoot: string, root: unknown, options: TeeRootOp
     const expirations = [result.event, ...trust.releases].map((e) => expirationOf(e)).filter((e): e is number => e !== null && Number.isFinite(e))
     const path = result.attestation.chain
     memo.set(key, { result: structuredClone(result), from: path.notBefore, until: path.notAfter, expiration: Math.min(...expirations) })
-    if (memo.size > MEMO_LIMIT) {
-      const oldest = memo.keys().next().value
-      if (oldest !== undefined) memo.delete(oldest)
-    }
   }
   return result
 }
@@ -304,7 +299,7 @@ export async function verifyTeeRoot(carrier: unknown, options?: TeeRootOptions |
   if (sealSigner !== undefined && typeof sealSigner !== 'string') return failure('input', 'sealSigner must be a hex pubkey')
   if (sealSigner !== undefined) {
     const idOk = ev.id === undefined || ev.id === getEventHash(ev as NostrEvent)
-    check(checks, 'carrier', ev.kind === RUMOR_KIND, `rumor kind ${ev.kind}${ev.kind === RUMOR_KIND ? '' : `, expected ${RUMOR_KIND}`}`)
+    check(checks, 'carrier', ev.kind === kinds.PrivateDirectMessage, `rumor kind ${ev.kind}${ev.kind === kinds.PrivateDirectMessage ? '' : `, expected ${kinds.PrivateDirectMessage}`}`)
     check(checks, 'carrier', idOk, idOk ? 'rumor id matches its content' : 'rumor id does not match its content')
     check(
       checks,

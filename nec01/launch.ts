@@ -2,7 +2,8 @@
 // signs PCR4 = SHA384(0^48 ‖ instance id). PCR4 names the host, not the code: a launcher
 // says who runs the enclave, never what it runs.
 import type { EventTemplate } from 'nostr-tools/pure'
-import { bytesEqual, bytesToHex, hexToBytes } from './encoding.js'
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
+import { bytesEqual } from './encoding.js'
 import { LAUNCHER_KIND } from './kinds.js'
 import { npub, tagValues } from './nostr.js'
 import { pcr4OfInstance, PCR_HEX } from './pcr.js'

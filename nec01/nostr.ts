@@ -3,7 +3,7 @@
 import { getEventHash, validateEvent } from 'nostr-tools/pure'
 import { decode as nip19Decode, npubEncode } from 'nostr-tools/nip19'
 import { schnorr } from '@noble/curves/secp256k1.js'
-import { hexToBytes } from './encoding.js'
+import { hexToBytes } from '@noble/hashes/utils.js'
 import { isoSeconds } from './time.js'
 import type { NostrEvent } from './types.js'
 

@@ -2,7 +2,8 @@
 // as `input` rather than silently match nothing or everything.
 import { pinnedAwsRoot } from './aws-root.js'
 import { parseRoot } from './cert.js'
-import { bytesEqual, hexToBytes } from './encoding.js'
+import { hexToBytes } from '@noble/hashes/utils.js'
+import { bytesEqual } from './encoding.js'
 import { MAX_PCR_INDEX, PCR_BYTES } from './payload.js'
 import { VerifyError } from './result.js'
 import { toUnixMillis } from './time.js'

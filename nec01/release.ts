@@ -1,7 +1,8 @@
 // NEC-05 release signatures (kind 63794, legacy 63792): a maintainer approves the image
 // with exactly these PCR0, PCR1 and PCR2, from this repository (r), for prod or dev (t).
 import type { EventTemplate } from 'nostr-tools/pure'
-import { bytesEqual, hexToBytes } from './encoding.js'
+import { hexToBytes } from '@noble/hashes/utils.js'
+import { bytesEqual } from './encoding.js'
 import { RELEASE_KIND } from './kinds.js'
 import { npub } from './nostr.js'
 import { PCR_HEX } from './pcr.js'

@@ -2,15 +2,11 @@
 // Every verifier entry point (documents, root events, carriers) builds its result here so
 // `valid` and `reason` are always derived the same way from the checks.
 import type { AttestationInfo, Check, CheckId, VerifyResult } from './types.js'
+import { CodedError } from './errors.js'
 
 /** A verification failure attributed to one check id; `message` is the check's detail. */
-export class VerifyError extends Error {
-  readonly code: CheckId
-  constructor(code: CheckId, message: string) {
-    super(message)
-    this.name = 'VerifyError'
-    this.code = code
-  }
+export class VerifyError extends CodedError<CheckId> {
+  override readonly name = 'VerifyError'
 }
 
 export function pass(checks: Check[], id: CheckId, detail: string): void {

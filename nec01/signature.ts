@@ -1,6 +1,6 @@
 // What every NEC signature event (builder, launcher, release) must satisfy before its
 // content means anything, and the context it is judged in.
-import { bytesToHex } from './encoding.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
 import { successorKind } from './kinds.js'
 import { expirationOf, iso, npub, tagValues, verifySignature } from './nostr.js'
 import type { NostrEvent } from './types.js'

@@ -5,7 +5,7 @@ import { isEventShape, npub, pubkeyHex } from './nostr.js'
 import { checkReleaseSignature } from './release.js'
 import { VerifyError, check } from './result.js'
 import type { SignatureContext } from './signature.js'
-import { hexToBytes } from './encoding.js'
+import { hexToBytes } from '@noble/hashes/utils.js'
 import type { AttestationInfo, Check, NecTrustOptions, NostrEvent, Signers } from './types.js'
 
 /** Release events accepted in one call: more is a caller's mistake, not a use. */

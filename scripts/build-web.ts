@@ -8,6 +8,7 @@ import { builtinModules } from 'node:module'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { errorText } from '../nec01/errors.js'
 
 /** The project root: this file runs from dist/scripts/ (or another tsc outDir). */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -188,7 +189,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(p
     (report) => console.log(formatReport(report)),
     (err: unknown) => {
       // esbuild's errors already carry file:line; print them without a stack
-      console.error(`build:web failed: ${err instanceof Error ? err.message : String(err)}`)
+      console.error(`build:web failed: ${errorText(err)}`)
       process.exitCode = 1
     },
   )

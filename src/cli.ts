@@ -3,6 +3,7 @@
 // `nec01 verify` never loads the service, the relay or the NSM addon.
 import { CliError, EXIT_USAGE, type CommandMain } from './cli/exit.js'
 import { VERSION } from './version.js'
+import { errorText } from '../nec01/errors.js'
 
 interface CommandEntry {
   summary: string
@@ -14,8 +15,10 @@ const COMMANDS: Record<string, CommandEntry> = {
   verify: { summary: 'verify a kind:23793 event, a tee_root carrier or a raw attestation', load: () => import('./commands/verify.js') },
   dm: { summary: 'DM an attested service, wait for the reply and verify its tee_root', load: () => import('./commands/dm.js') },
   attest: { summary: 'get a fresh attestation bound to your nonce and data, and verify it', load: () => import('./commands/attest.js') },
-  fetch: { summary: "fetch a service's profile, announcement and notes and verify their tee_root", load: () => import('./commands/fetch.js') },
+  fetch: { summary: "fetch a service's announcement, profile and notes and verify them (with who built, launched, released)", load: () => import('./commands/fetch.js') },
   parent: { summary: 'the parent instance proxy: the enclave\'s only way out, to allowed relays', load: () => import('./commands/parent.js') },
+  'builder-cert': { summary: 'make the P-384 key and certificate a builder signs the enclave image with (NEC-03)', load: () => import('./commands/builder-cert.js') },
+  sign: { summary: 'sign a build (23794), launch (23795) or release (63794) signature, with a key or a bunker', load: () => import('./commands/sign.js') },
 }
 
 export function usage(): string {
@@ -63,7 +66,7 @@ run(process.argv.slice(2)).then(
       process.exitCode = err.exitCode
       return
     }
-    const message = err instanceof Error ? err.message : String(err)
+    const message = errorText(err)
     console.error(`nec01: internal error: ${message.split('\n')[0]}`)
     if (process.env.NEC01_DEBUG === '1' && err instanceof Error) console.error(err.stack)
     process.exitCode = EXIT_USAGE

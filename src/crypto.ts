@@ -9,6 +9,7 @@
 import { createCipheriv, createDecipheriv, createECDH, createHash, createHmac, randomBytes, type ECDH } from 'node:crypto'
 import { serializeEvent, validateEvent, type EventTemplate } from 'nostr-tools/pure'
 import * as secp from 'tiny-secp256k1'
+import { createLru } from '../nec01/lru.js'
 import type { NostrEvent } from '../nec01/types.js'
 
 /** NIP-44 v2: conversation key = HKDF-extract(salt "nip44-v2", shared x) = HMAC-SHA256(salt, x). */
@@ -36,7 +37,7 @@ export function eventHash(event: Omit<NostrEvent, 'id' | 'sig'>): string {
   return createHash('sha256').update(serializeEvent(event)).digest('hex')
 }
 
-const verified = new Set<string>()
+const verified = createLru<string, true>(VERIFIED_LIMIT)
 
 /**
  * NIP-01 verification (id and BIP-340 signature), false on anything malformed. Buffer.from
@@ -57,11 +58,7 @@ export function verifyEvent(event: unknown): event is NostrEvent {
     ok = false
   }
   if (!ok) return false
-  if (verified.size >= VERIFIED_LIMIT) {
-    const oldest = verified.values().next()
-    if (!oldest.done) verified.delete(oldest.value)
-  }
-  verified.add(key)
+  verified.set(key, true)
   return true
 }
 

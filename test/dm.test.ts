@@ -1,6 +1,7 @@
 // Direct messages end to end: a real relay, the service in dev mode, and a client key that
 // speaks NIP-17 (gift wrap → seal → kind 14) and NIP-04 (kind 4). Every reply's tee_root
 // is verified against the simulator's root; NIP-17 replies also by who signed the seal.
+import * as kinds from 'nostr-tools/kinds'
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
@@ -10,8 +11,7 @@ import { canonicalJson } from '../nec01/canonical.js'
 import { verifyRootEvent } from '../nec01/event.js'
 import type { NostrEvent } from '../nec01/types.js'
 import type { EmbeddedRelay } from '../src/embedded/relay.js'
-import { KIND_GIFT_WRAP } from '../src/service/inbox.js'
-import { KIND_NIP04_DM } from '../src/service/reply.js'
+
 import { startTestRelay, startTestService, tempDir, type TestService } from './service-harness.js'
 import { assertCarrier, assertRumor, devTrust, now, Peer, replyTo, stable, tagValue, unwrapWithSeal, until, type Collector, type Unwrapped } from './talk.js'
 
@@ -39,8 +39,8 @@ describe('NIP-17 and NIP-04 on one relay', () => {
     svc = await startTestService({ relays: [relay.url], config: { rateLimit: { ratePerSec: 100, burst: 1000 } } })
     service = svc.service.identity.pubkey
     peer = new Peer([relay.url])
-    wraps = await peer.replies(service, KIND_GIFT_WRAP)
-    dms = await peer.replies(service, KIND_NIP04_DM)
+    wraps = await peer.replies(service, kinds.GiftWrap)
+    dms = await peer.replies(service, kinds.EncryptedDirectMessage)
   })
   after(async () => {
     await peer.close()
@@ -62,7 +62,7 @@ describe('NIP-17 and NIP-04 on one relay', () => {
     const request = peer.nip04(service, 'ping')
     await peer.publish(request)
     const { event } = await replyTo(dms, request.id)
-    assert.equal(event.kind, KIND_NIP04_DM)
+    assert.equal(event.kind, kinds.EncryptedDirectMessage)
     assert.equal(peer.identity.nip04Decrypt(service, event.content), 'pong')
     assert.equal(tagValue(event, 'p'), peer.pubkey)
     await assertCarrier(event, service, svc.rootDer)
@@ -170,7 +170,7 @@ describe('NIP-17 inbox relays (kind 10050), two relays', () => {
 
   /** The stored gift wraps on `relay` that answer rumor `request`. */
   async function wrapsFor(peer: Peer, request: string, relay: string): Promise<NostrEvent[]> {
-    const stored = await peer.stored({ kinds: [KIND_GIFT_WRAP], '#p': [peer.pubkey] }, relay)
+    const stored = await peer.stored({ kinds: [kinds.GiftWrap], '#p': [peer.pubkey] }, relay)
     return stored.filter((e) => tagValue(unwrapWithSeal(e, peer.sk).rumor, 'e') === request)
   }
 
@@ -226,7 +226,7 @@ describe('NIP-17 inbox relays (kind 10050), two relays', () => {
       const distinct = async (): Promise<number> => {
         const ids = new Set<string>()
         for (const url of [a.url, b.url]) {
-          for (const e of await peer.stored({ kinds: [KIND_NIP04_DM], authors: [service], '#e': [dm.id] }, url)) ids.add(e.id)
+          for (const e of await peer.stored({ kinds: [kinds.EncryptedDirectMessage], authors: [service], '#e': [dm.id] }, url)) ids.add(e.id)
           for (const e of await wrapsFor(peer, rumor.id, url)) ids.add(e.id)
         }
         return ids.size
@@ -248,8 +248,8 @@ describe('a relay restarted mid-conversation', () => {
     const service = svc.service.identity.pubkey
     const peer = new Peer([relay.url])
     try {
-      const dms = await peer.replies(service, KIND_NIP04_DM)
-      const wraps = await peer.replies(service, KIND_GIFT_WRAP)
+      const dms = await peer.replies(service, kinds.EncryptedDirectMessage)
+      const wraps = await peer.replies(service, kinds.GiftWrap)
       const oldDm = peer.nip04(service, 'ping')
       await peer.publish(oldDm)
       await replyTo(dms, oldDm.id)
@@ -269,8 +269,8 @@ describe('a relay restarted mid-conversation', () => {
       await replyTo(dms, fresh.id)
 
       const stored = async (): Promise<number> => {
-        const kind4 = await peer.stored({ kinds: [KIND_NIP04_DM], authors: [service], '#e': [oldDm.id] }, relay.url)
-        const gift = (await peer.stored({ kinds: [KIND_GIFT_WRAP], '#p': [peer.pubkey] }, relay.url)).filter(
+        const kind4 = await peer.stored({ kinds: [kinds.EncryptedDirectMessage], authors: [service], '#e': [oldDm.id] }, relay.url)
+        const gift = (await peer.stored({ kinds: [kinds.GiftWrap], '#p': [peer.pubkey] }, relay.url)).filter(
           (e) => tagValue(unwrapWithSeal(e, peer.sk).rumor, 'e') === old17.request,
         )
         return kind4.length + gift.length

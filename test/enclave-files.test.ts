@@ -128,7 +128,7 @@ describe('enclave scripts', () => {
     const execs = lines.filter((l) => l.startsWith('exec '))
     assert.ok(execs.length >= 1)
     for (const e of execs) {
-      assert.match(e, / node dist\/src\/cli\.js serve --proxy http:\/\/127\.0\.0\.1:1080 --health-port 8765 --t "\$NEC01_T"$/, e)
+      assert.match(e, / node dist\/src\/cli\.js serve --proxy http:\/\/127\.0\.0\.1:1080 --parent-signatures --health-port 8765 --t "\$NEC01_T"$/, e)
     }
     // The service never keeps root: every exec of node goes through setpriv when root.
     assert.ok(execs.some((e) => e.startsWith('exec setpriv --reuid="$RUN_AS"')))
@@ -183,7 +183,7 @@ attempt()
       assert.equal(r.status, 0, r.stderr)
       const line = r.stdout.trim().split('\n').pop() ?? ''
       const got = JSON.parse(line) as { argv: string[]; uid: number; capEff: string; noNewPrivs: string; lo: string[]; bridge: boolean; cwd: string }
-      assert.deepEqual(got.argv, ['serve', '--proxy', 'http://127.0.0.1:1080', '--health-port', '8765', '--t', 'dev'])
+      assert.deepEqual(got.argv, ['serve', '--proxy', 'http://127.0.0.1:1080', '--parent-signatures', '--health-port', '8765', '--t', 'dev'])
       assert.ok(got.lo.includes('127.0.0.1'), `lo addresses: ${got.lo.join(', ')}`)
       assert.equal(got.bridge, true, 'nothing listened on 127.0.0.1:1080')
       const nobody = spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout.trim()
@@ -433,6 +433,25 @@ describe('enclave/build.sh', () => {
     assert.match(calls(log), /^nitro-cli build-enclave .* --private-key key\.log --signing-certificate cert\.log$/m)
   })
 
+  it('takes the builder key and certificate as --sign-key/--sign-cert or NEC01_SIGN_KEY/NEC01_SIGN_CERT', () => {
+    const { root, env, log } = checkout()
+    writeFileSync(join(root, 'key.log'), 'k')
+    writeFileSync(join(root, 'cert.log'), 'c')
+    const one = build(root, env, ['--sign-cert', 'cert.log'])
+    assert.equal(one.status, 2)
+    assert.match(one.stderr, /--sign-cert needs --sign-key/)
+    const flags = build(root, env, ['--sign-key', 'key.log', '--sign-cert', 'cert.log'])
+    assert.equal(flags.status, 0, flags.stderr)
+    assert.match(flags.stdout, /nec01 sign build --cert cert\.log/)
+    const fromEnv = build(root, { ...env, NEC01_SIGN_KEY: 'key.log', NEC01_SIGN_CERT: 'cert.log' })
+    assert.equal(fromEnv.status, 0, fromEnv.stderr)
+    const runs = calls(log).split('\n').filter((l) => l.startsWith('nitro-cli build-enclave'))
+    assert.equal(runs.length, 2)
+    for (const run of runs) assert.match(run, / --private-key key\.log --signing-certificate cert\.log$/)
+    // unsigned builds say nothing about signing
+    assert.doesNotMatch(build(root, env).stdout, /nec01 sign build/)
+  })
+
   it('refuses a work tree whose build context holds files the commit does not', () => {
     const { root, env, log } = checkout()
     // untracked, and ignored: both would be compiled into the image
@@ -474,7 +493,7 @@ describe('parent-instance files', () => {
   })
 
   it('the proxy listens on loopback port 1080 and the enclave unit restarts the enclave', () => {
-    assert.match(execStart(unit('nec01-parent.service')), / parent --relays \S+ --host 127\.0\.0\.1 --port 1080$/)
+    assert.match(execStart(unit('nec01-parent.service')), / parent --relays \S+ --host 127\.0\.0\.1 --port 1080 --signatures \/etc\/nec01\/signatures\.json$/)
     const enclave = unit('nec01-enclave.service')
     assert.match(execStart(enclave), /\/enclave\/watch\.sh$/)
     assert.match(enclave, /^Restart=always$/m)

@@ -1,6 +1,7 @@
 // examples/notary as docs/apps.md runs it: the compiled file as a program (simulator and
 // embedded relay on loopback), asked over the wire by a throwaway key, its replies checked
 // with nec01's verifier against the simulator root in the state directory the test chose.
+import * as kinds from 'nostr-tools/kinds'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -11,7 +12,7 @@ import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
 import { decode as nip19Decode } from 'nostr-tools/nip19'
 import { verifyTeeRoot } from '../nec01/event.js'
 import { RPC_KIND } from '../nec01/rpc.js'
-import { KIND_GIFT_WRAP } from '../src/service/inbox.js'
+
 import { spawnNode, tempDir, type SpawnedService } from './service-harness.js'
 import { assertCarrier, assertRumor, Peer, replyTo, unwrapWithSeal, until } from './talk.js'
 
@@ -87,7 +88,7 @@ test('JSON-RPC notarize: the digest is SHA-256 of the statement, in a reply the 
 
 test('NIP-17 DM "notarize <statement>": the same digest, in a rumor sealed by the notary', async () => {
   const statement = `the text after the command word ${randomBytes(4).toString('hex')}`
-  const replies = await peer.replies(banner.pubkey, KIND_GIFT_WRAP)
+  const replies = await peer.replies(banner.pubkey, kinds.GiftWrap)
   const { wrap, rumor } = peer.nip17(banner.pubkey, `notarize ${statement}`)
   await peer.publish(wrap)
   const found = await replyTo(replies, rumor.id, (e) => {

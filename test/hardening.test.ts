@@ -3,21 +3,20 @@
 // relay would only add time), the recent window and the dedup bound, and the words the
 // enclave signs (the real service on a real relay).
 import assert from 'node:assert/strict'
+import * as kinds from 'nostr-tools/kinds'
 import { after, before, describe, it } from 'node:test'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { minePow } from 'nostr-tools/nip13'
 import * as nip44 from 'nostr-tools/nip44'
 import { finalizeEvent, generateSecretKey, getEventHash, getPublicKey, type EventTemplate } from 'nostr-tools/pure'
 import { TEE_ROOT_TAG } from '../nec01/event.js'
-import { RPC_KIND, type RpcResponse } from '../nec01/rpc.js'
+import { ANNOUNCEMENT_KIND, RPC_KIND } from '../nec01/kinds.js'
+import type { RpcResponse } from '../nec01/rpc.js'
 import type { NostrEvent } from '../nec01/types.js'
 import { verifyEvent } from '../src/crypto.js'
 import type { EmbeddedRelay } from '../src/embedded/relay.js'
-import { KIND_ANNOUNCEMENT } from '../src/service/announce.js'
 import { identityFromSecret, type Identity } from '../src/service/identity.js'
-import { KIND_GIFT_WRAP } from '../src/service/inbox.js'
-import { dedupCapacity, DEFAULT_BUDGETS, policyTags, RECENT_WINDOW_SEC, resolveBudgets, type ServiceBudgets } from '../src/service/limits.js'
-import { KIND_CHAT, KIND_NIP04_DM } from '../src/service/reply.js'
+import { dedupCapacity, DEFAULT_BUDGETS, policyTags, REQUEST_WINDOW_SEC, resolveBudgets, type ServiceBudgets } from '../src/service/limits.js'
 import { directInbox, type DirectInbox } from './direct-inbox.js'
 import { startTestRelay, startTestService, type TestService } from './service-harness.js'
 import { now, Peer, replyTo, until, type Collector } from './talk.js'
@@ -35,7 +34,7 @@ function senderFor(): Identity {
 }
 
 function dm(from: Identity, service: string, text: string, createdAt = now()): NostrEvent {
-  return from.sign({ kind: KIND_NIP04_DM, created_at: createdAt, content: from.nip04Encrypt(service, text), tags: [['p', service]] })
+  return from.sign({ kind: kinds.EncryptedDirectMessage, created_at: createdAt, content: from.nip04Encrypt(service, text), tags: [['p', service]] })
 }
 
 function rpc(from: Identity, service: string, method: string, createdAt = now()): NostrEvent {
@@ -44,12 +43,12 @@ function rpc(from: Identity, service: string, method: string, createdAt = now())
 
 /** NIP-59 by hand: the rumor's and the wrap's dates chosen, and the wrap mined to `pow` bits. */
 function wrap(sk: Uint8Array, service: string, text: string, opts: { rumorAt?: number; wrapAt?: number; pow?: number } = {}): NostrEvent {
-  const unsigned = { pubkey: getPublicKey(sk), created_at: opts.rumorAt ?? now(), kind: KIND_CHAT, tags: [['p', service]], content: text }
+  const unsigned = { pubkey: getPublicKey(sk), created_at: opts.rumorAt ?? now(), kind: kinds.PrivateDirectMessage, tags: [['p', service]], content: text }
   const rumor = { ...unsigned, id: getEventHash(unsigned) }
   const seal = finalizeEvent({ kind: 13, created_at: now(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), nip44.v2.utils.getConversationKey(sk, service)) }, sk)
   const oneTime = generateSecretKey()
   const template: EventTemplate & { pubkey: string } = {
-    kind: KIND_GIFT_WRAP,
+    kind: kinds.GiftWrap,
     created_at: opts.wrapAt ?? now(),
     tags: [['p', service]],
     content: nip44.v2.encrypt(JSON.stringify(seal), nip44.v2.utils.getConversationKey(oneTime, service)),
@@ -143,7 +142,7 @@ describe('service-wide budgets: fresh keys cost the service, not nothing', () =>
       inbox.deliver({ ...forged, id: '0'.repeat(16) + forged.id.slice(16) })
       assert.equal(inbox.counters.dropped_bad_signature, 1)
 
-      inbox.deliver(mine(stranger, { kind: KIND_NIP04_DM, created_at: now(), content: stranger.nip04Encrypt(me, 'ping'), tags: [['p', me]] }, BITS))
+      inbox.deliver(mine(stranger, { kind: kinds.EncryptedDirectMessage, created_at: now(), content: stranger.nip04Encrypt(me, 'ping'), tags: [['p', me]] }, BITS))
       const wrapSk = generateSecretKey()
       inbox.deliver(wrap(wrapSk, me, 'ping', { pow: BITS }))
       inbox.deliver(dm(operator, me, 'ping'))
@@ -172,14 +171,14 @@ describe('the recent window and the dedup bound', () => {
     try {
       const me = inbox.identity.pubkey
       const s = senderFor()
-      const old = now() - RECENT_WINDOW_SEC - 30
+      const old = now() - REQUEST_WINDOW_SEC - 30
       inbox.deliver(dm(s, me, 'ping', old))
       inbox.deliver(rpc(s, me, 'ping', old))
       inbox.deliver(wrap(generateSecretKey(), me, 'ping', { rumorAt: old }))
       assert.equal(inbox.counters.dropped_stale, 3)
       // the wrap's own date is backdated by design: two days back is fine for a fresh rumor
       inbox.deliver(wrap(generateSecretKey(), me, 'ping', { wrapAt: now() - 2 * 24 * 3600 + 60 }))
-      inbox.deliver(dm(s, me, 'ping', now() - RECENT_WINDOW_SEC + 30))
+      inbox.deliver(dm(s, me, 'ping', now() - REQUEST_WINDOW_SEC + 30))
       await until(() => inbox.replies.length === 2, 'the fresh requests answered')
       await settle()
       assert.equal(inbox.replies.length, 2)
@@ -271,7 +270,7 @@ describe('words the enclave did not choose', () => {
     const peer = new Peer([relay.url])
     try {
       const WORD = 'i_approve_transfer_42'
-      const dms: Collector<{ event: NostrEvent }> = await peer.replies(service, KIND_NIP04_DM)
+      const dms: Collector<{ event: NostrEvent }> = await peer.replies(service, kinds.EncryptedDirectMessage)
       const ask = peer.nip04(service, `${WORD} now`)
       await peer.publish(ask)
       const text = peer.identity.nip04Decrypt(service, (await replyTo(dms, ask.id)).event.content)
@@ -335,7 +334,7 @@ describe('the announcement names the proof of work', () => {
     try {
       let found: NostrEvent | undefined
       await until(async () => {
-        found = (await peer.stored({ kinds: [KIND_ANNOUNCEMENT], authors: [svc.service.identity.pubkey] }, relay.url))[0]
+        found = (await peer.stored({ kinds: [ANNOUNCEMENT_KIND], authors: [svc.service.identity.pubkey] }, relay.url))[0]
         return found !== undefined
       }, 'the announcement')
       assert.deepEqual(found?.tags.filter((t) => t[0] === 'pow'), [['pow', '12']])

@@ -12,10 +12,10 @@ import * as nip59 from 'nostr-tools/nip59'
 import { nsecEncode } from 'nostr-tools/nip19'
 import { finalizeEvent, generateSecretKey, getEventHash, getPublicKey, verifyEvent as pureVerifyEvent } from 'nostr-tools/pure'
 import type { NostrEvent } from '../nec01/types.js'
+import { GIFT_WRAP_BACKDATE_SEC } from '../nec01/windows.js'
 import { eventHash, keyAgreement, nip04Decrypt, nip44ConversationKey, verifyEvent } from '../src/crypto.js'
 import { createIdentity, identityFromSecret } from '../src/service/identity.js'
 
-const TWO_DAYS_SEC = 2 * 24 * 3600
 const nowSec = (): number => Math.floor(Date.now() / 1000)
 /** a copy as off the wire: no object identity or symbol shared with the original */
 const copy = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T
@@ -27,7 +27,7 @@ function keypair(): { sk: Uint8Array; pk: string } {
 
 function assertBackdated(createdAt: number, what: string): void {
   const now = nowSec()
-  assert.ok(createdAt <= now && createdAt >= now - TWO_DAYS_SEC - 1, `${what} created_at ${createdAt} is not within two days back of ${now}`)
+  assert.ok(createdAt <= now && createdAt >= now - GIFT_WRAP_BACKDATE_SEC - 1, `${what} created_at ${createdAt} is not within two days back of ${now}`)
 }
 
 describe('identity: keys and signatures', () => {

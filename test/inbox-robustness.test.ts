@@ -4,6 +4,7 @@
 // inputs no relay delivers (a bad signature: relays and the pool check it; a wrong p: the
 // subscription filters it) go to a real inbox, with a real identity, through a source that
 // hands it events directly.
+import * as kinds from 'nostr-tools/kinds'
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { finalizeEvent, generateSecretKey, getEventHash, getPublicKey } from 'nostr-tools/pure'
@@ -11,13 +12,13 @@ import * as nip44 from 'nostr-tools/nip44'
 import type { Filter } from 'nostr-tools/filter'
 import { RPC_KIND } from '../nec01/rpc.js'
 import type { NostrEvent } from '../nec01/types.js'
+import { GIFT_WRAP_WINDOW_SEC } from '../nec01/windows.js'
 import type { EmbeddedRelay } from '../src/embedded/relay.js'
 import { createSeenStore } from '../src/service/dedup.js'
 import { identityFromSecret } from '../src/service/identity.js'
-import { KIND_GIFT_WRAP, startInbox, type InboxSource } from '../src/service/inbox.js'
-import { DEDUP_TTL_SEC, GIFT_WRAP_WINDOW_SEC, MAX_FUTURE_SEC, RECENT_WINDOW_SEC } from '../src/service/limits.js'
+import { startInbox, type InboxSource } from '../src/service/inbox.js'
+import { DEDUP_TTL_SEC, MAX_FUTURE_SEC, REQUEST_WINDOW_SEC } from '../src/service/limits.js'
 import { createRateLimiter } from '../src/service/ratelimit.js'
-import { KIND_CHAT, KIND_NIP04_DM } from '../src/service/reply.js'
 import { alterHex } from './forge.js'
 import { directInbox } from './direct-inbox.js'
 import { quietLogger, startTestRelay, startTestService, type TestService } from './service-harness.js'
@@ -41,12 +42,12 @@ function handWrap(rumor: RumorShape, sealSk: Uint8Array, recipient: string): Nos
   const seal = finalizeEvent({ kind: 13, created_at: now(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), conversation(sealSk, recipient)) }, sealSk)
   const oneTime = generateSecretKey()
   return finalizeEvent(
-    { kind: KIND_GIFT_WRAP, created_at: now(), tags: [['p', recipient]], content: nip44.v2.encrypt(JSON.stringify(seal), conversation(oneTime, recipient)) },
+    { kind: kinds.GiftWrap, created_at: now(), tags: [['p', recipient]], content: nip44.v2.encrypt(JSON.stringify(seal), conversation(oneTime, recipient)) },
     oneTime,
   )
 }
 
-function rumorFrom(pubkey: string, service: string, content = 'ping', kind = KIND_CHAT, p = service): RumorShape {
+function rumorFrom(pubkey: string, service: string, content = 'ping', kind = kinds.PrivateDirectMessage, p = service): RumorShape {
   const r: RumorShape = { pubkey, created_at: now(), kind, tags: [['p', p]], content }
   return { ...r, id: getEventHash(r as Parameters<typeof getEventHash>[0]) }
 }
@@ -63,17 +64,17 @@ const RELAY_CASES: Case[] = [
   {
     name: 'a kind 4 encrypted to another key (undecryptable)',
     counter: 'dropped_undecryptable',
-    make: (s, service) => s.identity.sign({ kind: KIND_NIP04_DM, created_at: now(), content: s.identity.nip04Encrypt(stranger, 'ping'), tags: [['p', service]] }),
+    make: (s, service) => s.identity.sign({ kind: kinds.EncryptedDirectMessage, created_at: now(), content: s.identity.nip04Encrypt(stranger, 'ping'), tags: [['p', service]] }),
   },
   {
     name: 'a kind 4 whose content is garbage base64',
     counter: 'dropped_undecryptable',
-    make: (s, service) => s.identity.sign({ kind: KIND_NIP04_DM, created_at: now(), content: '!!not*base64~~?iv=@@@', tags: [['p', service]] }),
+    make: (s, service) => s.identity.sign({ kind: kinds.EncryptedDirectMessage, created_at: now(), content: '!!not*base64~~?iv=@@@', tags: [['p', service]] }),
   },
   {
     name: 'a kind 4 without an iv',
     counter: 'dropped_undecryptable',
-    make: (s, service) => s.identity.sign({ kind: KIND_NIP04_DM, created_at: now(), content: 'aGVsbG8gd29ybGQhISEhISE=', tags: [['p', service]] }),
+    make: (s, service) => s.identity.sign({ kind: kinds.EncryptedDirectMessage, created_at: now(), content: 'aGVsbG8gd29ybGQhISEhISE=', tags: [['p', service]] }),
   },
   {
     name: 'a gift wrap whose seal and rumor pubkeys differ',
@@ -94,18 +95,18 @@ const RELAY_CASES: Case[] = [
   {
     name: 'a gift wrap whose rumor is addressed to someone else (wrong p)',
     counter: 'dropped_wrong_p',
-    make: (s, service) => handWrap(rumorFrom(s.pubkey, service, 'ping', KIND_CHAT, stranger), s.sk, service),
+    make: (s, service) => handWrap(rumorFrom(s.pubkey, service, 'ping', kinds.PrivateDirectMessage, stranger), s.sk, service),
   },
   {
     name: 'a gift wrap whose content is not NIP-44',
     counter: 'dropped_undecryptable',
-    make: (_s, service) => finalizeEvent({ kind: KIND_GIFT_WRAP, created_at: now(), tags: [['p', service]], content: 'not a payload' }, generateSecretKey()),
+    make: (_s, service) => finalizeEvent({ kind: kinds.GiftWrap, created_at: now(), tags: [['p', service]], content: 'not a payload' }, generateSecretKey()),
   },
   {
     name: 'a gift wrap whose rumor carries a past NIP-40 expiration',
     counter: 'dropped_expired',
     make: (s, service) => {
-      const r: RumorShape = { pubkey: s.pubkey, created_at: now(), kind: KIND_CHAT, tags: [['p', service], ['expiration', String(now() - 60)]], content: 'ping' }
+      const r: RumorShape = { pubkey: s.pubkey, created_at: now(), kind: kinds.PrivateDirectMessage, tags: [['p', service], ['expiration', String(now() - 60)]], content: 'ping' }
       return handWrap({ ...r, id: getEventHash(r as Parameters<typeof getEventHash>[0]) }, s.sk, service)
     },
   },
@@ -132,7 +133,7 @@ const RELAY_CASES: Case[] = [
   {
     name: 'a request dated two hours ahead',
     counter: 'dropped_future',
-    make: (s, service) => s.identity.sign({ kind: KIND_NIP04_DM, created_at: now() + 2 * 3600, content: s.identity.nip04Encrypt(service, 'ping'), tags: [['p', service]] }),
+    make: (s, service) => s.identity.sign({ kind: kinds.EncryptedDirectMessage, created_at: now() + 2 * 3600, content: s.identity.nip04Encrypt(service, 'ping'), tags: [['p', service]] }),
   },
 ]
 
@@ -155,7 +156,7 @@ describe('malformed requests over a real relay', () => {
     it(`${c.name}: dropped, counted as ${c.counter}, no reply; the next request is answered`, async () => {
       const sender = new Peer([relay.url])
       try {
-        const inboxes: Array<Collector<Item>> = await Promise.all([KIND_NIP04_DM, KIND_GIFT_WRAP, RPC_KIND].map((k) => sender.replies(service, k)))
+        const inboxes: Array<Collector<Item>> = await Promise.all([kinds.EncryptedDirectMessage, kinds.GiftWrap, RPC_KIND].map((k) => sender.replies(service, k)))
         const counter = (): number => svc.service.counters[c.counter] ?? 0
         const before = counter()
         await sender.publish(c.make(sender, service))
@@ -212,7 +213,7 @@ describe('a flood over NIP-17', () => {
     const other = new Peer([relay.url])
     try {
       const FLOOD = 12
-      const otherInbox = await other.replies(service, KIND_NIP04_DM)
+      const otherInbox = await other.replies(service, kinds.EncryptedDirectMessage)
       // distinct texts: the same text in the same second is the same rumor, answered once
       const wraps = Array.from({ length: FLOOD }, (_, i) => flooder.nip17(service, `ping ${i}`).wrap)
       const sending = Promise.all(wraps.map((w) => flooder.publish(w)))
@@ -224,7 +225,7 @@ describe('a flood over NIP-17', () => {
 
       await until(() => (svc.service.counters.rate_limited ?? 0) === FLOOD - 2, 'the flood to be decided')
       const stored = async (): Promise<string[]> =>
-        (await flooder.stored({ kinds: [KIND_GIFT_WRAP], '#p': [flooder.pubkey] }, relay.url)).map((e) => unwrapWithSeal(e, flooder.sk).rumor.content)
+        (await flooder.stored({ kinds: [kinds.GiftWrap], '#p': [flooder.pubkey] }, relay.url)).map((e) => unwrapWithSeal(e, flooder.sk).rumor.content)
       const count = await stable(async () => (await stored()).length, 'replies to the flooder', { min: 3 })
       assert.equal(count, 3)
       const texts = await stored()
@@ -244,7 +245,7 @@ describe('the inbox, fed directly', () => {
   const sender = identityFromSecret(sk)
 
   function dm(service: string, text: string, tags: string[][] = [['p', service]], createdAt = now()): NostrEvent {
-    return sender.sign({ kind: KIND_NIP04_DM, created_at: createdAt, content: sender.nip04Encrypt(service, text), tags })
+    return sender.sign({ kind: kinds.EncryptedDirectMessage, created_at: createdAt, content: sender.nip04Encrypt(service, text), tags })
   }
 
   const DIRECT: Array<{ name: string; counter: string; make(service: string): NostrEvent }> = [
@@ -262,7 +263,7 @@ describe('the inbox, fed directly', () => {
       name: 'a gift wrap with a bad outer signature',
       counter: 'dropped_bad_signature',
       make: (s) => {
-        const w = sender.giftWrap({ kind: KIND_CHAT, created_at: now(), content: 'ping', tags: [['p', s]] }, s).wrap
+        const w = sender.giftWrap({ kind: kinds.PrivateDirectMessage, created_at: now(), content: 'ping', tags: [['p', s]] }, s).wrap
         return { ...w, created_at: w.created_at - 1 }
       },
     },
@@ -309,8 +310,8 @@ describe('the inbox, fed directly', () => {
       const me = inbox.identity.pubkey
       const request = dm(me, 'ping')
       for (const relay of ['ws://a', 'ws://b', 'ws://c']) inbox.deliver(request, relay)
-      const first = sender.giftWrap({ kind: KIND_CHAT, created_at: now(), content: 'ping', tags: [['p', me]] }, me)
-      const again = sender.giftWrap({ kind: KIND_CHAT, created_at: first.rumor.created_at, content: 'ping', tags: [['p', me]] }, me)
+      const first = sender.giftWrap({ kind: kinds.PrivateDirectMessage, created_at: now(), content: 'ping', tags: [['p', me]] }, me)
+      const again = sender.giftWrap({ kind: kinds.PrivateDirectMessage, created_at: first.rumor.created_at, content: 'ping', tags: [['p', me]] }, me)
       assert.equal(again.rumor.id, first.rumor.id)
       inbox.deliver(first.wrap)
       inbox.deliver(again.wrap)
@@ -353,7 +354,7 @@ describe('rate limiter and dedup store', () => {
   })
 
   it('the dedup store outlasts every accepted copy, and a full store refuses new ids instead of forgetting live ones', () => {
-    assert.equal(DEDUP_TTL_SEC, RECENT_WINDOW_SEC + MAX_FUTURE_SEC, 'as long as a request can be accepted')
+    assert.equal(DEDUP_TTL_SEC, REQUEST_WINDOW_SEC + MAX_FUTURE_SEC, 'as long as a request can be accepted')
     let t = 0
     const seen = createSeenStore({ now: () => t, capacity: 100 })
     assert.equal(seen.record('x'), 'new')
@@ -396,10 +397,10 @@ describe('the inbox subscription', () => {
       const read = filters as () => Filter[]
       const expectAt = (sec: number): void => {
         const fs = read()
-        const direct = fs.find((f) => f.kinds?.includes(KIND_NIP04_DM))
-        const wraps = fs.find((f) => f.kinds?.includes(KIND_GIFT_WRAP))
-        assert.deepEqual(direct, { kinds: [KIND_NIP04_DM, RPC_KIND], '#p': [identity.pubkey], since: sec - RECENT_WINDOW_SEC })
-        assert.deepEqual(wraps?.kinds, [KIND_GIFT_WRAP])
+        const direct = fs.find((f) => f.kinds?.includes(kinds.EncryptedDirectMessage))
+        const wraps = fs.find((f) => f.kinds?.includes(kinds.GiftWrap))
+        assert.deepEqual(direct, { kinds: [kinds.EncryptedDirectMessage, RPC_KIND], '#p': [identity.pubkey], since: sec - REQUEST_WINDOW_SEC })
+        assert.deepEqual(wraps?.kinds, [kinds.GiftWrap])
         assert.deepEqual(wraps?.['#p'], [identity.pubkey])
         const lookback = sec - (wraps?.since ?? sec)
         assert.ok(lookback > 2 * 24 * 3600, `gift wraps: more than two days back (${lookback} s)`)

@@ -3,6 +3,7 @@
 // pool authenticates with its `onauth` signer and subscribes again, and the replies of the
 // real service to its NIP-17 and NIP-04 requests reach it.
 import assert from 'node:assert/strict'
+import * as kinds from 'nostr-tools/kinds'
 import { after, before, describe, it } from 'node:test'
 import { WebSocket } from 'ws'
 import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool'
@@ -10,8 +11,6 @@ import { finalizeEvent, generateSecretKey, type Event } from 'nostr-tools/pure'
 import type { NostrEvent } from '../nec01/types.js'
 import type { EmbeddedRelay } from '../src/embedded/relay.js'
 import { identityFromSecret } from '../src/service/identity.js'
-import { KIND_GIFT_WRAP } from '../src/service/inbox.js'
-import { KIND_CHAT, KIND_NIP04_DM } from '../src/service/reply.js'
 import { startTestRelay, startTestService, type TestService } from './service-harness.js'
 import { now, until } from './talk.js'
 
@@ -39,7 +38,7 @@ describe('a lazy client on the dev relay', () => {
     const closes: string[] = []
     let authed = 0
     let eosed = false
-    const sub = pool.subscribe([relay.url], { kinds: [KIND_GIFT_WRAP, KIND_NIP04_DM], '#p': [me.pubkey], since: now() - 3 * 24 * 3600 }, {
+    const sub = pool.subscribe([relay.url], { kinds: [kinds.GiftWrap, kinds.EncryptedDirectMessage], '#p': [me.pubkey], since: now() - 3 * 24 * 3600 }, {
       onevent: (e: Event) => void received.push(e as NostrEvent),
       oneose: () => (eosed = true),
       onclose: (reasons) => void closes.push(...reasons.map((r) => r.reason)),
@@ -53,14 +52,14 @@ describe('a lazy client on the dev relay', () => {
       assert.equal(authed, 1, 'the pool authenticated once, when the REQ was closed auth-required:')
       assert.deepEqual(closes, [], 'the resubscription stays open')
 
-      const nip04 = me.sign({ kind: KIND_NIP04_DM, created_at: now(), content: me.nip04Encrypt(service, 'ping'), tags: [['p', service]] })
-      const { wrap, rumor } = me.giftWrap({ kind: KIND_CHAT, created_at: now(), content: 'ping', tags: [['p', service]] }, service)
+      const nip04 = me.sign({ kind: kinds.EncryptedDirectMessage, created_at: now(), content: me.nip04Encrypt(service, 'ping'), tags: [['p', service]] })
+      const { wrap, rumor } = me.giftWrap({ kind: kinds.PrivateDirectMessage, created_at: now(), content: 'ping', tags: [['p', service]] }, service)
       await Promise.all([...pool.publish([relay.url], nip04 as Event), ...pool.publish([relay.url], wrap as Event)])
 
-      const dm04 = (): NostrEvent | undefined => received.find((e) => e.kind === KIND_NIP04_DM && e.pubkey === service && e.tags.some((t) => t[0] === 'e' && t[1] === nip04.id))
+      const dm04 = (): NostrEvent | undefined => received.find((e) => e.kind === kinds.EncryptedDirectMessage && e.pubkey === service && e.tags.some((t) => t[0] === 'e' && t[1] === nip04.id))
       const dm17 = (): string | undefined =>
         received
-          .filter((e) => e.kind === KIND_GIFT_WRAP)
+          .filter((e) => e.kind === kinds.GiftWrap)
           .map((e) => me.unwrap(e))
           .find((r) => r.pubkey === service && r.tags.some((t) => t[0] === 'e' && t[1] === rumor.id))?.content
       await until(() => dm04() !== undefined && dm17() !== undefined, 'both replies on the live subscription')

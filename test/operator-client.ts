@@ -1,19 +1,18 @@
 // A Nostr client for tests of the service's commands, speaking each transport the way the
 // CLI does (src/commands/dm.ts, attest.ts): NIP-17 gift wraps, NIP-04 DMs and NIP-44
 // JSON-RPC, with control over created_at and the raw request events (to replay them).
+import * as kinds from 'nostr-tools/kinds'
 import { createHmac, randomBytes } from 'node:crypto'
 import { finalizeEvent, generateSecretKey, getEventHash } from 'nostr-tools/pure'
 import * as nip44 from 'nostr-tools/nip44'
 import { parseRpcResponse, RPC_KIND, type RpcResponse } from '../nec01/rpc.js'
 import type { NostrEvent } from '../nec01/types.js'
+import { GIFT_WRAP_WINDOW_SEC } from '../nec01/windows.js'
 import { openSession, type ClientSession } from '../src/cli/client.js'
 import { identityFromSecret, type Identity, type Rumor } from '../src/service/identity.js'
-import { KIND_GIFT_WRAP } from '../src/service/inbox.js'
-import { KIND_CHAT, KIND_NIP04_DM } from '../src/service/reply.js'
 
 /** Far longer than any reply takes on loopback: a missing reply fails the test, not a clock. */
 const REPLY_TIMEOUT_MS = 20_000
-const WRAP_LOOKBACK_SEC = 2 * 24 * 3600 + 3600
 
 export interface Nip17Exchange {
   reply: string
@@ -116,10 +115,10 @@ export function createTestClient(service: string, relays: string[], secret: Uint
       let createdAt = opts.createdAt ?? nowSec()
       if (opts.createdAt === undefined) while (sentRumors.has(`${createdAt}:${text}`)) createdAt++
       sentRumors.add(`${createdAt}:${text}`)
-      const { wrap, rumor } = identity.giftWrap({ kind: KIND_CHAT, created_at: createdAt, content: text, tags: [['p', service]] }, service)
+      const { wrap, rumor } = identity.giftWrap({ kind: kinds.PrivateDirectMessage, created_at: createdAt, content: text, tags: [['p', service]] }, service)
       let replyRumor: Rumor | null = null
       const waiting = session.waitFor(
-        { kinds: [KIND_GIFT_WRAP], '#p': [identity.pubkey], since: nowSec() - WRAP_LOOKBACK_SEC },
+        { kinds: [kinds.GiftWrap], '#p': [identity.pubkey], since: nowSec() - GIFT_WRAP_WINDOW_SEC },
         (e) => {
           const r = identity.unwrap(e)
           if (r.pubkey !== service || !r.tags.some((t) => t[0] === 'e' && t[1] === rumor.id)) return false
@@ -140,7 +139,7 @@ export function createTestClient(service: string, relays: string[], secret: Uint
       return wrap
     },
     forgedNip17(text, author, sealKind) {
-      const unsigned = { pubkey: author, created_at: nowSec(), kind: KIND_CHAT, tags: [['p', service]], content: text }
+      const unsigned = { pubkey: author, created_at: nowSec(), kind: kinds.PrivateDirectMessage, tags: [['p', service]], content: text }
       const rumor = { ...unsigned, id: getEventHash(unsigned) }
       const conversation = nip44.v2.utils.getConversationKey(secret, service)
       let seal = finalizeEvent({ kind: 13, created_at: nowSec(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), conversation) }, secret)
@@ -150,14 +149,14 @@ export function createTestClient(service: string, relays: string[], secret: Uint
       }
       const oneTime = generateSecretKey()
       return finalizeEvent(
-        { kind: KIND_GIFT_WRAP, created_at: nowSec(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), nip44.v2.utils.getConversationKey(oneTime, service)) },
+        { kind: kinds.GiftWrap, created_at: nowSec(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), nip44.v2.utils.getConversationKey(oneTime, service)) },
         oneTime,
       )
     },
     async nip04(text) {
-      const request = identity.sign({ kind: KIND_NIP04_DM, created_at: nowSec(), content: identity.nip04Encrypt(service, text), tags: [['p', service]] })
+      const request = identity.sign({ kind: kinds.EncryptedDirectMessage, created_at: nowSec(), content: identity.nip04Encrypt(service, text), tags: [['p', service]] })
       const waiting = session.waitFor(
-        { kinds: [KIND_NIP04_DM], authors: [service], '#p': [identity.pubkey], since: nowSec() - 60 },
+        { kinds: [kinds.EncryptedDirectMessage], authors: [service], '#p': [identity.pubkey], since: nowSec() - 60 },
         (e) => e.tags.some((t) => t[0] === 'e' && t[1] === request.id),
         REPLY_TIMEOUT_MS,
       )

@@ -2,6 +2,7 @@
 // loopback, and the operator and a stranger as Nostr clients over NIP-17, NIP-04 and RPC.
 // Checks the transition table on both transports, the public record of every change, who
 // may write, replays and stale requests, and that a hidden value shows up nowhere.
+import * as kinds from 'nostr-tools/kinds'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -17,7 +18,7 @@ import type { EmbeddedRelay } from '../src/embedded/relay.js'
 import { createRelayPool } from '../src/relays/pool.js'
 import { CommandError, commandSet, type CommandRequest, type CommandSpec } from '../src/service/commands.js'
 import { identityFromSecret } from '../src/service/identity.js'
-import { changeNote, createOperatorControls, KIND_NOTE, MAX_REQUEST_SKEW_SEC, parseSetText } from '../src/service/operator.js'
+import { changeNote, createOperatorControls, MAX_REQUEST_SKEW_SEC, parseSetText } from '../src/service/operator.js'
 import { OperatorConfigError, parseOperatorFile, parseOperatorKey } from '../src/service/operator-config.js'
 import { createPublisher } from '../src/service/publish.js'
 import { MAX_VALUE_BYTES } from '../src/service/vars.js'
@@ -187,7 +188,7 @@ describe('operator controls, end to end', () => {
       return { name: r.name, value: r.value, committed: r.value !== undefined && r.salt !== undefined && commitmentOf(r.value, r.salt) === r.commitment }
     })
   const notes = async (): Promise<NostrEvent[]> => {
-    const found = await op.session.pool.fetchEvents([{ kinds: [KIND_NOTE], authors: [svc], limit: STORED_LIMIT }], { timeoutMs: 10_000 })
+    const found = await op.session.pool.fetchEvents([{ kinds: [kinds.ShortTextNote], authors: [svc], limit: STORED_LIMIT }], { timeoutMs: 10_000 })
     assert.ok(found.length < STORED_LIMIT, 'the relay returned everything')
     return found
   }
@@ -482,7 +483,7 @@ describe('operator controls, end to end', () => {
       stored.push(...found)
     }
     assert.ok(stored.some((e) => e.kind === 1059) && stored.some((e) => e.kind === 4), 'the DMs are there to search')
-    assert.ok(stored.some((e) => e.kind === KIND_NOTE), 'the notes are there to search')
+    assert.ok(stored.some((e) => e.kind === kinds.ShortTextNote), 'the notes are there to search')
     const haystacks: Array<[string, string]> = [
       ['replies', replies.join('\n')],
       ['logs', ts.logs.join('\n')],

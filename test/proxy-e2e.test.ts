@@ -1,10 +1,11 @@
 // The enclave's way out, end to end on loopback: service → parent CONNECT proxy → a real
 // relay. The service publishes and answers a DM with every relay socket in a tunnel, and a
 // proxy that does not allow the relay leaves the service with no way out at all.
+import * as kinds from 'nostr-tools/kinds'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { allowlistFromRelays, startParentProxy, type ProxyEvent } from '../src/parent/proxy.js'
-import { KIND_NIP04_DM } from '../src/service/reply.js'
+
 import { startTestRelay, startTestService } from './service-harness.js'
 import { assertCarrier, Peer, replyTo, until } from './talk.js'
 
@@ -29,7 +30,7 @@ test('service → parent proxy → relay: announcements published and a DM answe
     await until(async () => (await peer.stored({ kinds: [13793], authors: [service] }, relay.url)).length === 1, 'the announcement on the relay')
 
     // and a DM is answered through it
-    const replies = await peer.replies(service, KIND_NIP04_DM)
+    const replies = await peer.replies(service, kinds.EncryptedDirectMessage)
     const request = peer.nip04(service, 'ping')
     await peer.publish(request)
     const reply = await replyTo(replies, request.id)

@@ -1,6 +1,7 @@
 // A client for tests that talk to the service over real relays: a key of its own, a relay
 // pool, and the three ways to ask (NIP-17, NIP-04, JSON-RPC). Everything goes over the
 // wire; the only shortcut is that the test holds the client's secret key, to unwrap seals.
+import * as kinds from 'nostr-tools/kinds'
 import assert from 'node:assert/strict'
 import { generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools/pure'
 import * as nip44 from 'nostr-tools/nip44'
@@ -10,8 +11,7 @@ import { parseRpcResponse, RPC_KIND, type RpcResponse } from '../nec01/rpc.js'
 import type { NostrEvent, VerifyResult } from '../nec01/types.js'
 import { createRelayPool, type RelayPool } from '../src/relays/pool.js'
 import { identityFromSecret, type Identity, type Rumor } from '../src/service/identity.js'
-import { KIND_GIFT_WRAP } from '../src/service/inbox.js'
-import { KIND_CHAT, KIND_NIP04_DM } from '../src/service/reply.js'
+
 import { quietLogger } from './service-harness.js'
 
 /** Upper bound for any wait: a safety net, never a measurement. */
@@ -89,11 +89,11 @@ export class Peer {
   }
 
   nip04(service: string, text: string, extraTags: string[][] = []): NostrEvent {
-    return this.identity.sign({ kind: KIND_NIP04_DM, created_at: now(), content: this.identity.nip04Encrypt(service, text), tags: [['p', service], ...extraTags] })
+    return this.identity.sign({ kind: kinds.EncryptedDirectMessage, created_at: now(), content: this.identity.nip04Encrypt(service, text), tags: [['p', service], ...extraTags] })
   }
 
   nip17(service: string, text: string): { wrap: NostrEvent; rumor: Rumor } {
-    return this.identity.giftWrap({ kind: KIND_CHAT, created_at: now(), content: text, tags: [['p', service]] }, service)
+    return this.identity.giftWrap({ kind: kinds.PrivateDirectMessage, created_at: now(), content: text, tags: [['p', service]] }, service)
   }
 
   rpc(service: string, body: unknown, extraTags: string[][] = []): NostrEvent {
@@ -117,8 +117,8 @@ export class Peer {
 
   /** Replies from `service` to us of one kind, collected live. */
   replies(service: string, kind: number, relays?: string[]): Promise<Collector<{ event: NostrEvent; relay: string }>> {
-    const since = kind === KIND_GIFT_WRAP ? now() - 3 * 24 * 3600 : now() - 60
-    return this.collect({ kinds: [kind], '#p': [this.pubkey], since, ...(kind === KIND_GIFT_WRAP ? {} : { authors: [service] }) }, relays)
+    const since = kind === kinds.GiftWrap ? now() - 3 * 24 * 3600 : now() - 60
+    return this.collect({ kinds: [kind], '#p': [this.pubkey], since, ...(kind === kinds.GiftWrap ? {} : { authors: [service] }) }, relays)
   }
 
   /** Stored events on one relay (what a reader connecting later would find). */
@@ -173,7 +173,7 @@ export async function assertCarrier(event: NostrEvent, service: string, rootDer:
 export async function assertRumor(u: Unwrapped, service: string, rootDer: Uint8Array): Promise<VerifyResult> {
   assert.equal(u.seal.pubkey, service, 'the seal is signed by the service')
   assert.equal(u.rumor.pubkey, u.seal.pubkey, 'rumor pubkey == seal signer')
-  assert.equal(u.rumor.kind, KIND_CHAT)
+  assert.equal(u.rumor.kind, kinds.PrivateDirectMessage)
   const result = await verifyTeeRoot(u.rumor, { ...devTrust(rootDer), sealSigner: u.seal.pubkey })
   assert.equal(result.valid, true, `rumor tee_root verifies: ${result.reason} ${JSON.stringify(result.checks.filter((c) => !c.ok))}`)
   assert.equal(result.event?.pubkey, service, 'root pubkey == seal signer')

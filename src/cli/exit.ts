@@ -1,6 +1,7 @@
 // Exit codes shared by every nec01 command, the one error type a command throws to end
 // with a one-line message instead of a stack trace, and the way commands parse arguments.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { errorText } from '../../nec01/errors.js'
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>
 const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const
@@ -39,7 +40,7 @@ export function parseCommandArgs<T extends ParseArgsOptionsConfig>(
   try {
     parsed = parseArgs({ args, allowPositionals: true, strict: true, options: { ...options, ...HELP_OPTION } })
   } catch (err) {
-    throw new CliError(`${err instanceof Error ? err.message : String(err)} (see nec01 ${command} --help)`)
+    throw new CliError(`${errorText(err)} (see nec01 ${command} --help)`)
   }
   if ((parsed.values as { help?: boolean }).help === true) {
     console.log(usage)

@@ -4,6 +4,7 @@ import { parseRoot } from '../../nec01/cert.js'
 import type { Expect, VerifyOptions } from '../../nec01/types.js'
 import { CliError } from './exit.js'
 import { FileReadError, readBoundedFile } from '../files.js'
+import { errorText } from '../../nec01/errors.js'
 
 /** node:util parseArgs option specs for the trust options. */
 export const TRUST_ARG_OPTIONS = {
@@ -82,6 +83,11 @@ function parsePcrFile(text: string, source: string): Record<number, string> {
   return out
 }
 
+/** A PCR file (nitro-cli build-enclave output or a plain map) → index → lowercase hex. Throws CliError. */
+export function readPcrFile(path: string, flag: string): Record<number, string> {
+  return parsePcrFile(readSmallFile(path, flag).toString('utf8'), path)
+}
+
 /** a date-time with no zone designator: JavaScript would read it as the machine's local time */
 const ISO_WITHOUT_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/
 
@@ -113,7 +119,7 @@ export function trustOptions(values: TrustValues): TrustOptions {
   const options: VerifyOptions = {}
   const warnings: string[] = []
   const expected: Record<number, string> = {}
-  if (values.pcrs !== undefined) Object.assign(expected, parsePcrFile(readSmallFile(values.pcrs, '--pcrs').toString('utf8'), values.pcrs))
+  if (values.pcrs !== undefined) Object.assign(expected, readPcrFile(values.pcrs, '--pcrs'))
   for (const spec of values.pcr ?? []) {
     const eq = spec.indexOf('=')
     if (eq < 0) throw new CliError(`--pcr: expected N=HEX, got '${spec}'`)
@@ -137,7 +143,7 @@ export function trustOptions(values: TrustValues): TrustOptions {
     try {
       options.root = parseRoot(new Uint8Array(data))
     } catch (err) {
-      throw new CliError(`--root: ${values.root}: ${err instanceof Error ? err.message : String(err)}`)
+      throw new CliError(`--root: ${values.root}: ${errorText(err)}`)
     }
   }
   if (values.pubkey !== undefined) {

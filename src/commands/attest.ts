@@ -8,10 +8,12 @@ import { canonicalJson } from '../../nec01/canonical.js'
 import { verifyRootEvent } from '../../nec01/event.js'
 import { parseRpcResponse, RPC_KIND } from '../../nec01/rpc.js'
 import type { Check, VerifyResult } from '../../nec01/types.js'
+import { RECENT_WINDOW_SEC } from '../../nec01/windows.js'
 import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../cli/client.js'
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
+import { errorText } from '../../nec01/errors.js'
 
 export const USAGE = `usage: nec01 attest <npub|hex> [--nonce HEX] [--data JSON] [--relay URL]... [--timeout S] [--json] [trust options]
 
@@ -67,7 +69,7 @@ export async function main(args: string[]): Promise<number> {
       digest = bytesToHex(sha256(utf8ToBytes(canonicalJson(data))))
     } catch (err) {
       // valid JSON with no canonical form (a lone surrogate), or nested too deep
-      throw new CliError(`--data: ${err instanceof Error ? err.message : String(err)}`)
+      throw new CliError(`--data: ${errorText(err)}`)
     }
   }
 
@@ -79,7 +81,7 @@ export async function main(args: string[]): Promise<number> {
     const now = Math.floor(Date.now() / 1000)
     const request = identity.sign({ kind: RPC_KIND, created_at: now, content: identity.nip44Encrypt(service, body), tags: [['p', service]] })
     const waiting = session.waitFor(
-      { kinds: [RPC_KIND], authors: [service], '#p': [identity.pubkey], since: now - 60 },
+      { kinds: [RPC_KIND], authors: [service], '#p': [identity.pubkey], since: now - RECENT_WINDOW_SEC },
       (e) => e.tags.some((t) => t[0] === 'e' && t[1] === request.id),
       timeoutSec * 1000,
     )

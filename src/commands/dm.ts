@@ -1,13 +1,14 @@
 // nec01 dm: send a DM to an attested service, wait for its reply, and verify the reply's
 // tee_root with the same trust options as `nec01 verify`.
+import * as kinds from 'nostr-tools/kinds'
 import { verifyTeeRoot } from '../../nec01/event.js'
 import type { NostrEvent, VerifyResult } from '../../nec01/types.js'
+import { GIFT_WRAP_WINDOW_SEC, RECENT_WINDOW_SEC } from '../../nec01/windows.js'
 import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../cli/client.js'
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
 import type { Rumor } from '../service/identity.js'
-import { KIND_GIFT_WRAP } from '../service/inbox.js'
-import { KIND_CHAT, KIND_NIP04_DM } from '../service/reply.js'
+
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 
 export const USAGE = `usage: nec01 dm <npub|hex> <text> [--relay URL]... [--nip04] [--timeout S] [--json] [trust options]
@@ -24,9 +25,6 @@ reply and verifies its tee_root. Uses a fresh throwaway key unless --sec or NEC0
 ${TRUST_USAGE}
 
 exit: 0 reply verified, 1 invalid reply or none in time, 2 usage`
-
-/** NIP-59 backdates gift wraps up to two days: look back that far, and an hour more. */
-const WRAP_LOOKBACK_SEC = 2 * 24 * 3600 + 3600
 
 export async function main(args: string[]): Promise<number> {
   const parsed = parseCommandArgs('dm', USAGE, args, {
@@ -53,9 +51,9 @@ export async function main(args: string[]): Promise<number> {
   try {
     let reply: { text: string; verification: VerifyResult; transport: 'nip17' | 'nip04'; event: NostrEvent | Rumor }
     if (values.nip04 === true) {
-      const request = identity.sign({ kind: KIND_NIP04_DM, created_at: now, content: identity.nip04Encrypt(service, text), tags: [['p', service]] })
+      const request = identity.sign({ kind: kinds.EncryptedDirectMessage, created_at: now, content: identity.nip04Encrypt(service, text), tags: [['p', service]] })
       const waiting = session.waitFor(
-        { kinds: [KIND_NIP04_DM], authors: [service], '#p': [identity.pubkey], since: now - 60 },
+        { kinds: [kinds.EncryptedDirectMessage], authors: [service], '#p': [identity.pubkey], since: now - RECENT_WINDOW_SEC },
         (e) => e.tags.some((t) => t[0] === 'e' && t[1] === request.id),
         timeoutSec * 1000,
       )
@@ -64,10 +62,10 @@ export async function main(args: string[]): Promise<number> {
       if (event === null) throw noReply(timeoutSec)
       reply = { transport: 'nip04', event, text: identity.nip04Decrypt(service, event.content), verification: await verifyTeeRoot(event, options) }
     } else {
-      const { wrap, rumor: request } = identity.giftWrap({ kind: KIND_CHAT, created_at: now, content: text, tags: [['p', service]] }, service)
+      const { wrap, rumor: request } = identity.giftWrap({ kind: kinds.PrivateDirectMessage, created_at: now, content: text, tags: [['p', service]] }, service)
       let rumor: Rumor | null = null
       const waiting = session.waitFor(
-        { kinds: [KIND_GIFT_WRAP], '#p': [identity.pubkey], since: now - WRAP_LOOKBACK_SEC },
+        { kinds: [kinds.GiftWrap], '#p': [identity.pubkey], since: now - GIFT_WRAP_WINDOW_SEC },
         (e) => {
           const r = identity.unwrap(e) // verifies the seal; rumor pubkey == seal signer
           if (r.pubkey !== service || !r.tags.some((t) => t[0] === 'e' && t[1] === request.id)) return false

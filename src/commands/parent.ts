@@ -16,11 +16,14 @@ import {
   type AllowEntry,
   type ParentProxy,
 } from '../parent/proxy.js'
+import { MAX_SIGNATURES_BYTES, parseSignatureList, SIGNATURES_PATH } from '../parent/signatures.js'
 import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig } from '../relays/config.js'
+import { errorText } from '../../nec01/errors.js'
 
+import { FileReadError, readBoundedFile } from '../files.js'
 
 export const USAGE = `usage: nec01 parent [--relays FILE] [--allow HOST:PORT]... [--port N] [--host ADDR]
-                    [--max-tunnels N] [--idle SECONDS]
+                    [--max-tunnels N] [--idle SECONDS] [--signatures FILE]
 
 Runs on the parent EC2 instance: an HTTP CONNECT proxy that lets the enclave reach the
 relays of FILE (and the --allow targets) and nothing else. TLS stays end to end between
@@ -34,6 +37,9 @@ options:
   --host ADDR         listen address (default 127.0.0.1: only the vsock bridge should reach it)
   --max-tunnels N     concurrent tunnels; more are refused with 503 (default ${DEFAULT_MAX_TUNNELS})
   --idle SECONDS      close a tunnel idle this long in both directions (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})
+  --signatures FILE   hand the enclave these builder, launcher and release signatures (a
+                      JSON array of events, read again at each request; a missing file is
+                      an empty list) on GET ${SIGNATURES_PATH} (serve --parent-signatures)
 
 Logs one JSON object per line on standard output (open, close, refuse). Runs until
 SIGINT or SIGTERM; exits 0 on a clean shutdown.`
@@ -45,6 +51,7 @@ const OPTIONS = {
   host: { type: 'string' },
   'max-tunnels': { type: 'string' },
   idle: { type: 'string' },
+  signatures: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -55,6 +62,8 @@ export interface ParentSettings {
   port: number
   maxTunnels: number
   idleTimeoutMs: number
+  /** the signature list file, or null */
+  signatures: string | null
 }
 
 function intOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
@@ -73,13 +82,13 @@ function idleOption(raw: string | undefined): number {
 }
 
 function firstLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err)
+  const message = errorText(err)
   return message.split('\n')[0] ?? ''
 }
 
 /** Parses and checks the arguments; throws CliError (exit 2) with a one-line message. */
 export function parseParentArgs(args: string[]): ParentSettings | 'help' {
-  let values: { relays?: string; allow?: string[]; port?: string; host?: string; 'max-tunnels'?: string; idle?: string; help?: boolean }
+  let values: { relays?: string; allow?: string[]; port?: string; host?: string; 'max-tunnels'?: string; idle?: string; signatures?: string; help?: boolean }
   try {
     ;({ values } = parseArgs({ args, options: OPTIONS, allowPositionals: false, strict: true }))
   } catch (err) {
@@ -102,6 +111,25 @@ export function parseParentArgs(args: string[]): ParentSettings | 'help' {
     port: intOption('port', values.port, DEFAULT_PROXY_PORT, 0, 65535),
     maxTunnels: intOption('max-tunnels', values['max-tunnels'], DEFAULT_MAX_TUNNELS, 1, 65_536),
     idleTimeoutMs: idleOption(values.idle),
+    signatures: values.signatures ?? null,
+  }
+}
+
+/**
+ * The list in FILE, read at each request so a new release signature needs no restart. A
+ * missing file is no signatures (the unit may name one not written yet); a malformed one
+ * throws, and the enclave gets a 503 and keeps what it had.
+ */
+function signatureFile(path: string): () => Promise<object[]> {
+  return async () => {
+    let text: string
+    try {
+      text = readBoundedFile(path, MAX_SIGNATURES_BYTES).toString('utf8')
+    } catch (err) {
+      if (err instanceof FileReadError && err.errno === 'ENOENT') return []
+      throw err
+    }
+    return parseSignatureList(text, path)
   }
 }
 
@@ -143,6 +171,7 @@ export async function main(args: string[]): Promise<number> {
       allow,
       maxTunnels: settings.maxTunnels,
       idleTimeoutMs: settings.idleTimeoutMs,
+      ...(settings.signatures === null ? {} : { signatures: signatureFile(settings.signatures) }),
       // JSON lines on stderr, as `nec01 serve` logs; stdout keeps the two human lines
       log: jsonLineLogger((line) => process.stderr.write(line)),
     })
@@ -154,7 +183,8 @@ export async function main(args: string[]): Promise<number> {
     console.error(`nec01 parent: warning: listening on ${settings.host}, not loopback: anyone who can reach it can tunnel to the allowed relays`)
   }
   const where = isIP(proxy.host) === 6 ? `[${proxy.host}]:${proxy.port}` : `${proxy.host}:${proxy.port}`
-  console.log(`nec01 parent: listening on ${where}, allowing ${allow.map(formatHostPort).join(', ')}`)
+  const handing = settings.signatures === null ? '' : `; signatures from ${settings.signatures}`
+  console.log(`nec01 parent: listening on ${where}, allowing ${allow.map(formatHostPort).join(', ')}${handing}`)
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {

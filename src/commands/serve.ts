@@ -10,8 +10,10 @@ import { trustFlags } from '../service/announce.js'
 import { budgetAt, DEFAULT_BUDGETS, MAX_POW_BITS, type ServiceBudgets } from '../service/limits.js'
 import { startService, SERVICE_NAME } from '../service/service.js'
 import { CliError, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
+import { serveNecOptions } from '../cli/serve-necs.js'
 import { VERSION } from '../version.js'
 import { loadOperatorFile, OPERATOR_FILE, OperatorConfigError, operatorNpub, parseOperatorKey } from '../service/operator-config.js'
+import { errorText } from '../../nec01/errors.js'
 
 export const USAGE = `usage: nec01 serve [--dev] [--relays FILE | --relay URL...] [--health-port N] [--state-dir DIR]
                    [--t prod|dev] [--proxy URL] [--embedded-relay] [options]
@@ -44,6 +46,14 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --leaf-lifetime SEC    dev only: simulated leaf certificate lifetime (default 10800)
   --operator NPUB        dev only: the operator's key instead of operator.json (the image's
                          file, measured into PCR2; docs/operator.md)
+  --repo URL             the repository the announcement names (r) and releases must name
+                         (default: package.json's repository; none: no r, releases refused)
+  --parent-signatures    fetch the builder, launcher and release signatures from the parent
+                         (nec01 parent --signatures) through --proxy, at start and at every
+                         new attestation (docs/necs.md)
+  --signatures FILE      dev only: the signatures from a file (a JSON array of events)
+  --sim-instance-id ID   dev only: the simulated EC2 instance id (PCR4), e.g. i-0123456789abcdef0
+  --sim-builder-cert F   dev only: the simulated image is signed with this certificate (PCR8)
 
 Logs go to standard error, one JSON object per line (NEC01_LOG_LEVEL=debug|info|warn|error).`
 
@@ -103,6 +113,11 @@ export async function main(args: string[]): Promise<number> {
     'max-request-bytes': { type: 'string' },
     'leaf-lifetime': { type: 'string' },
     operator: { type: 'string' },
+    repo: { type: 'string' },
+    'parent-signatures': { type: 'boolean' },
+    signatures: { type: 'string' },
+    'sim-instance-id': { type: 'string' },
+    'sim-builder-cert': { type: 'string' },
   })
   if (parsed === null) return EXIT_OK
   if (parsed.positionals.length > 0) throw new CliError(`unexpected argument '${parsed.positionals[0] ?? ''}' (see nec01 serve --help)`)
@@ -114,6 +129,10 @@ export async function main(args: string[]): Promise<number> {
   // In an enclave the operator must be the measured one: a flag is chosen by the host.
   if (v.operator !== undefined && !dev) throw new CliError(`--operator only applies in dev (--dev): an enclave's operator is ${OPERATOR_FILE}, measured into PCR2`)
   if (v.relay !== undefined && v.relays !== undefined) throw new CliError('give --relays FILE or --relay URL..., not both')
+  for (const flag of ['signatures', 'sim-instance-id', 'sim-builder-cert'] as const) {
+    // in an enclave the signatures come from the parent and PCR4/PCR8 from the hardware
+    if (v[flag] !== undefined && !dev) throw new CliError(`--${flag} only applies in dev (--dev)`)
+  }
   const healthPort = intOption('health-port', v['health-port'], DEFAULT_HEALTH_PORT, 0, 65535)
   const embeddedPort = intOption('embedded-port', v['embedded-port'], DEFAULT_EMBEDDED_PORT, 0, 65535)
   const marginSec = intOption('margin', v.margin, 3600, 0, 86400)
@@ -129,6 +148,7 @@ export async function main(args: string[]): Promise<number> {
   const maxRequestBytes = intOption('max-request-bytes', v['max-request-bytes'], 64 * 1024, 1024, 16 * 1024 * 1024)
   const proxy = v.proxy ?? (process.env.NEC01_PROXY === '' ? undefined : process.env.NEC01_PROXY)
   if (proxy !== undefined) checkProxy(proxy, v.proxy !== undefined ? '--proxy' : 'NEC01_PROXY')
+  const signed = serveNecOptions(v, proxy)
   const stateDir = resolve(v['state-dir'] ?? defaultStateDir())
   const log = createLogger({ service: SERVICE_NAME })
   let operator: string | null
@@ -150,7 +170,7 @@ export async function main(args: string[]): Promise<number> {
       } catch (err) {
         const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
         const hint = inUse ? ` (pick another with --embedded-port; with npm start: npm start -- --embedded-port N)` : ''
-        throw new CliError(`cannot start the embedded relay on 127.0.0.1:${embeddedPort}: ${err instanceof Error ? err.message : String(err)}${hint}`)
+        throw new CliError(`cannot start the embedded relay on 127.0.0.1:${embeddedPort}: ${errorText(err)}${hint}`)
       }
       relays = [...(v.relay === undefined ? [] : relaysFromUrls(v.relay).relays), { url: embedded.url, read: true, write: true }]
     } else if (v.relay !== undefined) {
@@ -165,7 +185,12 @@ export async function main(args: string[]): Promise<number> {
 
   let nsm
   try {
-    nsm = await openNsm({ dev, stateDir, ...(leafLifetimeSec === undefined ? {} : { leafLifetimeSec, leafRenewMarginSec: Math.min(marginSec + 300, Math.floor(leafLifetimeSec / 2)) }) })
+    nsm = await openNsm({
+      dev,
+      stateDir,
+      ...signed.simulator,
+      ...(leafLifetimeSec === undefined ? {} : { leafLifetimeSec, leafRenewMarginSec: Math.min(marginSec + 300, Math.floor(leafLifetimeSec / 2)) }),
+    })
   } catch (err) {
     await embedded?.close()
     if (isNsmError(err)) throw new CliError(err.message)
@@ -194,6 +219,8 @@ export async function main(args: string[]): Promise<number> {
       maxRequestBytes,
       log,
       operator,
+      repo: signed.repo,
+      ...(signed.source === undefined ? {} : { signatures: signed.source }),
     })
   } catch (err) {
     await nsm.close().catch(() => undefined)

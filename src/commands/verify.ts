@@ -11,6 +11,7 @@ import { formatResult } from '../cli/format.js'
 import { readInput } from '../cli/input.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 import { NEC_TRUST_ARG_OPTIONS, NEC_TRUST_USAGE, necTrustOptions } from '../cli/nec-trust.js'
+import { errorText } from '../../nec01/errors.js'
 
 export const USAGE = `usage: nec01 verify [INPUT|-] [trust options] [--json]
 
@@ -57,7 +58,7 @@ export function detectInput(bytes: Uint8Array): DetectedInput {
     try {
       event = JSON.parse(text)
     } catch (err) {
-      throw new CliError(`input is not valid JSON: ${err instanceof Error ? err.message : String(err)}`, EXIT_INVALID)
+      throw new CliError(`input is not valid JSON: ${errorText(err)}`, EXIT_INVALID)
     }
     const e = event as { kind?: unknown; tags?: unknown }
     const kind = typeof e.kind === 'number' ? e.kind : NaN

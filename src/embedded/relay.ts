@@ -18,6 +18,7 @@
 // - ids and signatures checked by the service's code (useServiceEventChecks), and events
 //   stored through prepared statements (store.ts): under load these were most of
 //   the relay's CPU.
+import * as kinds from 'nostr-tools/kinds'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
@@ -93,7 +94,7 @@ function useServiceEventChecks(): void {
 }
 
 /** NIP-17 gift wraps and NIP-04 DMs: only their parties may read them. */
-const DM_KINDS = new Set([4, 1059])
+const DM_KINDS = new Set([kinds.EncryptedDirectMessage, kinds.GiftWrap])
 // ws drops a connection whose frame exceeds maxPayload; messages between the advertised limit
 // and this hard cap get a protocol-level refusal instead.
 const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024

@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module'
 import type { Event, EventRepositoryUpsertResult, Filter } from '@nostr-relay/common'
 import type { EventRepositorySqlite } from '@nostr-relay/event-repository-sqlite'
+import { createLru } from '../../nec01/lru.js'
 
 /** Distinct SQL texts kept prepared: the repository's few statements, plus filter shapes. */
 const STATEMENT_CACHE_LIMIT = 256
@@ -80,12 +81,11 @@ async function loadModules(): Promise<RepositoryModules> {
  */
 function openDatabase(Database: SqliteDatabaseClass, filename: string): SqliteDatabase {
   class ReusedStatements extends Database {
-    readonly #statements = new Map<string, SqliteStatement>()
+    readonly #statements = createLru<string, SqliteStatement>(STATEMENT_CACHE_LIMIT)
     override prepare(sql: string): SqliteStatement {
-      const kept = this.#statements.get(sql)
+      const kept = this.#statements.peek(sql)
       if (kept !== undefined) return kept
       const statement = super.prepare(sql)
-      if (this.#statements.size >= STATEMENT_CACHE_LIMIT) this.#statements.delete(this.#statements.keys().next().value as string)
       this.#statements.set(sql, statement)
       return statement
     }

@@ -25,6 +25,7 @@ import { id_mgf1, id_pSpecified, id_RSAES_OAEP, id_sha256, pSpecifiedEmpty, RsaE
 import { AsnParser, AsnSerializer, OctetString } from '@peculiar/asn1-schema'
 import { AlgorithmIdentifier, SubjectKeyIdentifier } from '@peculiar/asn1-x509'
 import { webcrypto } from 'node:crypto'
+import { CodedError } from '../../nec01/errors.js'
 
 export const AES_256_CBC_OID = '2.16.840.1.101.3.4.1.42'
 
@@ -40,14 +41,7 @@ const RSA_OAEP_SHA256 = { name: 'RSA-OAEP', hash: 'SHA-256' } as const
 
 export type CmsErrorCode = 'CMS_MALFORMED' | 'CMS_UNSUPPORTED' | 'CMS_DECRYPT_FAILED'
 
-export class CmsError extends Error {
-  readonly code: CmsErrorCode
-  constructor(code: CmsErrorCode, message: string) {
-    super(message)
-    this.name = 'CmsError'
-    this.code = code
-  }
-}
+export class CmsError extends CodedError<CmsErrorCode> {}
 
 export type RsaPrivateKey = webcrypto.CryptoKey
 

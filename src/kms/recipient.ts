@@ -4,7 +4,8 @@
 // Its PCRs become the request's kms:RecipientAttestation:* condition keys.
 import { createPublicKey } from 'node:crypto'
 import { verifyAttestation } from '../../nec01/attestation.js'
-import { base64ToBytes, hexToBytes } from '../../nec01/encoding.js'
+import { hexToBytes } from '@noble/hashes/utils.js'
+import { base64ToBytes } from '../../nec01/encoding.js'
 import { KmsFault, validation } from './faults.js'
 import { attestationContext } from './policy.js'
 

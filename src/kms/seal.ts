@@ -11,8 +11,10 @@
 import { DecryptCommand, GenerateDataKeyCommand, type KMSClient, type RecipientInfo } from '@aws-sdk/client-kms'
 import { webcrypto } from 'node:crypto'
 import type { Nsm } from '../nsm/types.js'
+import { CodedError } from '../../nec01/errors.js'
 import { CmsError, openEnvelopedData, type RsaPrivateKey } from './cms.js'
 import { BlobFormatError, decodeSealedBlob, encodeSealedBlob, GCM_IV_BYTES, sealedBlobHeader, type SealedBlob } from './sealed-blob.js'
+import { errorText } from '../../nec01/errors.js'
 
 /** Bound into every KMS ciphertext of a sealed identity: a blob made for something else does not open as one. */
 export const SEAL_ENCRYPTION_CONTEXT = { 'nec01:purpose': 'service-identity/v1' } as const
@@ -46,14 +48,11 @@ export type SealErrorCode = (typeof SEAL_ERROR_CODES)[number]
 /** Conditions that can clear without anyone acting: worth retrying with backoff. */
 const TRANSIENT: ReadonlySet<SealErrorCode> = new Set(['KMS_UNREACHABLE', 'CREDENTIALS_REFUSED'])
 
-export class SealError extends Error {
-  readonly code: SealErrorCode
+export class SealError extends CodedError<SealErrorCode> {
   /** true when a retry with backoff may succeed without anyone acting */
   readonly retryable: boolean
   constructor(code: SealErrorCode, message: string) {
-    super(message)
-    this.name = 'SealError'
-    this.code = code
+    super(code, message)
     this.retryable = TRANSIENT.has(code)
   }
 }
@@ -118,7 +117,7 @@ export async function attestedRecipient(nsm: Nsm): Promise<AttestedRecipient> {
   try {
     document = await nsm.attest({ publicKey })
   } catch (error) {
-    throw new SealError('NSM_FAILED', `attestation for the KMS recipient failed: ${error instanceof Error ? error.message : String(error)}`)
+    throw new SealError('NSM_FAILED', `attestation for the KMS recipient failed: ${errorText(error)}`)
   }
   return { recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document }, privateKey: pair.privateKey, publicKey }
 }

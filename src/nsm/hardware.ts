@@ -24,6 +24,7 @@ import {
   type NsmDescription,
   type PcrDescription,
 } from './types.js'
+import { errorText } from '../../nec01/errors.js'
 
 export const NSM_DEVICE_PATH = '/dev/nsm'
 export const NSM_ADDON_PACKAGE = 'aws-nitro-enclaves-nsm-node'
@@ -74,7 +75,7 @@ function loadAddon(): NsmAddon {
   try {
     loaded = createRequire(import.meta.url)(NSM_ADDON_PACKAGE)
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error)
+    const detail = errorText(error)
     throw new NsmError('AddonUnavailable', `cannot load ${NSM_ADDON_PACKAGE} on ${process.platform}/${process.arch}: ${detail}`, {
       cause: error,
     })
@@ -104,7 +105,7 @@ function isApiErrorCode(value: string): value is NsmApiErrorCode {
  */
 function mapAddonError(operation: string, error: unknown): NsmError {
   if (error instanceof NsmError) return error
-  const message = error instanceof Error ? error.message : String(error)
+  const message = errorText(error)
   if (isApiErrorCode(message)) return new NsmError(message, `NSM ${operation} failed: ${message}`, { cause: error })
   if (/failed to convert/i.test(message)) {
     return new NsmError('InvalidArgument', `NSM ${operation} rejected an argument: ${message}`, { cause: error })

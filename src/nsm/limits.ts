@@ -6,8 +6,8 @@ import { NsmError, type AttestRequest } from './types.js'
 export const NSM_MAX_PCRS = 32
 /** PCRs 0..15 are measured at boot and locked (nsm-check.rs: locked_pcrs == [0..16)). */
 export const NSM_BOOT_PCRS = 16
-/** SHA-384 bank: every PCR is 48 bytes. */
-export const PCR_BYTES = 48
+/** SHA-384 bank: every PCR is 48 bytes, as in the attestation document. */
+export { PCR_BYTES } from '../../nec01/payload.js'
 /** public_key, user_data and nonce are `bytes .size (0..1024)` (nsm-api docs/attestation_process.md §2.2). */
 export const NSM_MAX_FIELD_BYTES = 1024
 /** The driver refuses a CBOR request above NSM_REQUEST_MAX_SIZE = 0x1000 with InputTooLarge (nsm-api src/driver/mod.rs). */

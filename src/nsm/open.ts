@@ -36,6 +36,9 @@ export interface OpenNsmOptions {
   measure?: MeasureOptions
   /** simulator: payload map framing, 'indefinite' (default, as the NSM since 2025-09) or 'definite' */
   payloadMapForm?: PayloadMapForm
+  /** simulator: the EC2 instance id (PCR4) and the image's signing certificate DER (PCR8) */
+  instanceId?: string
+  signingCertificate?: Uint8Array
   /** hardware: device path checked before loading the addon (default /dev/nsm) */
   devicePath?: string
   /** hardware: addon stand-in for tests */
@@ -57,6 +60,8 @@ export async function openNsm(options: OpenNsmOptions = {}): Promise<OpenedNsm> 
     bootPcrs: options.bootPcrs,
     measure: options.measure,
     payloadMapForm: options.payloadMapForm,
+    instanceId: options.instanceId,
+    signingCertificate: options.signingCertificate,
   })
 }
 

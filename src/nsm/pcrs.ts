@@ -158,8 +158,15 @@ export function measurePcr4(instanceId: string): Uint8Array {
   return measuredPcr(utf8(instanceId))
 }
 
+/** PCR8 of an image nitro-cli signed: SHA384(0^48 ‖ SHA384(signing certificate DER)) (NEC-03). */
+export function measurePcr8(certificateDer: Uint8Array): Uint8Array {
+  return measuredPcr(sha384(certificateDer))
+}
+
 export interface BootPcrOptions extends MeasureOptions {
   instanceId: string
+  /** DER of the certificate the image was signed with (nitro-cli --signing-certificate): sets PCR8 */
+  signingCertificate?: Uint8Array
   /** like `nitro-cli run-enclave --debug-mode`: PCR0, PCR1 and PCR2 read as zeros */
   debug?: boolean
   /** explicit values for any of PCR0..15 (48 bytes each); they replace the measured ones */
@@ -185,6 +192,7 @@ export function bootPcrs(options: BootPcrOptions): Uint8Array[] {
   pcrs[1] = measurePcr1(runtime)
   pcrs[2] = measurePcr2(files)
   pcrs[4] = measurePcr4(options.instanceId)
+  if (options.signingCertificate !== undefined) pcrs[8] = measurePcr8(options.signingCertificate)
   for (const [key, value] of Object.entries(overrides)) {
     if (!(value instanceof Uint8Array) || value.length !== PCR_BYTES) {
       throw new NsmError('InvalidArgument', `boot PCR override ${key} must be ${PCR_BYTES} bytes`)

@@ -9,6 +9,8 @@
 // @peculiar/x509 registers its classes with tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { derToPem } from '../../nec01/cert.js'
 import { createPrivateKey, createPublicKey, KeyObject, randomBytes, webcrypto } from 'node:crypto'
 import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
@@ -137,17 +139,13 @@ function lifetimeEnd(level: CaLevel, start: Date): Date {
   return new Date(start.getTime() + seconds * 1000)
 }
 
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex')
-}
-
 /** A DER INTEGER serial must be positive and minimally encoded. */
 function serialHex(bytes: Uint8Array): string {
   let start = 0
   while (start < bytes.length - 1 && bytes[start] === 0) start++
   const trimmed = bytes.subarray(start)
   const first = trimmed[0] ?? 0
-  return (first & 0x80 ? '00' : '') + hex(trimmed.length > 0 ? trimmed : Uint8Array.of(1))
+  return (first & 0x80 ? '00' : '') + bytesToHex(trimmed.length > 0 ? trimmed : Uint8Array.of(1))
 }
 
 function randomSerial(length: number): string {
@@ -219,7 +217,7 @@ function secondsFloor(ms: number): Date {
 
 async function issueCa(level: CaLevel, parent: IssuedCert | null, now: number): Promise<IssuedCert> {
   const keys = (await subtle.generateKey(EC_PARAMS, true, ['sign', 'verify'])) as CryptoKeyPair
-  const tag = hex(new Uint8Array(randomBytes(8)))
+  const tag = bytesToHex(randomBytes(8))
   const notBefore = secondsFloor(now - CA_BACKDATE_SEC * 1000)
   const notAfter = lifetimeEnd(level, notBefore)
   const subject = levelName(level, tag)
@@ -416,18 +414,9 @@ const PRIVATE_FILE_MODE = 0o600
 const PUBLIC_FILE_MODE = 0o644
 const STATE_DIR_MODE = 0o700
 
-function toPem(der: Uint8Array): string {
-  const body = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')
-  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`
-}
-
-export function certificatePem(der: Uint8Array): string {
-  return toPem(der)
-}
-
 function writeRootPem(stateDir: string, root: IssuedCert): void {
   const path = rootPemPath(stateDir)
-  const pem = toPem(root.der)
+  const pem = derToPem(root.der)
   try {
     if (readFileSync(path, 'utf8') === pem) return
   } catch {

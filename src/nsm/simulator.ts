@@ -3,6 +3,7 @@
 // a local PKI (pki.ts) that nothing trusts unless its root is given to the verifier.
 // It proves the code path and the byte format; it proves nothing about isolation.
 import { randomBytes } from 'node:crypto'
+import { derToPem } from '../../nec01/cert.js'
 import { DEFAULT_PAYLOAD_MAP_FORM, encodeAttestationDocument, PAYLOAD_MAP_FORMS, type PayloadMapForm } from './document.js'
 import {
   checkAttestRequest,
@@ -14,7 +15,6 @@ import {
 } from './limits.js'
 import { bootPcrs, extendPcrValue, zeroPcr, type MeasureOptions } from './pcrs.js'
 import {
-  certificatePem,
   DEFAULT_LEAF_LIFETIME_SEC,
   DEFAULT_LEAF_RENEW_MARGIN_SEC,
   INSTANCE_LIFETIME_SEC,
@@ -47,6 +47,19 @@ export interface SimulatorOptions {
   measure?: MeasureOptions
   /** payload map framing: 'indefinite' (default, the NSM since 2025-09) or 'definite' (before) */
   payloadMapForm?: PayloadMapForm
+  /** the EC2 instance id the enclave runs on: PCR4 and the module id (default SIM_INSTANCE_ID) */
+  instanceId?: string
+  /** DER of the builder's certificate the image is taken as signed with: PCR8 (default: unsigned, zero) */
+  signingCertificate?: Uint8Array
+}
+
+/** An EC2 instance id as AWS writes them (NEC-04 hashes exactly this text). */
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/
+
+function instanceIdOption(value: string | undefined): string {
+  if (value === undefined) return SIM_INSTANCE_ID
+  if (!INSTANCE_ID.test(value)) throw new NsmError('InvalidArgument', `instanceId must look like i-0123456789abcdef0, got '${value.slice(0, 40)}'`)
+  return value
 }
 
 interface PcrSlot {
@@ -93,7 +106,7 @@ export class NsmSimulator implements Nsm {
     this.pcrs = pcrs
     this.enclaveId = enclaveId
     this.payloadMapForm = options.payloadMapForm ?? DEFAULT_PAYLOAD_MAP_FORM
-    this.moduleId = `${SIM_INSTANCE_ID}-enc${Buffer.from(enclaveId).toString('hex')}`
+    this.moduleId = `${instanceIdOption(options.instanceId)}-enc${Buffer.from(enclaveId).toString('hex')}`
   }
 
   /** Boot a simulated enclave: load or create the CA, measure the boot PCRs. */
@@ -112,7 +125,8 @@ export class NsmSimulator implements Nsm {
     }
     const boot = bootPcrs({
       ...options.measure,
-      instanceId: SIM_INSTANCE_ID,
+      instanceId: instanceIdOption(options.instanceId),
+      ...(options.signingCertificate === undefined ? {} : { signingCertificate: options.signingCertificate }),
       debug: options.debug ?? false,
       overrides: options.bootPcrs ?? {},
     })
@@ -219,7 +233,7 @@ export class NsmSimulator implements Nsm {
 
   /** The simulated root as PEM, for a verifier's --root. */
   rootPem(): string {
-    return certificatePem(this.chain.root.der)
+    return derToPem(this.chain.root.der)
   }
 
   /** The file in the state directory holding rootPem(). */

@@ -1,6 +1,7 @@
 // The one NSM interface the service talks to, whether the Nitro Secure Module is real
 // (/dev/nsm through the native addon) or simulated. All methods are async because the
 // simulator signs certificates with WebCrypto; the hardware adapter is synchronous inside.
+import { CodedError } from '../../nec01/errors.js'
 
 /**
  * Error names of the NSM API (aws-nitro-enclaves-nsm-api src/api/mod.rs, enum ErrorCode,
@@ -34,14 +35,7 @@ export type NsmLocalErrorCode = (typeof NSM_LOCAL_ERROR_CODES)[number]
 
 export type NsmErrorCode = NsmApiErrorCode | NsmLocalErrorCode
 
-export class NsmError extends Error {
-  readonly code: NsmErrorCode
-  constructor(code: NsmErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'NsmError'
-    this.code = code
-  }
-}
+export class NsmError extends CodedError<NsmErrorCode> {}
 
 export function isNsmError(value: unknown): value is NsmError {
   return value instanceof NsmError

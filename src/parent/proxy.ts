@@ -1,5 +1,6 @@
 // The parent instance's only way out for the enclave: an HTTP CONNECT proxy that opens
-// TCP tunnels to an allowlist of relay host:port pairs and to nothing else.
+// TCP tunnels to an allowlist of relay host:port pairs and to nothing else. It answers one
+// other request, when given a list: GET SIGNATURES_PATH, the enclave's NEC signatures.
 //
 // Trust: TLS runs end to end from the enclave to the relay (wss://). The parent sees only
 // ciphertext; it can block, delay or drop a tunnel, but it can never read or forge what
@@ -13,6 +14,8 @@
 // checked against the allowlist.
 import { createServer, connect, isIP, type Server, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { CodedError, errorText } from '../../nec01/errors.js'
+import { SIGNATURES_PATH } from './signatures.js'
 
 /** One allowed tunnel target. host is compared case-insensitively, exactly. */
 export interface AllowEntry {
@@ -66,7 +69,18 @@ export interface RefuseEvent {
   detail?: string
 }
 
-export type ProxyEvent = OpenEvent | CloseEvent | RefuseEvent
+/** The enclave fetched the signature list (GET SIGNATURES_PATH); status 200 or 503. */
+export interface SignaturesEvent {
+  event: 'signatures'
+  ts: string
+  client: string
+  status: number
+  /** events handed over, or the reason none could be */
+  count?: number
+  detail?: string
+}
+
+export type ProxyEvent = OpenEvent | CloseEvent | RefuseEvent | SignaturesEvent
 
 export interface ParentProxyOptions {
   /** listen address; keep it on loopback: only the vsock bridge should reach it */
@@ -84,6 +98,11 @@ export interface ParentProxyOptions {
   /** largest accepted request head (request line and headers) */
   maxHeadBytes?: number
   log?: (event: ProxyEvent) => void
+  /**
+   * The signature events to hand to the enclave on GET SIGNATURES_PATH (signatures.ts), as
+   * a JSON array; called on each request so a changed file needs no restart. A throw is a 503.
+   */
+  signatures?: () => Promise<object[]>
 }
 
 export interface ParentProxy {
@@ -97,14 +116,7 @@ export interface ParentProxy {
 
 export type ParentProxyErrorCode = 'bad_allow' | 'bad_option' | 'bad_relay_url' | 'listen_failed'
 
-export class ParentProxyError extends Error {
-  readonly code: ParentProxyErrorCode
-  constructor(code: ParentProxyErrorCode, message: string) {
-    super(message)
-    this.name = 'ParentProxyError'
-    this.code = code
-  }
-}
+export class ParentProxyError extends CodedError<ParentProxyErrorCode> {}
 
 export const DEFAULT_PROXY_PORT = 1080
 export const DEFAULT_MAX_TUNNELS = 64
@@ -266,6 +278,7 @@ interface ProxySettings {
 /** What the connections of one proxy share. */
 interface ProxyState {
   settings: ProxySettings
+  signatures: (() => Promise<object[]>) | null
   emit: (event: ProxyEvent) => void
   /** every client socket still open */
   sockets: Set<Socket>
@@ -283,6 +296,7 @@ export async function startParentProxy(options: ParentProxyOptions): Promise<Par
   const settings = proxySettings(options)
   const p: ProxyState = {
     settings,
+    signatures: options.signatures ?? null,
     emit: safeEmitter(options.log ?? (() => {})),
     sockets: new Set(),
     lingering: new Set(),
@@ -408,7 +422,12 @@ function readHead(p: ProxyState, client: Socket, onHead: (head: Buffer, rest: Bu
 /** A complete head: a CONNECT to an allowed target, with room for one more tunnel, opens it. */
 function admit(p: ProxyState, client: Socket, head: Buffer, rest: Buffer): void {
   // latin1 keeps one byte per char, so the field checks also see 8-bit bytes.
-  const parsed = parseConnectHead(head.toString('latin1'))
+  const text = head.toString('latin1')
+  if (p.signatures !== null && SIGNATURES_REQUEST.test(text.split(/\r?\n/, 1)[0] ?? '')) {
+    void handOverSignatures(p, p.signatures, client)
+    return
+  }
+  const parsed = parseConnectHead(text)
   if (!parsed.ok) {
     refuse(p, client, parsed.status, parsed.reason, parsed.target, parsed.detail)
     return
@@ -424,13 +443,37 @@ function admit(p: ProxyState, client: Socket, head: Buffer, rest: Buffer): void 
   openTunnel(p, client, parsed.target, parsed.targetText, rest)
 }
 
+/** The one request besides CONNECT: the enclave asking for its signatures. */
+const SIGNATURES_REQUEST = new RegExp(`^GET ${SIGNATURES_PATH} HTTP/1\\.[01]$`)
+
+/** Answers GET SIGNATURES_PATH with the list as JSON, or 503 when it cannot be read. */
+async function handOverSignatures(p: ProxyState, signatures: () => Promise<object[]>, client: Socket): Promise<void> {
+  const base = { event: 'signatures' as const, ts: new Date().toISOString(), client: endpoint(client) }
+  let body: string
+  try {
+    const list = await signatures()
+    body = JSON.stringify(list)
+    p.emit({ ...base, status: 200, count: list.length })
+  } catch (err) {
+    p.emit({ ...base, status: 503, detail: errorText(err) })
+    answerAndClose(client, 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+    return
+  }
+  const length = Buffer.byteLength(body)
+  answerAndClose(client, `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n${body}`)
+}
+
 function refuse(p: ProxyState, client: Socket, status: number, reason: RefuseReason, target: string | null, detail?: string): void {
   const event: RefuseEvent = { event: 'refuse', ts: new Date().toISOString(), client: endpoint(client), target, status, reason }
   if (detail !== undefined) event.detail = detail
   p.emit(event)
   const extra = status === 405 ? 'Allow: CONNECT\r\n' : ''
-  client.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n${extra}Connection: close\r\nContent-Length: 0\r\n\r\n`)
-  // Whatever the client keeps sending is never read or forwarded.
+  answerAndClose(client, `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n${extra}Connection: close\r\nContent-Length: 0\r\n\r\n`)
+}
+
+/** Sends a last answer; whatever the client keeps sending is never read or forwarded. */
+function answerAndClose(client: Socket, response: string): void {
+  client.end(response)
   client.removeAllListeners('data')
   client.resume()
   const kill = setTimeout(() => client.destroy(), 1000)

@@ -1,6 +1,7 @@
 // The relay list (relays.json or --relay URL...) and its validation. A broken file must stop
 // the service at start with one line naming the file and the problem, never half-start it.
 import { FileReadError, packageFile, readBoundedFile } from '../files.js'
+import { CodedError, errorText } from '../../nec01/errors.js'
 
 export interface RelayEntry {
   /** normalised ws:// or wss:// URL (see normalizeRelayUrl) */
@@ -25,14 +26,11 @@ export type ConfigErrorCode =
   | 'config/no-read'
   | 'config/no-write'
 
-export class ConfigError extends Error {
-  readonly code: ConfigErrorCode
+export class ConfigError extends CodedError<ConfigErrorCode> {
   /** the file (or '--relay') the problem is in */
   readonly source: string
   constructor(code: ConfigErrorCode, source: string, detail: string) {
-    super(oneLine(`${source}: ${detail}`))
-    this.name = 'ConfigError'
-    this.code = code
+    super(code, oneLine(`${source}: ${detail}`))
     this.source = source
   }
 }
@@ -74,7 +72,7 @@ export function parseRelayConfig(text: string, source: string): RelayConfig {
   try {
     doc = JSON.parse(text)
   } catch (err) {
-    throw new ConfigError('config/json', source, `not valid JSON: ${err instanceof Error ? err.message : String(err)}`)
+    throw new ConfigError('config/json', source, `not valid JSON: ${errorText(err)}`)
   }
   if (!isPlainObject(doc) || !Array.isArray(doc.relays)) {
     throw new ConfigError('config/shape', source, 'expected an object { "relays": [ ... ] }')

@@ -4,6 +4,7 @@
 // take the same agent (HTTP CONNECT proxy) as the websocket.
 import { request as httpRequest, type Agent, type ClientRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
+import { errorText } from '../../nec01/errors.js'
 
 /** The limits the pool acts on; each present only when the relay states a usable value. */
 export interface RelayLimits {
@@ -76,7 +77,7 @@ export function fetchRelayInfo(relayUrl: string, options: Nip11Options = {}): Pr
         ...(options.agent ? { agent: options.agent } : {}),
       })
     } catch (err) {
-      finish(fail('nip11/network', err instanceof Error ? err.message : String(err)))
+      finish(fail('nip11/network', errorText(err)))
       return
     }
     req.on('error', (err) => finish(fail('nip11/network', err.message)))

@@ -2,7 +2,8 @@
 // and answering its challenge through the signer callback (the key never enters the pool).
 import { makeAuthEvent } from 'nostr-tools/nip42'
 import { isEvent } from './pool-relay.js'
-import { errorText, type AuthOutcome, type Conn, type OkReply, type OkWaiter, type PoolContext, type RelayRec } from './pool-context.js'
+import type { AuthOutcome, Conn, OkReply, OkWaiter, PoolContext, RelayRec } from './pool-context.js'
+import { errorText } from '../../nec01/errors.js'
 import { notifyStatus, recordError, withDeadline } from './pool-state.js'
 import type { NostrEvent, SignAuth } from './pool-types.js'
 

@@ -4,6 +4,8 @@ import type { Agent } from 'node:http'
 import type { WebSocket } from 'ws'
 import { HttpsProxyAgent } from 'https-proxy-agent'
 import type { Subscription } from 'nostr-tools/abstract-relay'
+import type { Lru } from '../../nec01/lru.js'
+import { errorText } from '../../nec01/errors.js'
 import { createLogger, type Logger } from '../log.js'
 import type { RelayEntry } from './config.js'
 import type { Nip11Result } from './nip11.js'
@@ -88,7 +90,8 @@ export interface PoolSub {
   opts: SubscribeOptions
   /** explicit targets, or null for every read relay */
   targets: Set<string> | null
-  seen: Set<string>
+  /** ids delivered, oldest forgotten first (has() does not refresh) */
+  seen: Lru<string, true>
   closed: boolean
   /** internal: a relay stopped serving this subscription for good or for now */
   ondone?: (url: string) => void
@@ -178,8 +181,3 @@ export function safeCall(ctx: PoolContext, fn: () => void, what: string): void {
   }
 }
 
-export function errorText(err: unknown): string {
-  if (err instanceof Error) return err.message
-  if (typeof err === 'string') return err
-  return String(err)
-}

@@ -2,9 +2,11 @@
 // deduplicated across relays, and a relay's CLOSED answered with one AUTH and a retry when
 // that might help.
 import type { Subscription } from 'nostr-tools/abstract-relay'
+import { createLru } from '../../nec01/lru.js'
 import type { PoolRelay } from './pool-relay.js'
 import type { RelayLimits } from './nip11.js'
-import { DEFAULTS, errorText, safeCall, type Conn, type PoolContext, type PoolSub, type RelayRec } from './pool-context.js'
+import { DEFAULTS, safeCall, type Conn, type PoolContext, type PoolSub, type RelayRec } from './pool-context.js'
+import { errorText } from '../../nec01/errors.js'
 import { authenticate } from './pool-auth.js'
 import { recordError, resolveTargets, waitConnected } from './pool-state.js'
 import type { FetchOptions, Filter, NostrEvent, PoolSubscription, SubscribeOptions } from './pool-types.js'
@@ -106,11 +108,7 @@ function sendReq(ctx: PoolContext, rec: RelayRec, conn: Conn, relay: PoolRelay, 
 /** Hands an event to the caller once, whichever relays it comes from. */
 export function deliver(ctx: PoolContext, sub: PoolSub, event: NostrEvent, url: string): void {
   if (sub.closed || sub.seen.has(event.id)) return
-  sub.seen.add(event.id)
-  if (sub.seen.size > SEEN_IDS_PER_SUBSCRIPTION) {
-    const oldest = sub.seen.values().next()
-    if (!oldest.done) sub.seen.delete(oldest.value)
-  }
+  sub.seen.set(event.id, true)
   safeCall(ctx, () => sub.opts.onevent(event, url), 'onevent')
 }
 
@@ -175,7 +173,7 @@ export function subscribe(
     filtersFn: typeof filters === 'function' ? filters : () => filters,
     opts,
     targets: null,
-    seen: new Set(),
+    seen: createLru(SEEN_IDS_PER_SUBSCRIPTION),
     closed: ctx.closed,
     ...(ondone ? { ondone } : {}),
   }

@@ -5,6 +5,7 @@ import type { Filter } from 'nostr-tools/filter'
 import type { Logger } from '../log.js'
 import type { RelayEntry } from './config.js'
 import type { RelayLimits } from './nip11.js'
+import { CodedError } from '../../nec01/errors.js'
 
 export type { NostrEvent, EventTemplate, Filter }
 
@@ -129,11 +130,4 @@ export interface RelayPool {
 
 export type RelayPoolErrorCode = 'pool/bad-relay-url' | 'pool/bad-proxy' | 'pool/closed'
 
-export class RelayPoolError extends Error {
-  readonly code: RelayPoolErrorCode
-  constructor(code: RelayPoolErrorCode, message: string) {
-    super(message)
-    this.name = 'RelayPoolError'
-    this.code = code
-  }
-}
+export class RelayPoolError extends CodedError<RelayPoolErrorCode> {}

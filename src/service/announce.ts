@@ -1,25 +1,19 @@
 // What the service publishes on start and after every refresh, so clients and enclave
-// explorers can find it, DM it and check it: profile, DM inbox relays, relay list and
-// the NEC-02-style enclave announcement; and the rounds that send them, once per root and
-// relay.
+// explorers can find it, DM it and check it: profile, DM inbox relays, relay list and the
+// NEC-02 announcement with the signatures it holds; and the rounds that send them, once
+// per root and relay.
+import * as kinds from 'nostr-tools/kinds'
 import type { EventTemplate } from 'nostr-tools/pure'
+import { buildAnnouncement } from '../../nec01/announcement.js'
 import type { Logger } from '../log.js'
 import type { RelayEntry } from '../relays/config.js'
 import type { RelayStatus } from '../relays/pool.js'
 import type { Publisher } from './publish.js'
+import { countUp } from './counters.js'
 import type { RootKeeper, RootState } from './root.js'
+import { NO_SIGNATURES, type HeldSignatures } from './signatures.js'
 import { isWriteRelay } from './sink.js'
-
-export const KIND_PROFILE = 0
-/** NIP-17 DM inbox relays */
-export const KIND_DM_RELAYS = 10050
-/** NIP-65 relay list */
-export const KIND_RELAY_LIST = 10002
-/** NEC-02 enclave announcement (replaceable), listed by enclave explorers */
-export const KIND_ANNOUNCEMENT = 13793
-
-/** PCRs named in the announcement: the image (0, 1, 2), the instance (4) and the signer (8). */
-const ANNOUNCED_PCRS = [0, 1, 2, 4, 8]
+import { errorText } from '../../nec01/errors.js'
 
 export interface ProfileInfo {
   name: string
@@ -59,47 +53,63 @@ export function profileTemplate(p: ProfileInfo, createdAt: number): EventTemplat
     ].join('\n')
   const content: Record<string, string> = { name: p.name, about }
   if (p.picture !== undefined) content.picture = p.picture
-  return { kind: KIND_PROFILE, created_at: createdAt, content: JSON.stringify(content), tags: [] }
+  return { kind: kinds.Metadata, created_at: createdAt, content: JSON.stringify(content), tags: [] }
 }
 
 export function dmRelaysTemplate(relays: RelayEntry[], createdAt: number): EventTemplate {
-  return { kind: KIND_DM_RELAYS, created_at: createdAt, content: '', tags: relays.filter((r) => r.read).map((r) => ['relay', r.url]) }
+  return { kind: kinds.DirectMessageRelaysList, created_at: createdAt, content: '', tags: relays.filter((r) => r.read).map((r) => ['relay', r.url]) }
 }
 
 export function relayListTemplate(relays: RelayEntry[], createdAt: number): EventTemplate {
   const tags = relays.map((r) => (r.read && r.write ? ['r', r.url] : ['r', r.url, r.read ? 'read' : 'write']))
-  return { kind: KIND_RELAY_LIST, created_at: createdAt, content: '', tags }
+  return { kind: kinds.RelayList, created_at: createdAt, content: '', tags }
 }
 
 export interface AnnouncementInfo {
   root: RootState
   relays: RelayEntry[]
   t: 'prod' | 'dev'
+  name: string
   version: string
+  /** what the service is (the announcement's content) */
+  content: string
+  /** the repository URL (r); null: none was given, and none is claimed */
+  repo: string | null
   /** kinds the service answers on, advertised for programs (e.g. the JSON-RPC kind) */
   kinds?: number[]
+  /** the builder, launcher and release signatures that hold for this root */
+  signatures?: HeldSignatures
   /** the request policy (limits.ts policyTags, e.g. ["pow", "20"]), appended as given */
   policyTags?: string[][]
 }
 
+/** NEC-02: r, t, tee_root, expiration (the root's), x for PCR0/1/2 (4 and 8 when set), name, v, relay, k, and the signatures. */
 export function announcementTemplate(a: AnnouncementInfo, createdAt: number): EventTemplate {
-  const pcrs = a.root.attestation.pcrs
-  const tags: string[][] = [
-    ['expiration', String(a.root.expiresAt)],
-    ['t', a.t],
-    ['m', a.root.attestation.module_id],
-    ['v', a.version],
-  ]
-  for (const index of ANNOUNCED_PCRS) {
-    const value = pcrs[String(index)]
-    // PCR4 and PCR8 are zero when not set (no instance binding, unsigned image): omit them then.
-    if (value !== undefined && (index <= 2 || !/^0+$/.test(value))) tags.push(['x', value, `PCR${index}`])
-  }
-  for (const r of a.relays) if (r.read) tags.push(['relay', r.url])
-  for (const k of a.kinds ?? []) tags.push(['k', String(k)])
-  // Hook: the request policy, composed elsewhere (limits.ts); this module only appends it.
-  tags.push(...(a.policyTags ?? []))
-  return { kind: KIND_ANNOUNCEMENT, created_at: createdAt, content: '', tags }
+  const held = a.signatures ?? NO_SIGNATURES
+  const template = buildAnnouncement({
+    root: a.root.event,
+    pcrs: a.root.attestation.pcrs,
+    content: a.content,
+    r: a.repo ?? '',
+    t: a.t,
+    name: a.name,
+    v: a.version,
+    relays: a.relays.filter((r) => r.read).map((r) => r.url),
+    ...(a.kinds === undefined ? {} : { kinds: a.kinds }),
+    ...(held.build === null ? {} : { build: held.build }),
+    ...(held.instance === null ? {} : { instance: held.instance }),
+    releases: held.releases,
+    created_at: createdAt,
+  })
+  // A service that was told no repository claims none rather than an invented URL.
+  const tags = a.repo === null ? template.tags.filter((t) => t[0] !== 'r') : template.tags
+  // Hook: the request policy (issue 17), composed in limits.ts; this module only appends it.
+  return { ...template, tags: [...tags, ...(a.policyTags ?? [])] }
+}
+
+/** The announcement's content: the profile's about when given, else what the service is. */
+function announcementContent(d: ServiceDescription): string {
+  return d.about ?? `${d.name}: a Nostr service running in an AWS Nitro Enclave (NEC-01). DM "help" to see what it answers.`
 }
 
 /** Everything the four describing events say about the service. */
@@ -109,24 +119,28 @@ export interface ServiceDescription extends ProfileInfo {
   relays: RelayEntry[]
   /** kinds the service answers on (the announcement's k tags) */
   kinds: number[]
+  /** the repository URL the announcement names (r), or null */
+  repo: string | null
   /** the request policy tags (limits.ts policyTags) */
   policyTags?: string[][]
 }
 
 /** The four describing events of one round, all naming `root`. */
-export function describingTemplates(d: ServiceDescription, root: RootState, createdAt: number): EventTemplate[] {
-  const { relays, kinds, policyTags, ...profile } = d
+export function describingTemplates(d: ServiceDescription, root: RootState, createdAt: number, signatures: HeldSignatures = NO_SIGNATURES): EventTemplate[] {
+  const { relays, kinds: answered, repo, policyTags, ...profile } = d
   return [
     profileTemplate(profile, createdAt),
     dmRelaysTemplate(relays, createdAt),
     relayListTemplate(relays, createdAt),
-    announcementTemplate({ root, relays, t: d.t, version: d.version, kinds, ...(policyTags === undefined ? {} : { policyTags }) }, createdAt),
+    announcementTemplate({ root, relays, t: d.t, name: d.name, version: d.version, content: announcementContent(d), repo, kinds: answered, signatures, ...(policyTags === undefined ? {} : { policyTags }) }, createdAt),
   ]
 }
 
 export interface AnnouncerOptions {
   description: ServiceDescription
   roots: Pick<RootKeeper, 'current'>
+  /** the signatures that hold for a root (signatures.ts); none when absent */
+  signatures?: (root: RootState) => Promise<HeldSignatures>
   publisher: Pick<Publisher, 'publish'>
   counters: Record<string, number>
   log: Logger
@@ -199,7 +213,8 @@ async function announceRound(opts: AnnouncerOptions, announcedTo: Map<string, st
   if (root === null) return
   const targets = force ? relays : relays.filter((url) => announcedTo.get(url) !== root.event.id)
   if (targets.length === 0) return
-  const templates = describingTemplates(opts.description, root, Math.floor(Date.now() / 1000))
+  const signatures = opts.signatures === undefined ? NO_SIGNATURES : await opts.signatures(root)
+  const templates = describingTemplates(opts.description, root, Math.floor(Date.now() / 1000), signatures)
   const reached = await publishRound(opts, templates, targets)
   for (const url of reached) announcedTo.set(url, root.event.id)
 }
@@ -213,14 +228,14 @@ async function publishRound(opts: AnnouncerOptions, templates: EventTemplate[], 
     try {
       const { results } = await opts.publisher.publish(template, { relays: targets })
       const counter = results.some((r) => r.ok) ? 'published' : 'publish_unaccepted'
-      opts.counters[counter] = (opts.counters[counter] ?? 0) + 1
+      countUp(opts.counters, counter)
       for (const url of targets) {
         const r = results.find((x) => x.url === url)
         if (r === undefined || r.code === 'not-connected') reached.delete(url)
       }
     } catch (err) {
       reached.clear()
-      opts.log.error('publish failed', { kind: template.kind, error: err instanceof Error ? err.message : String(err) })
+      opts.log.error('publish failed', { kind: template.kind, error: errorText(err) })
     }
   }
   return reached

@@ -12,16 +12,10 @@ import type { AttestationInfo, NostrEvent } from '../../nec01/types.js'
 import type { Nsm } from '../nsm/types.js'
 import type { Identity } from './identity.js'
 import type { VarsReader } from './vars.js'
+import { CodedError, errorText } from '../../nec01/errors.js'
 
 
-export class CommandError extends Error {
-  readonly code: RpcErrorCode
-  constructor(code: RpcErrorCode, message: string) {
-    super(message)
-    this.name = 'CommandError'
-    this.code = code
-  }
-}
+export class CommandError extends CodedError<RpcErrorCode> {}
 
 export type Transport = 'nip17' | 'nip04' | 'rpc'
 
@@ -133,7 +127,7 @@ const attest: CommandHandler = async (req, deps) => {
     try {
       canonical = canonicalJson(params.data)
     } catch (err) {
-      throw new CommandError('INVALID_REQUEST', `custom data: ${err instanceof Error ? err.message : String(err)}`)
+      throw new CommandError('INVALID_REQUEST', `custom data: ${errorText(err)}`)
     }
     userData = sha256(utf8ToBytes(canonical))
     customDigest = bytesToHex(userData)

@@ -59,11 +59,6 @@ function relayHealth(s: RelayStatus, refused: Refusal | undefined): RelayHealth 
 }
 
 /** A DER certificate as PEM, as /root.pem serves it (64-character lines, final newline). */
-export function derToPem(der: Uint8Array): string {
-  const body = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')
-  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`
-}
-
 export interface HealthServer {
   port: number
   close(): Promise<void>

@@ -2,12 +2,15 @@
 // only in this closure and never leaves it: every operation that needs it (signing,
 // NIP-04/NIP-44 encryption, NIP-59 wrapping) is a method here, so nothing else in the
 // process can log, return or publish it.
+import * as kinds from 'nostr-tools/kinds'
 import { randomInt } from 'node:crypto'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import * as nip44 from 'nostr-tools/nip44'
 import { npubEncode } from 'nostr-tools/nip19'
 import { validateEvent, type EventTemplate } from 'nostr-tools/pure'
+import { createLru } from '../../nec01/lru.js'
 import type { NostrEvent, Rumor } from '../../nec01/types.js'
+import { GIFT_WRAP_BACKDATE_SEC } from '../../nec01/windows.js'
 import { eventHash, keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, oneTimeKey, publicKeyHex, signEvent, verifyEvent } from '../crypto.js'
 
 export type { Rumor }
@@ -26,10 +29,6 @@ export interface Identity {
   giftWrap(rumor: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor }
 }
 
-const KIND_SEAL = 13
-const KIND_GIFT_WRAP = 1059
-/** NIP-59: seal and wrap are dated at random up to two days back, so they don't date the rumor. */
-const TWO_DAYS_SEC = 2 * 24 * 3600
 
 /** Shared secrets cost an ECDH each; a busy sender reuses one. Bounded, least recently used out. */
 const PEER_CACHE_LIMIT = 4096
@@ -41,7 +40,7 @@ interface PeerKeys {
   nip44: Uint8Array
 }
 
-const randomPast = (): number => Math.floor(Date.now() / 1000) - randomInt(TWO_DAYS_SEC + 1)
+const randomPast = (): number => Math.floor(Date.now() / 1000) - randomInt(GIFT_WRAP_BACKDATE_SEC + 1)
 
 function parseObject(json: string, what: string): Record<string, unknown> {
   const value: unknown = JSON.parse(json)
@@ -73,21 +72,13 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
   const pubkey = publicKeyHex(sk)
   // The scalar goes into OpenSSL once; every peer's ECDH then skips that multiplication.
   const ecdh = keyAgreement(sk)
-  const peers = new Map<string, PeerKeys>()
+  const peers = createLru<string, PeerKeys>(PEER_CACHE_LIMIT)
 
   function peerKeys(peer: string): PeerKeys {
-    let keys = peers.get(peer)
-    if (keys !== undefined) {
-      // re-inserted so the Map's order is recency and eviction drops the least recent
-      peers.delete(peer)
-    } else {
-      const x = ecdh.sharedX(peer)
-      keys = { nip04: x, nip44: nip44ConversationKey(x) }
-      if (peers.size >= PEER_CACHE_LIMIT) {
-        const oldest = peers.keys().next()
-        if (!oldest.done) peers.delete(oldest.value)
-      }
-    }
+    const known = peers.get(peer)
+    if (known !== undefined) return known
+    const x = ecdh.sharedX(peer)
+    const keys = { nip04: x, nip44: nip44ConversationKey(x) }
     peers.set(peer, keys)
     return keys
   }
@@ -101,11 +92,11 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
   }
 
   function unwrap(wrap: NostrEvent): Rumor {
-    if (wrap.kind !== KIND_GIFT_WRAP) throw new Error(`unexpected wrap kind ${wrap.kind}, expected ${KIND_GIFT_WRAP}`)
+    if (wrap.kind !== kinds.GiftWrap) throw new Error(`unexpected wrap kind ${wrap.kind}, expected ${kinds.GiftWrap}`)
     if (!verifyEvent(wrap)) throw new Error('gift wrap signature is invalid')
     // The wrap's key is used once, so this ECDH is never worth caching.
     const seal = parseObject(nip44.v2.decrypt(wrap.content, nip44ConversationKey(ecdh.sharedX(wrap.pubkey))), 'seal')
-    if (seal.kind !== KIND_SEAL) throw new Error(`unexpected seal kind ${String(seal.kind)}, expected ${KIND_SEAL}`)
+    if (seal.kind !== kinds.Seal) throw new Error(`unexpected seal kind ${String(seal.kind)}, expected ${kinds.Seal}`)
     if (!verifyEvent(seal)) throw new Error('seal signature is invalid')
     const rumor = parseObject(nip44.v2.decrypt(seal.content, peerKeys(seal.pubkey).nip44), 'rumor')
     if (rumor.pubkey !== seal.pubkey) throw new Error('rumor pubkey does not match seal pubkey')
@@ -116,11 +107,11 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
   function giftWrap(input: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor } {
     const unsigned = { pubkey, created_at: input.created_at, kind: input.kind, tags: input.tags, content: input.content }
     const rumor: Rumor = { ...unsigned, id: eventHash(unsigned) }
-    const seal = sign({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), peerKeys(recipient).nip44) })
+    const seal = sign({ kind: kinds.Seal, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), peerKeys(recipient).nip44) })
     const oneTime = oneTimeKey()
     const wrap = signEvent(
       {
-        kind: KIND_GIFT_WRAP,
+        kind: kinds.GiftWrap,
         created_at: randomPast(),
         tags: [['p', recipient]],
         content: nip44.v2.encrypt(JSON.stringify(seal), nip44ConversationKey(oneTime.agreement.sharedX(recipient))),

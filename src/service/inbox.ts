@@ -4,39 +4,38 @@
 // sender known), decryption, the method's budget — before a command runs and its reply
 // goes out. Anything malformed is dropped and counted; nothing malformed ever gets a reply,
 // and no event can throw out of here. The limits and windows are in limits.ts.
+import * as kinds from 'nostr-tools/kinds'
 import { getEventHash } from 'nostr-tools/pure'
 import type { Filter } from 'nostr-tools/filter'
 import { getPow } from 'nostr-tools/nip13'
 import { parseRpcRequest, RPC_KIND, type RpcErrorCode } from '../../nec01/rpc.js'
+import { errorText } from '../../nec01/errors.js'
+import { createLru } from '../../nec01/lru.js'
 import type { NostrEvent } from '../../nec01/types.js'
+import { GIFT_WRAP_WINDOW_SEC } from '../../nec01/windows.js'
 import { CommandError, dmMethod, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
+import { countUp } from './counters.js'
 import { createSeenStore, type SeenStore } from './dedup.js'
 import { verifyEvent } from '../crypto.js'
 import type { Identity } from './identity.js'
 import {
   dedupCapacity,
   DEFAULT_MAX_REQUEST_BYTES,
-  GIFT_WRAP_WINDOW_SEC,
   INBOX_CACHE_LIMIT,
   INBOX_CACHE_TTL_MS,
   INBOX_LOOKUP_TIMEOUT_MS,
   KNOWN_SENDER_LIMIT,
   KNOWN_SENDER_SEC,
   MAX_FUTURE_SEC,
-  RECENT_WINDOW_SEC,
+  REQUEST_WINDOW_SEC,
   resolveBudgets,
   type Budget,
   type ServiceBudgets,
 } from './limits.js'
 import { createRateLimiter, createSenderBook, createSharedBudget, type RateLimitConfig, type RateLimiter, type SenderBook, type SharedBudget, type Standing } from './ratelimit.js'
-import { KIND_CHAT, KIND_NIP04_DM, type Replier, type ReplyTarget } from './reply.js'
+import type { Replier, ReplyTarget } from './reply.js'
 import type { Logger } from '../log.js'
 import { normalizeRelayUrl } from '../relays/config.js'
-
-/** NIP-59 gift wrap */
-export const KIND_GIFT_WRAP = 1059
-/** NIP-17 DM inbox relays */
-const KIND_DM_RELAYS = 10050
 
 export interface InboxSource {
   /** `filters` is called at every (re)subscription so `since` moves with time */
@@ -137,8 +136,8 @@ export function startInbox(opts: InboxOptions): Inbox {
   const me = opts.identity.pubkey
   const sub = opts.source.subscribe(
     () => [
-      { kinds: [KIND_NIP04_DM, RPC_KIND], '#p': [me], since: nowSec(ctx) - RECENT_WINDOW_SEC },
-      { kinds: [KIND_GIFT_WRAP], '#p': [me], since: nowSec(ctx) - GIFT_WRAP_WINDOW_SEC },
+      { kinds: [kinds.EncryptedDirectMessage, RPC_KIND], '#p': [me], since: nowSec(ctx) - REQUEST_WINDOW_SEC },
+      { kinds: [kinds.GiftWrap], '#p': [me], since: nowSec(ctx) - GIFT_WRAP_WINDOW_SEC },
     ],
     (event, relay) => receive(ctx, event, relay),
   )
@@ -154,14 +153,14 @@ function receive(ctx: InboxContext, event: NostrEvent, relay: string): void {
   // signature rather than as undecryptable. The pool has usually checked it already:
   // verifyEvent remembers verified (id, sig) pairs, so here and in unwrap() it costs a hash.
   if (!verifyEvent(event)) return drop(ctx, 'bad_signature', event, relay)
-  if (event.kind === KIND_GIFT_WRAP) return receiveWrap(ctx, event, relay)
-  if (event.kind !== KIND_NIP04_DM && event.kind !== RPC_KIND) return drop(ctx, 'wrong_kind', event, relay)
+  if (event.kind === kinds.GiftWrap) return receiveWrap(ctx, event, relay)
+  if (event.kind !== kinds.EncryptedDirectMessage && event.kind !== RPC_KIND) return drop(ctx, 'wrong_kind', event, relay)
   // The author is in the clear: the budgets decide before the decryption (an ECDH for every
   // new key), so a stranger turned away costs a signature check, not a key agreement.
   const standing = ctx.senders.standing(event.pubkey)
   const gate = admitSender(ctx, event.pubkey, standing)
   if (gate === 'silent') return
-  const req = decoded(() => (event.kind === KIND_NIP04_DM ? decodeNip04(ctx.opts.identity, event) : decodeRpc(ctx.opts.identity, event)))
+  const req = decoded(() => (event.kind === kinds.EncryptedDirectMessage ? decodeNip04(ctx.opts.identity, event) : decodeRpc(ctx.opts.identity, event)))
   if (typeof req === 'string') return drop(ctx, req, event, relay)
   proceed(ctx, event, relay, req, standing, gate)
 }
@@ -198,7 +197,7 @@ function proceed(ctx: InboxContext, event: NostrEvent, relay: string, req: Decod
   const work = admission === 'answer' ? answer(ctx, req, relay, standing) : notify(ctx, req, relay)
   work.catch((err: unknown) => {
     count(ctx, 'errors')
-    ctx.opts.log.error('reply failed', { request: requestId, error: err instanceof Error ? err.message : String(err) })
+    ctx.opts.log.error('reply failed', { request: requestId, error: errorText(err) })
   })
 }
 
@@ -216,10 +215,10 @@ function screen(ctx: InboxContext, event: NostrEvent): Drop | null {
   if (event.created_at > t + MAX_FUTURE_SEC) return 'future'
   // The subscription's `since` ages with the connection; the bound is kept here. A gift
   // wrap's own date is backdated by design: its rumor's is checked once unwrapped.
-  if (event.kind !== KIND_GIFT_WRAP && event.created_at < t - RECENT_WINDOW_SEC) return 'stale'
+  if (event.kind !== kinds.GiftWrap && event.created_at < t - REQUEST_WINDOW_SEC) return 'stale'
   if (!addressedTo(event.tags, ctx.opts.identity.pubkey)) return 'wrong_p'
   // Before the signature: a claimed known author that is forged fails that check next.
-  if (event.kind !== KIND_GIFT_WRAP && lacksPow(ctx, event, ctx.senders.standing(event.pubkey))) return 'no_pow'
+  if (event.kind !== kinds.GiftWrap && lacksPow(ctx, event, ctx.senders.standing(event.pubkey))) return 'no_pow'
   return null
 }
 
@@ -237,13 +236,13 @@ function decodeGiftWrap(ctx: InboxContext, event: NostrEvent): Decoded | Drop {
   } catch {
     return 'undecryptable'
   }
-  if (typeof rumor.id !== 'string' || rumor.id !== getEventHash(rumor) || rumor.kind !== KIND_CHAT) return 'bad_rumor'
+  if (typeof rumor.id !== 'string' || rumor.id !== getEventHash(rumor) || rumor.kind !== kinds.PrivateDirectMessage) return 'bad_rumor'
   if (!addressedTo(rumor.tags, ctx.opts.identity.pubkey)) return 'wrong_p'
   const t = nowSec(ctx)
   // NIP-40 inside the envelope: the wrap's own tag was checked before decryption.
   if (isExpired(rumor.tags, t)) return 'expired'
   // The rumor carries the real time (NIP-17 backdates only the seal and the wrap).
-  if (rumor.created_at < t - RECENT_WINDOW_SEC) return 'stale'
+  if (rumor.created_at < t - REQUEST_WINDOW_SEC) return 'stale'
   if (rumor.created_at > t + MAX_FUTURE_SEC) return 'future'
   if (ctx.seen.has(`rumor:${rumor.id}`)) return 'duplicate'
   return { transport: 'nip17', sender: rumor.pubkey, requestId: rumor.id, createdAt: rumor.created_at, text: rumor.content }
@@ -341,7 +340,7 @@ async function runAndReply(ctx: InboxContext, req: Decoded, target: ReplyTarget)
       return
     }
     count(ctx, 'errors')
-    opts.log.error('command failed', { method, error: err instanceof Error ? err.message : String(err) })
+    opts.log.error('command failed', { method, error: errorText(err) })
     await refuse(ctx, req, target, 'INTERNAL', 'internal error')
     return
   }
@@ -376,22 +375,18 @@ function createInboxRelayCache(
   counters: Record<string, number>,
   now: () => number,
 ): (sender: string, standing: Standing) => Promise<string[]> {
-  const cache = new Map<string, { relays: Promise<string[]>; at: number }>()
+  const cache = createLru<string, { relays: Promise<string[]>; at: number }>(INBOX_CACHE_LIMIT)
   return (sender, standing) => {
-    const cached = cache.get(sender)
+    const cached = cache.peek(sender)
     // The promise is cached, not the answer: a burst from one sender costs one lookup.
     if (cached !== undefined && now() - cached.at < INBOX_CACHE_TTL_MS) return cached.relays
     // Out of lookups: the reply goes back where the request came from; nothing is cached,
     // so the next request may look up again.
     if (!budget.take(standing)) {
-      counters.budget_lookups_refused = (counters.budget_lookups_refused ?? 0) + 1
+      countUp(counters, 'budget_lookups_refused')
       return Promise.resolve([])
     }
     const relays = lookupInboxRelays(source, sender)
-    if (cache.size >= INBOX_CACHE_LIMIT) {
-      const oldest = cache.keys().next().value
-      if (oldest !== undefined) cache.delete(oldest)
-    }
     cache.set(sender, { relays, at: now() })
     return relays
   }
@@ -399,9 +394,9 @@ function createInboxRelayCache(
 
 async function lookupInboxRelays(source: InboxSource, sender: string): Promise<string[]> {
   try {
-    const ev = await source.fetchLatest({ kinds: [KIND_DM_RELAYS], authors: [sender], limit: 1 }, INBOX_LOOKUP_TIMEOUT_MS)
+    const ev = await source.fetchLatest({ kinds: [kinds.DirectMessageRelaysList], authors: [sender], limit: 1 }, INBOX_LOOKUP_TIMEOUT_MS)
     // A relay may answer with anything: only the sender's own signed list decides.
-    if (ev === null || ev.pubkey !== sender || ev.kind !== KIND_DM_RELAYS || !verifyEvent(ev)) return []
+    if (ev === null || ev.pubkey !== sender || ev.kind !== kinds.DirectMessageRelaysList || !verifyEvent(ev)) return []
     const urls = ev.tags.filter((t) => t[0] === 'relay' && typeof t[1] === 'string').map((t) => normalizeRelayUrl(t[1] as string))
     // normalised as the pool names its relays, so the publisher recognises them
     return [...new Set(urls.filter((u): u is string => u !== null))].slice(0, 8)
@@ -425,7 +420,7 @@ function isExpired(tags: string[][], nowSec: number): boolean {
 }
 
 function count(ctx: InboxContext, name: string): void {
-  ctx.opts.counters[name] = (ctx.opts.counters[name] ?? 0) + 1
+  countUp(ctx.opts.counters, name)
 }
 
 function drop(ctx: InboxContext, reason: Drop, event: NostrEvent, relay: string): void {

@@ -8,6 +8,7 @@ import { DEFAULT_RELAYS_FILE, loadRelayConfig, type RelayEntry } from '../relays
 import { startEmbeddedRelay } from '../embedded/relay.js'
 import { VERSION } from '../version.js'
 import { trustFlags } from './announce.js'
+import { CodedError } from '../../nec01/errors.js'
 import type { CommandSpec } from './commands.js'
 import { SERVICE_NAME, startService, type Service, type ServiceConfig } from './service.js'
 
@@ -53,11 +54,9 @@ export interface LaunchedService {
   close(): Promise<void>
 }
 
-export class LaunchError extends Error {
-  readonly code = 'launch/options'
+export class LaunchError extends CodedError<'launch/options'> {
   constructor(message: string) {
-    super(message)
-    this.name = 'LaunchError'
+    super('launch/options', message)
   }
 }
 

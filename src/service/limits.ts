@@ -53,19 +53,19 @@ export const MAX_POW_BITS = 32
 /**
  * How old a request may be: the created_at of a kind 4 or RPC event, the rumor's for NIP-17
  * (the wrap and seal are backdated by design, up to two days, so theirs say nothing). Also
- * how far back the kind 4/RPC subscription reaches. Wider than the operator's ±5 minutes, so
- * a stale operator write is told STALE rather than dropped.
+ * how far back the kind 4/RPC subscription reaches (the gift wrap one reaches over the whole
+ * backdating: nec01/windows.ts). Wider than the operator's ±5 minutes, so a stale operator
+ * write is told STALE rather than dropped. Service policy, unlike the clients' reply
+ * look-back (RECENT_WINDOW_SEC in nec01/windows.ts): the dedup store's size follows from it.
  */
-export const RECENT_WINDOW_SEC = 10 * 60
+export const REQUEST_WINDOW_SEC = 10 * 60
 /** Clock skew tolerated ahead of now. */
 export const MAX_FUTURE_SEC = 10 * 60
-/** Gift wraps are backdated up to two days (NIP-59); the subscription reaches an hour more. */
-export const GIFT_WRAP_WINDOW_SEC = 2 * 24 * 3600 + 3600
 /**
  * How long an answered request's ids are remembered: past this, every copy of it is outside
- * [now − RECENT_WINDOW_SEC, now + MAX_FUTURE_SEC] and is dropped as stale instead.
+ * [now − REQUEST_WINDOW_SEC, now + MAX_FUTURE_SEC] and is dropped as stale instead.
  */
-export const DEDUP_TTL_SEC = RECENT_WINDOW_SEC + MAX_FUTURE_SEC
+export const DEDUP_TTL_SEC = REQUEST_WINDOW_SEC + MAX_FUTURE_SEC
 /** ids recorded per answered request: the event's, and for NIP-17 the rumor's */
 const IDS_PER_REQUEST = 2
 

@@ -6,19 +6,13 @@
 import { FileReadError, readBoundedFile } from '../files.js'
 import { decode as nip19Decode, npubEncode } from 'nostr-tools/nip19'
 import { schnorr } from '@noble/curves/secp256k1.js'
+import { CodedError } from '../../nec01/errors.js'
 
 export const OPERATOR_FILE = 'operator.json'
 
 export type OperatorConfigErrorCode = 'OPERATOR_KEY_INVALID' | 'OPERATOR_FILE_INVALID' | 'OPERATOR_FILE_UNREADABLE'
 
-export class OperatorConfigError extends Error {
-  readonly code: OperatorConfigErrorCode
-  constructor(code: OperatorConfigErrorCode, message: string) {
-    super(message)
-    this.name = 'OperatorConfigError'
-    this.code = code
-  }
-}
+export class OperatorConfigError extends CodedError<OperatorConfigErrorCode> {}
 
 function onCurve(hex: string): boolean {
   try {

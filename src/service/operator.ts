@@ -6,6 +6,7 @@
 // A write passes, in order: transport (not NIP-04) → an operator exists → the sender is
 // the operator → the request is recent (±5 minutes) → its id is new → the transition is
 // allowed (vars.ts) → the announcement is accepted by a relay → the change is applied.
+import * as kinds from 'nostr-tools/kinds'
 import type { EventTemplate } from 'nostr-tools/pure'
 import type { RpcErrorCode } from '../../nec01/rpc.js'
 import type { Logger } from '../log.js'
@@ -14,6 +15,7 @@ import { createSeenStore } from './dedup.js'
 import { operatorNpub } from './operator-config.js'
 import type { Publisher } from './publish.js'
 import { checkName, createVarsStore, VarsError, type Planned, type VarChange, type VarFlags, type VarOp, type VarsErrorCode, type VarsReader, type VarsStore, type VarView } from './vars.js'
+import { errorText } from '../../nec01/errors.js'
 
 /** A write older (or further ahead) than this is refused: a captured request goes stale. */
 export const MAX_REQUEST_SKEW_SEC = 5 * 60
@@ -21,7 +23,6 @@ export const MAX_REQUEST_SKEW_SEC = 5 * 60
 const REPLAY_TTL_SEC = 3 * MAX_REQUEST_SKEW_SEC
 /** Public values longer than this are cut in the `vars` list; `vars NAME` shows one whole. */
 export const LIST_VALUE_CHARS = 128
-export const KIND_NOTE = 1
 export const OPERATOR_TOPIC = 'nec01-operator'
 
 export type OperatorRefusal =
@@ -101,7 +102,7 @@ export function changeNote(change: VarChange, operator: string): EventTemplate {
     if (change.salt !== null) tags.push(['salt', change.salt])
     content += ` (${flagWords(change.flags)}), value commitment ${change.commitment}`
   }
-  return { kind: KIND_NOTE, created_at: 0, content, tags }
+  return { kind: kinds.ShortTextNote, created_at: 0, content, tags }
 }
 
 function paramsObject(params: unknown): Record<string, unknown> {
@@ -271,7 +272,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
       if (!results.some((r) => r.ok)) throw new Error(results.length === 0 ? 'no relay to publish to' : 'every relay refused the note')
       id = event.id
     } catch (err) {
-      opts.log.warn('operator change not announced: not applied', { op, name: planned.change.name, error: err instanceof Error ? err.message : String(err) })
+      opts.log.warn('operator change not announced: not applied', { op, name: planned.change.name, error: errorText(err) })
       throw refusal('INTERNAL', 'ANNOUNCE_FAILED', 'the change could not be announced, so nothing changed: try again')
     }
     planned.apply(nowSec())

@@ -7,6 +7,7 @@ import { TEE_ROOT_TAG, withTeeRoot } from '../../nec01/event.js'
 import type { NostrEvent } from '../../nec01/types.js'
 import type { Identity } from './identity.js'
 import type { RootKeeper, RootState } from './root.js'
+import { CodedError } from '../../nec01/errors.js'
 import type { Logger } from '../log.js'
 import type { PublishCode } from '../relays/pool-types.js'
 
@@ -23,11 +24,9 @@ export interface RelaySink {
   publish(event: NostrEvent, opts?: { relays?: string[] }): Promise<RelayResult[]>
 }
 
-export class NoRootError extends Error {
-  readonly code = 'no_root'
+export class NoRootError extends CodedError<'no_root'> {
   constructor() {
-    super('no valid attestation: refusing to sign (fail closed)')
-    this.name = 'NoRootError'
+    super('no_root', 'no valid attestation: refusing to sign (fail closed)')
   }
 }
 

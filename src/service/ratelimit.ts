@@ -2,6 +2,7 @@
 // sender keeps theirs. Service-wide: fresh keys cost nothing, so all senders together draw
 // on shared budgets too, of which strangers may use only the part above a reserve kept for
 // known senders. The numbers are in limits.ts.
+import { createLru } from '../../nec01/lru.js'
 import { DEFAULT_PER_SENDER, SENDER_BUCKET_LIMIT, type Budget } from './limits.js'
 
 export type RateLimitConfig = Budget
@@ -27,24 +28,20 @@ function refill(b: Bucket, config: Budget, t: number): void {
 export function createRateLimiter(config: RateLimitConfig = DEFAULT_PER_SENDER, opts: { limit?: number; now?: () => number } = {}): RateLimiter {
   const now = opts.now ?? Date.now
   const limit = opts.limit ?? SENDER_BUCKET_LIMIT
-  const buckets = new Map<string, Bucket & { notified: boolean }>()
+  const buckets = createLru<string, Bucket & { notified: boolean }>(limit)
 
   return {
     take(sender) {
       const t = now()
+      // get() keeps recently active senders; the least recently active is dropped first
+      // (a full bucket carries no state worth keeping)
       let b = buckets.get(sender)
       if (b === undefined) {
         b = { tokens: config.burst, updated: t, notified: false }
-        if (buckets.size >= limit) {
-          // Full buckets carry no state worth keeping; drop the oldest entry.
-          const oldest = buckets.keys().next().value
-          if (oldest !== undefined) buckets.delete(oldest)
-        }
+        buckets.set(sender, b)
       } else {
-        buckets.delete(sender) // re-insert below: recently active senders stay at the back
         refill(b, config, t)
       }
-      buckets.set(sender, b)
       if (b.tokens >= 1) {
         b.tokens -= 1
         b.notified = false
@@ -99,22 +96,17 @@ export interface SenderBook {
 export function createSenderBook(opts: { operator?: string | null; knownSec: number; limit: number; now?: () => number }): SenderBook {
   const now = opts.now ?? Date.now
   const knownMs = opts.knownSec * 1000
-  // sender → last answered (ms); insertion order is answer order, the oldest at the front.
-  const known = new Map<string, number>()
+  // sender → last answered (ms); forgetting the least recently answered only makes it a
+  // stranger again: the safe direction.
+  const known = createLru<string, number>(opts.limit)
   return {
     standing(sender) {
       if (sender === opts.operator) return 'known'
-      const at = known.get(sender)
+      const at = known.peek(sender)
       return at !== undefined && now() - at < knownMs ? 'known' : 'stranger'
     },
     answered(sender) {
-      known.delete(sender)
       known.set(sender, now())
-      // Forgetting a sender only makes it a stranger again: the safe direction.
-      if (known.size > opts.limit) {
-        const oldest = known.keys().next().value
-        if (oldest !== undefined) known.delete(oldest)
-      }
     },
     get size() {
       return known.size

@@ -1,16 +1,12 @@
 // Replies, in the scheme of the request: a kind 4 for NIP-04, a gift-wrapped kind 14
 // rumor for NIP-17, an encrypted RPC event for programs. Each carries tee_root (for
 // NIP-17 the rumor does, and the seal is signed by the service key).
+import * as kinds from 'nostr-tools/kinds'
 import { RPC_KIND, type RpcResponse } from '../../nec01/rpc.js'
 import type { NostrEvent } from '../../nec01/types.js'
 import type { Identity } from './identity.js'
 import type { Publisher, RelayResult } from './publish.js'
 import type { Transport } from './commands.js'
-
-/** NIP-04 direct message */
-export const KIND_NIP04_DM = 4
-/** NIP-17 chat message (the rumor inside seal and gift wrap) */
-export const KIND_CHAT = 14
 
 export interface ReplyTarget {
   transport: Transport
@@ -50,14 +46,14 @@ export function createReplier(deps: {
     ]
     if (target.transport === 'nip04') {
       const { event, results } = await publisher.publish(
-        { kind: KIND_NIP04_DM, created_at: 0, content: identity.nip04Encrypt(target.sender, body), tags },
+        { kind: kinds.EncryptedDirectMessage, created_at: 0, content: identity.nip04Encrypt(target.sender, body), tags },
         { relays: union(deps.writeRelays(), target.sourceRelays) },
       )
       return { event, results }
     }
     // NIP-17: the rumor carries tee_root; the wrap goes to the sender's inbox relays that
     // the service can reach, or back where the request came from when there are none.
-    const { template } = publisher.carrier({ kind: KIND_CHAT, created_at: 0, content: body, tags })
+    const { template } = publisher.carrier({ kind: kinds.PrivateDirectMessage, created_at: 0, content: body, tags })
     const { wrap } = identity.giftWrap(template, target.sender)
     const inbox = (target.inboxRelays ?? []).filter((url) => deps.reachable(url))
     const relays = inbox.length > 0 ? inbox : target.sourceRelays

@@ -9,6 +9,7 @@ import type { AttestationInfo, NostrEvent, VerifyResult } from '../../nec01/type
 import type { Nsm } from '../nsm/types.js'
 import type { Identity } from './identity.js'
 import type { Logger } from '../log.js'
+import { errorText } from '../../nec01/errors.js'
 
 /** PCR16 is the first PCR an enclave application may extend and lock (NSM spec). */
 export const IDENTITY_PCR = 16
@@ -140,7 +141,7 @@ async function cycle(k: Keeper): Promise<void> {
   } catch (err) {
     k.failures++
     const delay = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(k.failures - 1, 16))
-    k.opts.log.error('attestation refresh failed', { error: err instanceof Error ? err.message : String(err), retry_ms: delay, failures: k.failures })
+    k.opts.log.error('attestation refresh failed', { error: errorText(err), retry_ms: delay, failures: k.failures })
     schedule(k, delay)
   }
 }

@@ -1,7 +1,9 @@
 // `nec01 serve`, assembled: NSM → identity → PCR16 binding → root event → relays →
 // announcements → inbox. Read top to bottom, this is the service's lifecycle.
+import * as kinds from 'nostr-tools/kinds'
 import { AWS_NITRO_ROOT_G1_DER } from '../../nec01/aws-root.js'
-import { bytesToHex } from '../../nec01/encoding.js'
+import { derToPem } from '../../nec01/cert.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
 import { RPC_KIND } from '../../nec01/rpc.js'
 import type { Logger } from '../log.js'
 import type { Nsm } from '../nsm/types.js'
@@ -9,16 +11,18 @@ import type { RelayEntry } from '../relays/config.js'
 import { createRelayPool, type RelayPool } from '../relays/pool.js'
 import { createAnnouncer, type Announcer, type ServiceDescription } from './announce.js'
 import { commandSet, runCommand, type CommandDeps, type CommandReply, type CommandRequest, type CommandSpec, type ServiceFacts } from './commands.js'
-import { derToPem, healthReport, startHealthServer, type HealthReport, type HealthServer } from './health.js'
+import { healthReport, startHealthServer, type HealthReport, type HealthServer } from './health.js'
+import { countUp } from './counters.js'
 import { createIdentity, type Identity } from './identity.js'
-import { KIND_GIFT_WRAP, startInbox, type Inbox, type InboxSource } from './inbox.js'
+import { startInbox, type Inbox, type InboxSource } from './inbox.js'
 import { createPublisher, type Publisher } from './publish.js'
 import { policyTags, type ServiceBudgets } from './limits.js'
 import type { RateLimitConfig } from './ratelimit.js'
-import { createReplier, KIND_NIP04_DM } from './reply.js'
+import { createReplier } from './reply.js'
 import { bindIdentityPcr, createRootKeeper, type RootKeeper } from './root.js'
 import { createOperatorControls } from './operator.js'
 import { operatorNpub } from './operator-config.js'
+import { createSignatureKeeper, type SignatureSource } from './signatures.js'
 import { createAuthRefusals, createPoolSink, writeRelays, type AuthRefusals, type PoolSink } from './sink.js'
 import type { VarsReader } from './vars.js'
 
@@ -53,6 +57,10 @@ export interface ServiceConfig {
   extraCommands?: Record<string, CommandSpec>
   /** hex pubkey of the operator (operator.json, or --operator in dev); none: writes are refused */
   operator?: string | null
+  /** the repository the announcement names (r) and releases must name; none: no r, no releases */
+  repo?: string | null
+  /** where the builder, launcher and release signatures come from (the parent, or a file in dev) */
+  signatures?: SignatureSource
 }
 
 export interface Service {
@@ -193,7 +201,8 @@ function serviceDescription(config: ServiceConfig, npub: string, t: 'prod' | 'de
     t,
     tee: config.tee,
     relays: config.relays,
-    kinds: [KIND_NIP04_DM, KIND_GIFT_WRAP, RPC_KIND],
+    kinds: [kinds.EncryptedDirectMessage, kinds.GiftWrap, RPC_KIND],
+    repo: config.repo ?? null,
     // The request policy (limits.ts), kept apart from the rest of the announcement.
     policyTags: policyTags(config.pow ?? 0),
   }
@@ -228,7 +237,7 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
     debug: module.debug,
     log: log.child({ part: 'attestation' }),
     onRotate: () => {
-      counters.root_rotations = (counters.root_rotations ?? 0) + 1
+      countUp(counters, 'root_rotations')
       if (pool === null) return
       authRefusals.reconnect(pool)
       announcer.queue(writeRelays(config.relays), true)
@@ -236,7 +245,8 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
   })
   const sink = createPoolSink({ pool: () => pool, counters })
   const publisher = createPublisher({ identity, roots, relays: sink, log: log.child({ part: 'publish' }) })
-  const announcer = createAnnouncer({ description: serviceDescription(config, identity.npub, module.t), roots, publisher, counters, log })
+  const signatures = createSignatureKeeper({ source: config.signatures ?? null, r: config.repo ?? null, t: module.t, log: log.child({ part: 'signatures' }) })
+  const announcer = createAnnouncer({ description: serviceDescription(config, identity.npub, module.t), roots, signatures: (root) => signatures.forRoot(root), publisher, counters, log })
   const authRefusals = createAuthRefusals({
     sign: (template) => publisher.signAuth(template),
     relays: config.relays,

@@ -6,6 +6,7 @@ import type { NostrEvent } from '../../nec01/types.js'
 import type { Logger } from '../log.js'
 import { normalizeRelayUrl, type RelayEntry } from '../relays/config.js'
 import type { RelayPool } from '../relays/pool.js'
+import { countUp } from './counters.js'
 import { NoRootError, type RelayResult, type RelaySink } from './publish.js'
 
 export function writeRelays(relays: RelayEntry[]): string[] {
@@ -50,7 +51,7 @@ function noteRefusals(results: RelayResult[], refusals: Map<string, Refusal>, co
     // not-in-pool names no relay of ours.
     if (r.ok || r.code === 'not-connected' || r.code === 'pool-closed' || r.code === 'not-in-pool') continue
     refusals.set(r.url, { at: Date.now(), message: `publish ${r.code}: ${r.message}` })
-    if (r.code === 'too-large') counters.publish_too_large = (counters.publish_too_large ?? 0) + 1
+    if (r.code === 'too-large') countUp(counters, 'publish_too_large')
   }
 }
 

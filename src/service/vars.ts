@@ -17,6 +17,7 @@
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
+import { CodedError } from '../../nec01/errors.js'
 
 export const VAR_NAME_PATTERN = /^[a-z0-9_]{1,64}$/
 /** UTF-8 bytes */
@@ -38,14 +39,7 @@ export type VarsErrorCode =
   | 'PUBLIC_TO_HIDDEN'
   | 'HIDDEN_NEEDS_REVEAL'
 
-export class VarsError extends Error {
-  readonly code: VarsErrorCode
-  constructor(code: VarsErrorCode, message: string) {
-    super(message)
-    this.name = 'VarsError'
-    this.code = code
-  }
-}
+export class VarsError extends CodedError<VarsErrorCode> {}
 
 export type VarOp = 'set' | 'reveal' | 'freeze' | 'unset'
 
