@@ -5,12 +5,12 @@
 import type { EventTemplate } from 'nostr-tools/pure'
 import { checkBuildSignature } from './build.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
-import { checkExpiration, checkT, contentAttestation, finish, normalizeAll, rootChecks, TEE_ROOT_TAG, tOf } from './event.js'
+import { checkExpiration, checkT, contentAttestation, finish, normalizeAll, rootChecks, TEE_ROOT_TAG, tOf, trustNotChecked } from './event.js'
 import { ANNOUNCEMENT_KIND, BUILD_KIND, LAUNCHER_KIND, LEGACY_ANNOUNCEMENT_KIND, RELEASE_KIND, successorKind } from './kinds.js'
 import { checkLaunchSignature } from './launch.js'
 import { expirationOf, isEventShape, npub, parseEmbedded, tagValues, verifySignature } from './nostr.js'
 import { checkReleaseSignature } from './release.js'
-import { check, failure } from './result.js'
+import { ATTESTATION_FAILED, check, failure, notChecked } from './result.js'
 import type { SignatureContext, SignatureVerdict } from './signature.js'
 import { toUnixSeconds } from './time.js'
 import { applyTrust, attestedPcrs, trustNamesCode, type NormalizedTrust, type Vouchers } from './trust.js'
@@ -151,8 +151,17 @@ export async function verifyAnnouncement(event: unknown, options?: NecVerifyOpti
   if (!kindOk) return finish(checks, { attestation: null })
   const codeByPeople = trustNamesCode(trust)
   const attested = ev.kind === LEGACY_ANNOUNCEMENT_KIND ? await contentAttested(checks, ev, opts, codeByPeople) : await teeRootAttestation(checks, ev, opts, codeByPeople)
-  if (attested === null) return finish(checks, { attestation: null })
+  if (attested === null) return notAttested(checks, ev, opts, trust)
   return finishAnnouncement(checks, ev, attested, opts, trust)
+}
+
+/** With no attestation, what depends on its PCRs and its leaf did not run: say which. */
+function notAttested(checks: Check[], ev: NostrEvent, opts: NecVerifyOptions, trust: NormalizedTrust): VerifyResult {
+  notChecked(checks, 'announcement', `${ATTESTATION_FAILED}, so the x tags have no attested PCRs to equal`)
+  checkExpiration(checks, ev, toUnixSeconds(opts.now), null)
+  for (const role of ROLES) if (tagValues(ev, role.tag).length > 0) notChecked(checks, role.id, `${ATTESTATION_FAILED}, so the ${role.tag} signature has no attested PCRs to sign`)
+  trustNotChecked(checks, trust)
+  return finish(checks, { attestation: null })
 }
 
 async function finishAnnouncement(checks: Check[], ev: NostrEvent, attested: Attested, opts: NecVerifyOptions, trust: NormalizedTrust): Promise<VerifyResult> {

@@ -4,18 +4,21 @@
 //   next to mean anything, so the first failure ends the run)
 //   → debug → pcrs → pubkey → nonce → user_data                 (policy: all run, so the
 //   caller sees every mismatch at once)
+// When a stage fails, the policy checks are listed as not checked (result.ts notChecked):
+// the caller sees which expectations were never compared, and the result stays invalid.
 // pubkey, nonce and user_data appear only when the caller gave that expectation: a check
 // that compared nothing would read as a guarantee that was never made.
 import { sha256 } from '@noble/hashes/sha2.js'
 import { AWS_NITRO_ROOT_G1_SHA256 } from './aws-root.js'
 import { checkValidity, isTrustedRoot, verifyChain, type CertWindow } from './chain.js'
+import { certLabel, parseCertificate } from './cert.js'
 import { MAX_PAYLOAD_BYTES, parseCoseSign1, verifyCoseSignature, type CoseSign1 } from './cose.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { bytesEqual, copyBytes } from './encoding.js'
 import { normalizeOptions, type NormalizedOptions } from './options.js'
 import { parsePayload, type AttestationPayload } from './payload.js'
 import { pcrOnce } from './pcr.js'
-import { VerifyError, fail, finish, pass } from './result.js'
+import { ATTESTATION_FAILED, VerifyError, fail, finish, notChecked, pass } from './result.js'
 import { isoTime } from './time.js'
 import type { AttestationInfo, Check, CheckId, VerifyOptions, VerifyResult } from './types.js'
 import { errorText } from './errors.js'
@@ -161,6 +164,28 @@ function checkField(checks: Check[], id: CheckId, name: string, expected: Uint8A
   }
 }
 
+/** The checks of what the document says, run once it has verified. */
+const POLICY_CHECKS: CheckId[] = ['debug', 'pcrs', 'pubkey', 'nonce', 'user_data']
+
+/** The policy checks a stopped run did not reach, each as not checked. */
+function policyNotChecked(checks: Check[], opts: NormalizedOptions): Check[] {
+  notChecked(checks, 'debug', ATTESTATION_FAILED)
+  notChecked(checks, 'pcrs', ATTESTATION_FAILED)
+  if (opts.publicKey !== null) notChecked(checks, 'pubkey', ATTESTATION_FAILED)
+  if (opts.nonce !== null) notChecked(checks, 'nonce', ATTESTATION_FAILED)
+  if (opts.userData !== null) notChecked(checks, 'user_data', ATTESTATION_FAILED)
+  return checks
+}
+
+/** "CN=…" of cabundle[0], so a root mismatch says which root the document has. */
+function rootLabel(der: Uint8Array): string {
+  try {
+    return certLabel(parseCertificate(der))
+  } catch {
+    return 'an unparseable certificate'
+  }
+}
+
 /**
  * Verifies an NSM attestation document against the trusted root (default: the pinned
  * AWS Nitro root G1) at options.now, then the caller's expectations. Never throws: any
@@ -171,10 +196,13 @@ function checkField(checks: Check[], id: CheckId, name: string, expected: Uint8A
 export async function verifyAttestation(doc: Uint8Array, options?: VerifyOptions): Promise<VerifyResult> {
   const checks: Check[] = []
   let attestation: AttestationInfo | null = null
+  let opts: NormalizedOptions | null = null
   let stage: CheckId = 'input'
+  // a stage failed: the policy checks did not run (none when the options were malformed)
+  const stop = (): VerifyResult => finish(opts === null ? checks : policyNotChecked(checks, opts), attestation)
   try {
     const bytes = checkInputBytes(doc)
-    const opts = normalizeOptions(options)
+    opts = normalizeOptions(options)
     pass(checks, 'input', `${bytes.length}-byte document`)
 
     stage = 'cose'
@@ -188,8 +216,8 @@ export async function verifyAttestation(doc: Uint8Array, options?: VerifyOptions
     stage = 'root'
     const rootName = opts.awsRoot ? `the pinned AWS Nitro root G1 (SHA-256 ${AWS_NITRO_ROOT_G1_SHA256.slice(0, 12)}…)` : 'the given trusted root'
     if (!isTrustedRoot(payload.cabundle[0]!, opts.root)) {
-      fail(checks, 'root', `cabundle[0] is not byte-identical to ${rootName}`)
-      return finish(checks, null)
+      fail(checks, 'root', `cabundle[0] (${rootLabel(payload.cabundle[0]!)}) is not byte-identical to ${rootName}`)
+      return stop()
     }
     pass(checks, 'root', `cabundle[0] is ${rootName}`)
 
@@ -208,14 +236,14 @@ export async function verifyAttestation(doc: Uint8Array, options?: VerifyOptions
     const time = checkValidity(chain.windows, opts.nowMs)
     if (!time.ok) {
       fail(checks, 'time', time.detail)
-      return finish(checks, attestation)
+      return stop()
     }
     pass(checks, 'time', time.detail)
 
     stage = 'signature'
     if ((await chain.alongside) !== true) {
       fail(checks, 'signature', 'ES384 signature does not verify with the leaf key')
-      return finish(checks, attestation)
+      return stop()
     }
     pass(checks, 'signature', 'ES384 signature by the leaf key verifies')
 
@@ -233,6 +261,7 @@ export async function verifyAttestation(doc: Uint8Array, options?: VerifyOptions
   } catch (err) {
     if (err instanceof VerifyError) fail(checks, err.code, err.message)
     else fail(checks, stage, `unexpected error: ${errorText(err)}`)
-    return finish(checks, attestation)
+    // a throw among the policy checks themselves is not a stopped run
+    return POLICY_CHECKS.includes(stage) ? finish(checks, attestation) : stop()
   }
 }

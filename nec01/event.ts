@@ -12,7 +12,7 @@ import { ROOT_KIND } from './kinds.js'
 import { createLru } from './lru.js'
 import { expirationOf, isEventShape, iso, tagValues, verifySignature } from './nostr.js'
 import { normalizeOptions } from './options.js'
-import { VerifyError, check, failure, finish as finishChecks } from './result.js'
+import { ATTESTATION_FAILED, VerifyError, check, failure, finish as finishChecks, notChecked } from './result.js'
 import { toUnixSeconds } from './time.js'
 import type { SignatureContext } from './signature.js'
 import { applyTrust, attestedPcrs, normalizeTrust, trustKey, trustNamesCode, type NormalizedTrust } from './trust.js'
@@ -148,19 +148,24 @@ export async function contentAttestation(checks: Check[], ev: NostrEvent, option
   return att.attestation
 }
 
-/** The `expiration` check: one numeric tag, in the future, not after the leaf nor `limit`. */
+/**
+ * The `expiration` check: one numeric tag, in the future, not after the leaf nor `limit`.
+ * Without an attestation the tag is still read, but the leaf bound is not checked.
+ */
 export function checkExpiration(checks: Check[], ev: NostrEvent, now: number, attestation: AttestationInfo | null, limit?: { at: number; what: string }): void {
   const expiration = expirationOf(ev)
   if (expiration === null || Number.isNaN(expiration)) {
     check(checks, 'expiration', false, `expected exactly one numeric expiration tag, found ${JSON.stringify(tagValues(ev, 'expiration'))}`)
   } else if (expiration <= now) {
     check(checks, 'expiration', false, `expired at ${iso(expiration)} (now ${iso(now)})`)
-  } else if (attestation !== null && expiration > attestation.certificate.notAfter) {
+  } else if (attestation === null) {
+    notChecked(checks, 'expiration', `${ATTESTATION_FAILED}, so the leaf certificate's notAfter is unknown (expiration ${iso(expiration)})`)
+  } else if (expiration > attestation.certificate.notAfter) {
     check(checks, 'expiration', false, `expiration ${iso(expiration)} is after the leaf certificate's notAfter ${iso(attestation.certificate.notAfter)}`)
   } else if (limit !== undefined && expiration > limit.at) {
     check(checks, 'expiration', false, `expiration ${iso(expiration)} is after ${limit.what} ${iso(limit.at)}`)
   } else {
-    check(checks, 'expiration', attestation !== null, `expires ${iso(expiration)}, not after the leaf certificate${limit === undefined ? '' : ` nor ${limit.what}`}`)
+    check(checks, 'expiration', true, `expires ${iso(expiration)}, not after the leaf certificate${limit === undefined ? '' : ` nor ${limit.what}`}`)
   }
 }
 
@@ -174,9 +179,13 @@ export async function rootChecks(checks: Check[], ev: NostrEvent, options: Verif
   check(checks, 'protected', isProtected, isProtected ? 'NIP-70 ["-"] tag present' : 'NIP-70 ["-"] tag missing')
   checkT(checks, ev, options.expect ?? 'prod')
   const attestation = await contentAttestation(checks, ev, options, codeByPeople)
-  if (attestation === undefined) return null
-  checkExpiration(checks, ev, now, attestation)
-  return attestation
+  checkExpiration(checks, ev, now, attestation ?? null)
+  return attestation ?? null
+}
+
+/** Trust in people compares attested PCRs: with no attestation, its `pcrs` check did not run. */
+export function trustNotChecked(checks: Check[], trust: NormalizedTrust): void {
+  if (trustNamesCode(trust) || trust.launcher !== null) notChecked(checks, 'pcrs', `${ATTESTATION_FAILED}, so there are no attested PCRs for the trusted signers to vouch for`)
 }
 
 /**
@@ -197,6 +206,7 @@ export async function verifyRootEvent(event: unknown, options?: NecVerifyOptions
   const attestation = await rootChecks(checks, ev, normalized.options, trustNamesCode(trust))
   const ctx: SignatureContext = { nowSec: toUnixSeconds(normalized.options.now), pcrs: attestation === null ? null : attestedPcrs(attestation), pcrSource: 'attested', r: trust.repo, t: tOf(ev) }
   const signers = attestation === null ? undefined : applyTrust(checks, trust, ctx, { builder: null, launcher: null, releases: [] })
+  if (attestation === null) trustNotChecked(checks, trust)
   return finish(checks, { attestation, event: ev, signers })
 }
 
@@ -343,7 +353,9 @@ export async function verifyTeeRoot(carrier: unknown, options?: TeeRootOptions |
     }
     const expiration = Number(tagValues(rootEvent, 'expiration')[0])
     const notBefore = rootResult.attestation?.certificate.notBefore
-    if (notBefore !== undefined && Number.isFinite(expiration)) {
+    if (notBefore === undefined) {
+      notChecked(checks, 'carrier', `${ATTESTATION_FAILED}, so its validity is unknown (created_at ${iso(ev.created_at)})`)
+    } else if (Number.isFinite(expiration)) {
       const inside = ev.created_at >= notBefore && ev.created_at <= expiration
       check(
         checks,

@@ -17,6 +17,26 @@ export function fail(checks: Check[], id: CheckId, detail: string): void {
   checks.push({ id, ok: false, detail })
 }
 
+/**
+ * A check that could not run because one it depends on failed (the attestation did not
+ * verify, so there are no attested PCRs to compare). It stays `ok: false`, so a result is
+ * never valid on checks that did not run; `reason` still names the failure that stopped
+ * them, which comes first. Its detail starts with NOT_CHECKED.
+ */
+export const NOT_CHECKED = 'not checked: '
+
+export function notChecked(checks: Check[], id: CheckId, why: string): void {
+  checks.push({ id, ok: false, detail: `${NOT_CHECKED}${why}` })
+}
+
+/** True for a check recorded by notChecked: it did not fail, it did not run. */
+export function isNotChecked(c: Check): boolean {
+  return !c.ok && c.detail.startsWith(NOT_CHECKED)
+}
+
+/** The usual reason a check did not run. */
+export const ATTESTATION_FAILED = 'the attestation did not verify'
+
 /** Records a passing or failing check and returns `ok`, for `if (!check(...)) return`. */
 export function check(checks: Check[], id: CheckId, ok: boolean, detail: string): boolean {
   checks.push({ id, ok, detail })

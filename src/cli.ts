@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `nec01` entry point: dispatches to src/commands/<name>.ts. Commands are loaded lazily so
 // `nec01 verify` never loads the service, the relay or the NSM addon.
-import { CliError, EXIT_USAGE, type CommandMain } from './cli/exit.js'
+import { CliError, closestFlag, EXIT_USAGE, type CommandMain } from './cli/exit.js'
 import { VERSION } from './version.js'
 import { errorText } from '../nec01/errors.js'
 
@@ -27,7 +27,7 @@ export function usage(): string {
   return [
     'nec01 — AWS Nitro Enclave attestations for Nostr (NEC-01)',
     '',
-    'usage: nec01 <command> [options]   (nec01 <command> --help for its options; nec01 --version)',
+    'usage: nec01 <command> [options]   (nec01 help <command> for its options; nec01 version)',
     '',
     'commands:',
     ...lines,
@@ -42,17 +42,29 @@ async function run(argv: string[]): Promise<number> {
     return EXIT_USAGE
   }
   if (name === '--help' || name === '-h' || name === 'help') {
-    console.log(usage())
-    return 0
+    // `nec01 help verify` is `nec01 verify --help`
+    const topic = rest[0]
+    if (topic === undefined) {
+      console.log(usage())
+      return 0
+    }
+    if (rest.length > 1) throw new CliError(`help takes one command, got ${rest.length} (try: nec01 help verify)`)
+    return (await command(topic).load()).main(['--help'])
   }
-  if (name === '--version' || name === '-V') {
+  if (name === '--version' || name === '-V' || name === 'version') {
+    if (rest.length > 0) throw new CliError(`${name} takes no arguments`)
     console.log(`nec01 ${VERSION}`)
     return 0
   }
-  const entry = COMMANDS[name]
-  if (entry === undefined) throw new CliError(`unknown command '${name}' (try: nec01 --help)`)
-  const { main } = await entry.load()
+  const { main } = await command(name).load()
   return main(rest)
+}
+
+function command(name: string): CommandEntry {
+  const entry = COMMANDS[name]
+  if (entry !== undefined) return entry
+  const near = closestFlag(name, Object.keys(COMMANDS))
+  throw new CliError(`unknown command '${name}'${near === null ? '' : `: did you mean ${near}?`} (try: nec01 --help)`)
 }
 
 run(process.argv.slice(2)).then(

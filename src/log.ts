@@ -4,8 +4,8 @@
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 export type LogFields = Record<string, unknown>
-/** Receives each finished line, without the trailing newline. */
-export type LogSink = (line: string) => void
+/** Receives each finished line, without the trailing newline, and its level. */
+export type LogSink = (line: string, level: LogLevel) => void
 
 export interface Logger {
   readonly level: LogLevel
@@ -46,7 +46,7 @@ function makeLogger(bindings: LogFields, level: LogLevel, sink: LogSink): Logger
     if (RANK[lvl] < threshold) return
     const record: LogFields = { ts: new Date().toISOString(), level: lvl, msg, ...bindings, ...fields }
     try {
-      sink(serialize(record))
+      sink(serialize(record), lvl)
     } catch {
       // A broken sink (closed stderr, throwing test sink) must never take the service down.
     }
@@ -63,6 +63,37 @@ function makeLogger(bindings: LogFields, level: LogLevel, sink: LogSink): Logger
 
 function stderrSink(line: string): void {
   process.stderr.write(line + '\n')
+}
+
+/** A sink that holds lines back until release(); see holdLogLines. */
+export interface HeldLog {
+  sink: LogSink
+  /** writes what was held, in order, then lets every line through; idempotent */
+  release(): void
+}
+
+/** More held lines than this and they are let through: a start that hangs must still be seen. */
+const MAX_HELD_LINES = 1000
+
+/**
+ * Holds info and debug lines back until release(), for `nec01 serve --dev`: the banner a
+ * person reads first is not lost between JSON lines on one terminal. Warnings and errors
+ * pass at once: they may be why the banner never comes.
+ */
+export function holdLogLines(target: LogSink = stderrSink): HeldLog {
+  let held: Array<[string, LogLevel]> | null = []
+  const release = (): void => {
+    const lines = held
+    held = null
+    for (const [line, level] of lines ?? []) target(line, level)
+  }
+  return {
+    sink: (line, level) => {
+      if (held === null || RANK[level] >= RANK.warn) target(line, level)
+      else if (held.push([line, level]) > MAX_HELD_LINES) release()
+    },
+    release,
+  }
 }
 
 function serialize(record: LogFields): string {

@@ -3,6 +3,7 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure'
@@ -11,7 +12,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
 import { canonicalJson } from '../nec01/canonical.js'
 import type { EmbeddedRelay } from '../src/embedded/relay.js'
-import { startTestRelay, startTestService, type TestService } from './service-harness.js'
+import { startTestRelay, startTestService, tempDir, type TestService } from './service-harness.js'
 import { until } from './talk.js'
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js')
@@ -93,6 +94,27 @@ describe('nec01 dm, attest and fetch against a running service', () => {
     assert.match(r.stdout, /INVALID \(t\)/)
   })
 
+  it('dm without --root, --expect or PCRs: the checks that could not run say so, and the hints name every flag', async () => {
+    const rootPem = svc.simulator.rootPemPath()
+    const stateDir = dirname(dirname(rootPem))
+    const r = await nec01(['dm', npub, 'ping', '--relay', relay.url, '--timeout', '20'], { NEC01_STATE_DIR: stateDir })
+    assert.equal(r.code, 1, r.stderr)
+    assert.match(r.stdout, /^✗ root +cabundle\[0\] \(CN=nec01 simulated NSM root — NOT AWS\) is not byte-identical to the pinned AWS Nitro root G1/m)
+    assert.match(r.stdout, /^- expiration not checked: the attestation did not verify/m)
+    assert.match(r.stdout, /^- pcrs +not checked: the attestation did not verify/m)
+    assert.doesNotMatch(r.stdout, /^✗ expiration/m)
+    const hints = r.stdout.split('\n').filter((l) => l.startsWith('hint: '))
+    assert.deepEqual(hints, [
+      `hint: this document comes from the NSM simulator (a dev service), not AWS: add --root ${rootPem}`,
+      'hint: no expected PCRs given: pass --pcrs FILE or --pcr N=HEX (the build you trust), or --any-pcrs to accept any image',
+      'hint: a dev service (t=dev): add --expect dev',
+    ])
+    // with the flags the hints name, the same reply verifies
+    const fixed = await nec01(['dm', npub, 'ping', '--relay', relay.url, '--timeout', '20', '--root', rootPem, '--any-pcrs', '--expect', 'dev'])
+    assert.equal(fixed.code, 0, fixed.stdout)
+    assert.doesNotMatch(fixed.stdout, /hint:/)
+  })
+
   it('attest --data: nonce, public_key and user_data checked, then the full verification; exit 0', async () => {
     const data = { order: 42, b: [1, 2] }
     const r = await nec01(['attest', npub, '--data', JSON.stringify(data), ...trust])
@@ -120,6 +142,28 @@ describe('nec01 dm, attest and fetch against a running service', () => {
     assert.equal(r.code, 0, r.stderr)
     for (const what of ['kind 0 profile', 'kind 10050 DM relays', 'kind 10002 relay list', 'kind 13793 announcement']) assert.match(r.stdout, new RegExp(`✓ ${what}`))
     assert.match(r.stdout, /(\d+)\/\1 events verified/)
+  })
+
+  it('fetch --save DIR writes each event it fetched, and nec01 verify checks one as docs/verify.md shows', async () => {
+    const dir = tempDir('nec01-save-')
+    try {
+      const save = join(dir.path, 'events')
+      const r = await nec01(['fetch', npub, '--save', save, '--json', ...trust])
+      assert.equal(r.code, 0, r.stderr)
+      const fetched = JSON.parse(r.stdout) as Array<{ kind: number; id: string }>
+      assert.deepEqual(readdirSync(save).sort(), fetched.map((e) => `${e.kind}-${e.id}.json`).sort())
+      assert.match(r.stderr, new RegExp(`^saved ${fetched.length} events to ${save} `, 'm'))
+      const profile = fetched.find((e) => e.kind === 0)!
+      const verified = await nec01(['verify', join(save, `0-${profile.id}.json`), '--root', svc.simulator.rootPemPath(), '--any-pcrs', '--expect', 'dev'])
+      assert.equal(verified.code, 0, verified.stdout)
+      assert.match(verified.stdout, /\nVALID\n?$/)
+      // a place it cannot write is a usage error before anything is fetched
+      const bad = await nec01(['fetch', npub, '--save', join(dir.path, 'no', 'such'), ...trust])
+      assert.equal(bad.code, 2)
+      assert.equal(bad.stderr, `nec01: --save: ${join(dir.path, 'no', 'such')}: cannot write there (its parent directory does not exist)\n`)
+    } finally {
+      dir.remove()
+    }
   })
 
   it('fetch --json prints the verification of each event', async () => {

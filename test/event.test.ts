@@ -7,6 +7,7 @@ import { hexToBytes } from '@noble/hashes/utils.js'
 import { decodeAttestation } from '../nec01/attestation.js'
 import { base64ToBytes } from '../nec01/encoding.js'
 import { buildRootEvent, clearTeeRootMemo, teeRootMemoStats, verifyRootEvent, verifyTeeRoot, withTeeRoot, ROOT_KIND, TEE_ROOT_TAG } from '../nec01/event.js'
+import { isNotChecked } from '../nec01/result.js'
 import type { NostrEvent, VerifyOptions } from '../nec01/types.js'
 import { NsmSimulator } from '../src/nsm/simulator.js'
 import { readNec01 } from './fixtures.js'
@@ -328,4 +329,24 @@ test('a carrier whose created_at is no date, or a root whose content is oversize
   const r = await verifyRootEvent(huge, trust())
   assert.equal(r.reason, 'input')
   assert.match(r.checks.find((c) => !c.ok)?.detail ?? '', /content is 4000000 characters/)
+})
+
+test('a simulator document checked against the AWS root: the root names what it is, and what depends on it is not checked', async () => {
+  const { event: root } = await rootEvent()
+  const note = finalizeEvent(withTeeRoot({ kind: 1, created_at: Math.floor(Date.now() / 1000), content: 'x', tags: [] }, root), sk)
+  const result = await verifyTeeRoot(note, { anyPcrs: true, expect: 'dev' })
+  assert.equal(result.valid, false)
+  assert.equal(result.reason, 'root')
+  const failedRoot = result.checks.find((c) => c.id === 'root')
+  assert.match(failedRoot?.detail ?? '', /^cabundle\[0\] \(CN=nec01 simulated NSM root — NOT AWS\) is not byte-identical to the pinned AWS Nitro root G1/)
+  const skipped = result.checks.filter((c) => isNotChecked(c))
+  assert.deepEqual(skipped.map((c) => c.id), ['debug', 'pcrs', 'pubkey', 'expiration', 'carrier'])
+  for (const c of skipped) {
+    assert.equal(c.ok, false)
+    assert.match(c.detail, /^not checked: the attestation did not verify/)
+  }
+  // an expired root is still reported as expired: that check ran without the attestation
+  const { event: old } = await rootEvent({ expirationDelta: -1e6 })
+  const expired = await verifyRootEvent(old, { anyPcrs: true, expect: 'dev', now: Math.floor(Date.now() / 1000) + 1 })
+  assert.match(expired.checks.find((c) => c.id === 'expiration')?.detail ?? '', /^expired at/)
 })

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createLogger, parseLogLevel } from '../src/log.js'
+import { createLogger, holdLogLines, parseLogLevel } from '../src/log.js'
 
 function capture(level?: 'debug' | 'info' | 'warn' | 'error') {
   const lines: string[] = []
@@ -80,4 +80,28 @@ test('a throwing sink never throws into the caller', () => {
     throw new Error('closed')
   } })
   assert.doesNotThrow(() => log.error('still fine'))
+})
+
+test('holdLogLines: info and debug wait for release, in order; warnings and errors pass at once', () => {
+  const out: string[] = []
+  const held = holdLogLines((line) => out.push(line))
+  const log = createLogger({}, { level: 'debug', sink: held.sink })
+  log.info('one')
+  log.debug('two')
+  log.warn('now')
+  assert.deepEqual(out.map((l) => (JSON.parse(l) as { msg: string }).msg), ['now'])
+  held.release()
+  log.info('three')
+  held.release() // a second release writes nothing twice
+  assert.deepEqual(out.map((l) => (JSON.parse(l) as { msg: string }).msg), ['now', 'one', 'two', 'three'])
+})
+
+test('holdLogLines: a start that never releases still shows its lines past the bound', () => {
+  const out: string[] = []
+  const held = holdLogLines((line) => out.push(line))
+  const log = createLogger({}, { level: 'info', sink: held.sink })
+  for (let i = 0; i < 1000; i++) log.info('waiting')
+  assert.equal(out.length, 0)
+  log.info('one more')
+  assert.equal(out.length, 1001)
 })

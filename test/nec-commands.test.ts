@@ -156,7 +156,7 @@ describe('nec01 sign with a local key', () => {
     ['a release without --t', ['sign', 'release', pcrsFile, '--repo', REPO], { NEC01_SECRET: 'ab'.repeat(32) }, /--t: required/],
     ['a release without --repo', ['sign', 'release', pcrsFile, '--t', 'dev'], { NEC01_SECRET: 'ab'.repeat(32) }, /--repo: required/],
     ['a bad instance id', ['sign', 'launch', '--instance', 'i-XYZ'], { NEC01_SECRET: 'ab'.repeat(32) }, /EC2 instance id/],
-    ['--publish on a build', ['sign', 'build', '--cert', 'x.pem', '--publish'], { NEC01_SECRET: 'ab'.repeat(32) }, /Unknown option '--publish'/],
+    ['--publish on a build', ['sign', 'build', '--cert', 'x.pem', '--publish'], { NEC01_SECRET: 'ab'.repeat(32) }, /^nec01: unknown option --publish \(see nec01 sign build --help\)$/m],
     ['an unknown subcommand', ['sign', 'artifact'], {}, /expected build, launch or release/],
     ['a bad key', ['sign', 'launch', '--instance', INSTANCE_ID, '--sec', 'nsec1nope'], {}, /neither an nsec nor 64 hex/],
     ['serve --signatures outside dev', ['serve', '--signatures', pcrsFile], {}, /--signatures only applies in dev/],

@@ -13,6 +13,7 @@ import { buildBuilderSignature } from '../nec01/build.js'
 import { parseCertificate } from '../nec01/cert.js'
 import { TEE_CERT_TAG } from '../nec01/delegation.js'
 import { buildRootEvent, clearTeeRootMemo, verifyRootEvent, verifyTeeRoot, withTeeRoot } from '../nec01/event.js'
+import { isNotChecked } from '../nec01/result.js'
 import { BUILD_KIND, CERT_KIND, RPC_KIND } from '../nec01/kinds.js'
 import { buildLauncherSignature } from '../nec01/launch.js'
 import { verifyNecEvent, verifyNecSignature } from '../nec01/necs.js'
@@ -427,4 +428,21 @@ test('delegation forgeries: wrong order, wrong p, expired, bad signature, wrong 
 test('RPC_KIND is ephemeral and no NEC kind', () => {
   assert.ok(RPC_KIND >= 20000 && RPC_KIND < 30000)
   assert.ok(![23793, 23794, 23795, 23796, 23797, 13793, 63793, 63794, 63795, 63796, 24133, 24135, 29425, 29525].includes(RPC_KIND))
+})
+
+test('an announcement whose attestation does not verify lists what depends on it as not checked, and stays invalid', async () => {
+  // the real 63793 against the simulator's root: its AWS document cannot chain to it
+  const result = await verifyAnnouncement(noauth(), { now: NOAUTH_AT, expect: 'dev', root: sim.rootDer(), builder: NOAUTH_BUILDER })
+  assert.equal(result.valid, false)
+  assert.equal(result.reason, 'root')
+  assert.match(detail(result, 'root'), /^cabundle\[0\] \(CN=aws\.nitro-enclaves\) is not byte-identical to the given trusted root/)
+  const skipped = result.checks.filter((c) => isNotChecked(c))
+  assert.deepEqual(
+    skipped.map((c) => c.id),
+    ['debug', 'pubkey', 'announcement', 'expiration', 'build', 'instance', 'pcrs'],
+  )
+  for (const c of skipped) assert.equal(c.ok, false, `${c.id} fails closed`)
+  assert.match(detail(result, 'expiration'), /^not checked: the attestation did not verify, so the leaf certificate's notAfter is unknown \(expiration 2025-/)
+  // no check that could not run is reported as a plain failure, nor as a pass
+  assert.deepEqual(failed(result).filter((id) => !skipped.some((c) => c.id === id)), ['root'])
 })

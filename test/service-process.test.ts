@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
@@ -15,6 +15,7 @@ import { verifyTeeRoot } from '../nec01/event.js'
 import type { NostrEvent } from '../nec01/types.js'
 import { createRelayPool } from '../src/relays/pool.js'
 import type { HealthReport } from '../src/service/health.js'
+import { launchService } from '../src/service/launch.js'
 import { quietLogger, spawnService, tempDir, type SpawnedService } from './service-harness.js'
 
 const SAFETY_MS = 20_000
@@ -178,7 +179,7 @@ test('bad flags: one line and exit 2', async () => {
   try {
     const state = ['--state-dir', join(dir.path, 'state')]
     await Promise.all([
-      assertRefused(['--dev', '--bogus'], /^nec01: .*'--bogus'.*\(see nec01 serve --help\)$/),
+      assertRefused(['--dev', '--bogus'], 'nec01: unknown option --bogus (see nec01 serve --help)'),
       assertRefused(['--dev', '--t', 'staging', ...state], "nec01: --t: expected prod or dev, got 'staging'"),
       assertRefused(['--dev', '--health-port', '99999', ...state], "nec01: --health-port: expected a whole number from 0 to 65535, got '99999'"),
       assertRefused(['--dev', '--margin', 'soon', ...state], /^nec01: --margin: /),
@@ -218,25 +219,58 @@ test('a broken relays.json stops the service at start with one line naming the f
   }
 })
 
-test('a busy health port or embedded relay port: one line naming the flag, exit 2, and the process does not linger', async () => {
+test('a busy health port or embedded relay port: one line naming the flag, before anything starts, exit 2', async () => {
   const dir = tempDir()
   const busy: Server = createNetServer()
   await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()))
   const port = (busy.address() as AddressInfo).port
+  const state = join(dir.path, 'state')
   try {
+    // no log line at all: the ports are checked before the identity, the attestation or a relay
     await assertRefused(
-      ['--dev', '--relay', 'ws://127.0.0.1:9', '--health-port', String(port), '--state-dir', join(dir.path, 'state')],
-      `nec01: health port ${port} is in use (pick another with --health-port)`,
-      true,
+      ['--dev', '--relay', 'ws://127.0.0.1:9', '--health-port', String(port), '--state-dir', state],
+      `nec01: health port ${port} on 127.0.0.1 is in use (pick another with --health-port N; with npm start: npm start -- --health-port N)`,
     )
-    // npm start's relay port (7777) taken: the message says how to move it.
+    // npm start's case: the embedded relay's port is free, the health port is not
     await assertRefused(
-      ['--dev', '--embedded-relay', '--embedded-port', String(port), '--health-port', '0', '--state-dir', join(dir.path, 'state')],
-      new RegExp(`^nec01: cannot start the embedded relay on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.* \\(pick another with --embedded-port; with npm start: npm start -- --embedded-port N\\)$`),
-      true,
+      ['--dev', '--embedded-relay', '--embedded-port', '0', '--health-port', String(port), '--state-dir', state],
+      `nec01: health port ${port} on 127.0.0.1 is in use (pick another with --health-port N; with npm start: npm start -- --health-port N)`,
     )
+    // npm start's relay port (7777) taken: the message says how to move it
+    await assertRefused(
+      ['--dev', '--embedded-relay', '--embedded-port', String(port), '--health-port', '0', '--state-dir', state],
+      `nec01: embedded relay port ${port} on 127.0.0.1 is in use (pick another with --embedded-port N; with npm start: npm start -- --embedded-port N)`,
+    )
+    await assertRefused(['--dev', '--embedded-relay', '--embedded-port', '7781', '--health-port', '7781', '--state-dir', state], 'nec01: --embedded-port and --health-port are both 7781: give one of them another port')
+    assert.equal(existsSync(state), false, 'the simulator was never opened')
+    // the library's launcher checks the same before anything starts, and throws the listen error
+    await assert.rejects(launchService({ mode: 'dev', healthPort: port, embeddedRelayPort: 0, stateDir: state, log: quietLogger }), { code: 'EADDRINUSE' })
+    assert.equal(existsSync(state), false, 'launchService opened nothing either')
   } finally {
     await new Promise<void>((r) => busy.close(() => r()))
+    dir.remove()
+  }
+})
+
+test('in dev the banner comes first on a shared terminal: info lines wait for it', async () => {
+  const dir = tempDir()
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js')
+  // one pipe for both streams, as one terminal shows them: the order is the order written
+  const child = spawn('sh', ['-c', 'exec "$0" "$@" 2>&1', process.execPath, cli, 'serve', '--dev', '--embedded-relay', '--embedded-port', '0', '--health-port', '0', '--state-dir', join(dir.path, 'state')], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
+  try {
+    await waitFor(() => /^try:/m.test(out) && /"msg":"identity created"/.test(out), 'the banner and the held lines')
+    const lines = out.split('\n')
+    assert.match(lines[0] ?? '', /^nec01 serve .* DEV MODE/, out)
+    const tryLine = lines.findIndex((l) => l.startsWith('try:'))
+    assert.ok(tryLine > 0 && lines.slice(0, tryLine).every((l) => !l.startsWith('{"ts":')), `the banner is one block: ${out}`)
+    assert.ok(lines.findIndex((l) => l.includes('"msg":"identity created"')) > tryLine, out)
+  } finally {
+    child.kill('SIGTERM')
+    await new Promise((r) => child.once('exit', r))
     dir.remove()
   }
 })

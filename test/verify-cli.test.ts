@@ -71,6 +71,8 @@ test('without trusted PCRs the verdict is invalid, and debug mode is always reje
   const none = run([join(NITRO_DIR, `${good.name}.cose`), '--at', inside(good)])
   assert.equal(none.code, 1)
   assert.match(none.stdout, /no expected PCRs given/)
+  assert.match(none.stdout, /\nhint: no expected PCRs given: pass --pcrs FILE or --pcr N=HEX \(the build you trust\), or --any-pcrs to accept any image\n?$/)
+  assert.equal(run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--pcr', `1=${'ab'.repeat(48)}`, '--at', inside(good)]).stdout.includes('hint:'), false)
   const dbg = run([join(NITRO_DIR, `${debug.name}.cose`), '--any-pcrs', '--at', inside(debug)])
   assert.equal(dbg.code, 1)
   assert.match(dbg.stdout, /INVALID \(debug\)/)
@@ -85,9 +87,18 @@ test('without trusted PCRs the verdict is invalid, and debug mode is always reje
   assert.match(halfLate.stdout, /INVALID \(time\)/)
   // no zone means UTC, whatever the machine's zone is
   const noZone = (seconds: number): string => new Date(seconds * 1000).toISOString().replace(/\.000Z$/, '')
-  for (const [at, code] of [[noZone(good.validUntil), 0], [noZone(good.validUntil + 1), 1]] as const) {
+  // the same with a space for the T, as people write it: still UTC
+  const spaced = (seconds: number): string => noZone(seconds).replace('T', ' ')
+  for (const [at, code] of [[noZone(good.validUntil), 0], [noZone(good.validUntil + 1), 1], [spaced(good.validUntil), 0], [spaced(good.validUntil + 1), 1]] as const) {
     const r = spawnSync(process.execPath, [CLI, 'verify', join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', at], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, TZ: 'Asia/Tokyo' } })
     assert.equal(r.status, code, `${at}: ${r.stdout}`)
+    assert.match(r.stdout, new RegExp(`^[✓✗] time .*\\b${noZone(code === 0 ? good.validUntil : good.validUntil + 1)}Z`, 'm'))
+  }
+  // what Date.parse would read as local time, or roll over, is refused: one line, exit 2
+  for (const at of ['2025-09-16 10pm', 'September 16 2025', '2025-02-30', '2025-09-16T22:00:00 GMT']) {
+    const r = spawnSync(process.execPath, [CLI, 'verify', join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', at], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(r.status, 2, at)
+    assert.equal(r.stderr, `nec01: --at: '${at}' is neither ISO 8601 (2025-04-01T14:00:00Z; no zone is UTC) nor unix seconds\n`)
   }
 })
 
@@ -156,15 +167,26 @@ test('broken input: one line, exit 1 or 2, never a stack trace', () => {
     { args: ['-', '--pcrs', work.path], input: 'x', code: 2, msg: /--pcrs: .*: is a directory/ },
     // 50 MB on standard input: refused once past the limit, not buffered
     { args: ['-'], input: Buffer.alloc(50 * 1024 * 1024, 0x41), code: 2, msg: /input is larger than/ },
-    { args: ['-', '--bogus'], input: 'x', code: 2, msg: /Unknown option/ },
+    { args: ['-', '--bogus'], input: 'x', code: 2, msg: /^nec01: unknown option --bogus \(see nec01 verify --help\)$/ },
+    { args: ['-', '--any-pcr'], input: 'x', code: 2, msg: /^nec01: unknown option --any-pcr: did you mean --any-pcrs\? \(see nec01 verify --help\)$/ },
+    { args: ['-', '--roots', 'x.pem'], input: 'x', code: 2, msg: /^nec01: unknown option --roots: did you mean --root\?/ },
+    { args: ['-', '--pcrs'], input: 'x', code: 2, msg: /^nec01: --pcrs needs a value \(see nec01 verify --help\)$/ },
+    { args: ['-', '--pcrs', '--any-pcrs'], input: 'x', code: 2, msg: /^nec01: --pcrs needs a value, got --any-pcrs/ },
+    { args: ['-', '--json=yes'], input: 'x', code: 2, msg: /^nec01: --json takes no value/ },
+    // a usage error after --any-pcrs is that one line: the warning is for a run that happens
+    { args: [join(work.path, 'missing.b64'), '--any-pcrs'], code: 2, msg: /^nec01: .*cannot read .*ENOENT/ },
+    { args: [join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--builder', npubEncode(getPublicKey(generateSecretKey()))], code: 2, msg: /^nec01: the NEC trust flags/ },
     { args: ['a', 'b'], code: 2, msg: /expected one INPUT/ },
   ]
   for (const c of cases) {
     const r = run(c.args, c.input ?? '')
     assert.equal(r.code, c.code, `${c.args.join(' ')}: ${r.stdout} ${r.stderr}`)
-    assert.match(r.stdout + r.stderr, c.msg)
+    assert.match((r.stdout + r.stderr).trim(), c.msg)
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
-    if (c.code === 2) assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`)
+    if (c.code === 2) {
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`)
+      assert.match(r.stderr.trim(), c.msg)
+    }
   }
 })
 
@@ -267,4 +289,39 @@ test('NEC family: the encli builder signature against its pcrs.json; a bare docu
   const doc = run([join(NITRO_DIR, `${good.name}.cose`), '--any-pcrs', '--at', inside(good), '--builder', readFileSync(join(NEC01_DIR, 'encli-build-npub.txt'), 'utf8').trim()])
   assert.equal(doc.code, 2)
   assert.match(doc.stderr, /apply to events, not to a bare document/)
+})
+
+test('every command: a mistyped flag is one line that names the closest known flag', () => {
+  const cases: Array<[string[], string]> = [
+    [['serve', '--dev', '--embeded-relay'], 'unknown option --embeded-relay: did you mean --embedded-relay? (see nec01 serve --help)'],
+    [['dm', 'npub1x', 'hi', '--any-pcr'], 'unknown option --any-pcr: did you mean --any-pcrs? (see nec01 dm --help)'],
+    [['attest', 'npub1x', '--nonse', 'aa'], 'unknown option --nonse: did you mean --nonce? (see nec01 attest --help)'],
+    [['fetch', 'npub1x', '--limt', '3'], 'unknown option --limt: did you mean --limit? (see nec01 fetch --help)'],
+    [['parent', '--alow', 'relay.example:443'], 'unknown option --alow: did you mean --allow? (see nec01 parent --help)'],
+    [['verify', '--xyzzy'], 'unknown option --xyzzy (see nec01 verify --help)'],
+  ]
+  for (const [args, message] of cases) {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(r.status, 2, args.join(' '))
+    assert.equal(r.stdout, '')
+    assert.equal(r.stderr, `nec01: ${message}\n`)
+  }
+})
+
+test('nec01 help COMMAND shows that command\'s help; nec01 version is --version; a mistyped command is named', () => {
+  const nec01 = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 })
+  for (const name of ['verify', 'dm', 'attest', 'fetch', 'serve', 'parent']) {
+    const help = nec01(['help', name])
+    assert.equal(help.status, 0, `${name}: ${help.stderr}`)
+    assert.equal(help.stdout, nec01([name, '--help']).stdout, name)
+    assert.match(help.stdout, new RegExp(`^usage: nec01 ${name}`))
+  }
+  const version = nec01(['version'])
+  assert.equal(version.status, 0)
+  assert.equal(version.stdout, nec01(['--version']).stdout)
+  assert.match(version.stdout, /^nec01 \d+\.\d+\.\d+/)
+  const typo = nec01(['help', 'veryfy'])
+  assert.equal(typo.status, 2)
+  assert.equal(typo.stderr, "nec01: unknown command 'veryfy': did you mean verify? (try: nec01 --help)\n")
+  assert.equal(nec01(['serv']).stderr, "nec01: unknown command 'serv': did you mean serve? (try: nec01 --help)\n")
 })

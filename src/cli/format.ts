@@ -1,13 +1,21 @@
 // Human rendering of a verifier result: one line per check, then what the document says,
 // then the verdict. Shared by verify, dm, attest and fetch.
 import { isoSeconds as iso, isoTime } from '../../nec01/time.js'
-import type { VerifyResult } from '../../nec01/types.js'
+import { isNotChecked } from '../../nec01/result.js'
+import type { Check, VerifyResult } from '../../nec01/types.js'
 
 const OK = '✓'
 const FAIL = '✗'
+/** a check that did not run because one it depends on failed (still a failure) */
+const NOT_RUN = '-'
 
-export function formatResult(result: VerifyResult): string {
-  const lines = result.checks.map((c) => `${c.ok ? OK : FAIL} ${c.id.padEnd(10)} ${c.detail}`)
+function mark(c: Check): string {
+  return c.ok ? OK : isNotChecked(c) ? NOT_RUN : FAIL
+}
+
+/** The result for people; `hints` (hints.ts) follow the verdict, one `hint:` line each. */
+export function formatResult(result: VerifyResult, hints: string[] = []): string {
+  const lines = result.checks.map((c) => `${mark(c)} ${c.id.padEnd(10)} ${c.detail}`)
   const att = result.attestation
   if (att !== null) {
     lines.push('')
@@ -31,5 +39,6 @@ export function formatResult(result: VerifyResult): string {
   for (const link of result.delegation ?? []) lines.push(`tee_cert    ${link.signer} → ${link.delegate} until ${iso(link.expiration)}`)
   lines.push('')
   lines.push(result.valid ? 'VALID' : `INVALID (${result.reason ?? 'unknown'})`)
+  for (const hint of hints) lines.push(`hint: ${hint}`)
   return lines.join('\n')
 }

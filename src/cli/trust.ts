@@ -24,7 +24,7 @@ export const TRUST_USAGE = `trust options:
                      or a plain {"PCR0": …} / {"0": …} map
   --any-pcrs         accept any PCRs (proves only that some enclave ran; debug mode stays rejected)
   --expect T         expected t tag: prod (default), dev or any
-  --at TIME          validation time: ISO 8601 or unix seconds (default: now)
+  --at TIME          validation time: ISO 8601 (T or a space; no zone is UTC) or unix seconds (default: now)
   --root FILE        trust this root certificate (PEM or DER) instead of the AWS Nitro root G1
   --pubkey HEX       expect this public_key (32-byte x-only Nostr pubkey)
   --nonce HEX        expect this nonce`
@@ -88,19 +88,34 @@ export function readPcrFile(path: string, flag: string): Record<number, string> 
   return parsePcrFile(readSmallFile(path, flag).toString('utf8'), path)
 }
 
-/** a date-time with no zone designator: JavaScript would read it as the machine's local time */
-const ISO_WITHOUT_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/
+/** ISO 8601: a date, then optionally a time (after T or a space), then optionally a zone */
+const ISO_8601 = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:?\d{2})?)?$/i
 
 /**
  * ISO 8601 or unix seconds → unix seconds, keeping milliseconds: certificate bounds are
  * whole seconds, and 12:00:00.5 is already past a notAfter of 12:00:00. A time without a
  * zone is UTC, as every certificate time is: the verdict must not depend on the machine.
+ * Only these forms are read: Date.parse would take many more, some as local time.
  */
 export function parseTime(text: string): number {
   if (/^[0-9]{1,12}$/.test(text)) return Number(text)
-  const ms = Date.parse(ISO_WITHOUT_ZONE.test(text) ? `${text}Z` : text)
-  if (!Number.isFinite(ms) || !/^\d{4}-\d{2}-\d{2}/.test(text)) throw new CliError(`--at: '${text}' is neither ISO 8601 nor unix seconds`)
+  const m = ISO_8601.exec(text.trim())
+  const [, date, time, zone] = m ?? []
+  const ms = date === undefined || !realDate(date) ? NaN : Date.parse(`${date}T${time ?? '00:00'}${zoneOf(zone)}`)
+  if (!Number.isFinite(ms)) throw new CliError(`--at: '${text}' is neither ISO 8601 (2025-04-01T14:00:00Z; no zone is UTC) nor unix seconds`)
   return ms / 1000
+}
+
+/** 2025-02-30 is no date, though Date.parse rolls it over to March */
+function realDate(date: string): boolean {
+  const [y, m, d] = date.split('-').map(Number) as [number, number, number]
+  return new Date(Date.UTC(y, m - 1, d)).toISOString().startsWith(date)
+}
+
+/** Z for no zone (UTC); +hhmm as +hh:mm, the form Date.parse reads */
+function zoneOf(zone: string | undefined): string {
+  if (zone === undefined || zone.toUpperCase() === 'Z') return 'Z'
+  return zone.includes(':') ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`
 }
 
 function parseHexOption(name: string, value: string): string {

@@ -12,6 +12,7 @@ import { RECENT_WINDOW_SEC } from '../../nec01/windows.js'
 import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../cli/client.js'
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
+import { hintsFor } from '../cli/hints.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 import { errorText } from '../../nec01/errors.js'
 
@@ -56,7 +57,6 @@ export async function main(args: string[]): Promise<number> {
   const timeoutSec = parseTimeout(values.timeout)
   const nonce = values.nonce ?? randomBytes(32).toString('hex')
   const { options, warnings } = trustOptions({ ...values, nonce })
-  for (const w of warnings) console.error(w)
   let data: unknown
   let digest: string | undefined
   if (values.data !== undefined) {
@@ -74,7 +74,9 @@ export async function main(args: string[]): Promise<number> {
   }
 
   const { identity } = clientIdentity(values.sec ?? process.env.NEC01_SECRET)
-  const session = openSession(identity, clientRelays(values.relay, values.relays))
+  const relays = clientRelays(values.relay, values.relays)
+  for (const w of warnings) console.error(w)
+  const session = openSession(identity, relays)
   try {
     const requestId = bytesToHex(randomBytes(16))
     const body = JSON.stringify({ id: requestId, method: 'attest', params: { nonce, ...(data === undefined ? {} : { data }) } })
@@ -110,7 +112,7 @@ export async function main(args: string[]): Promise<number> {
     if (values.json === true) console.log(JSON.stringify({ result, verification: final }, null, 2))
     else {
       console.log(`fresh attestation from ${service}\nnonce: ${nonce}${digest === undefined ? '' : `\ncustom_digest: ${digest}`}\n`)
-      console.log(formatResult(final))
+      console.log(formatResult(final, hintsFor(final, values)))
     }
     return final.valid ? EXIT_OK : EXIT_INVALID
   } finally {

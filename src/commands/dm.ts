@@ -7,6 +7,7 @@ import { GIFT_WRAP_WINDOW_SEC, RECENT_WINDOW_SEC } from '../../nec01/windows.js'
 import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseTimeout, sendRequest } from '../cli/client.js'
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
+import { hintsFor } from '../cli/hints.js'
 import type { Rumor } from '../service/identity.js'
 
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
@@ -43,9 +44,10 @@ export async function main(args: string[]): Promise<number> {
   const text = positionals.slice(1).join(' ')
   const timeoutSec = parseTimeout(values.timeout)
   const { options, warnings } = trustOptions(values)
-  for (const w of warnings) console.error(w)
   const { identity } = clientIdentity(values.sec ?? process.env.NEC01_SECRET)
-  const session = openSession(identity, clientRelays(values.relay, values.relays))
+  const relays = clientRelays(values.relay, values.relays)
+  for (const w of warnings) console.error(w)
+  const session = openSession(identity, relays)
   const now = Math.floor(Date.now() / 1000)
 
   try {
@@ -83,7 +85,7 @@ export async function main(args: string[]): Promise<number> {
       console.log(JSON.stringify({ transport: reply.transport, from: service, reply: reply.text, event: reply.event, verification: reply.verification }, null, 2))
     } else {
       console.log(`reply (${reply.transport}):\n${reply.text}\n`)
-      console.log(formatResult(reply.verification))
+      console.log(formatResult(reply.verification, hintsFor(reply.verification, values)))
     }
     return reply.verification.valid ? EXIT_OK : EXIT_INVALID
   } finally {

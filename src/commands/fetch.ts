@@ -2,6 +2,8 @@
 // notes) and verify each: the announcement as NEC-02 with the build, instance and release
 // signatures it carries, the others by their tee_root. With --release-signers the release
 // signatures those maintainers published are looked up on the same relays.
+import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import * as kinds from 'nostr-tools/kinds'
 import { ANNOUNCEMENT_KIND, LEGACY_RELEASE_KIND, RELEASE_KIND } from '../../nec01/kinds.js'
 import { verifyNecEvent } from '../../nec01/necs.js'
@@ -11,10 +13,11 @@ import type { NostrEvent, TeeRootOptions, VerifyResult } from '../../nec01/types
 import { clientIdentity, clientRelays, openSession, parsePubkey, parseTimeout, type ClientSession } from '../cli/client.js'
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
+import { hintsFor } from '../cli/hints.js'
 import { NEC_TRUST_ARG_OPTIONS, NEC_TRUST_USAGE, necTrustOptions } from '../cli/nec-trust.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 
-export const USAGE = `usage: nec01 fetch <npub|hex> [--relay URL]... [--limit N] [--timeout S] [--json] [trust options]
+export const USAGE = `usage: nec01 fetch <npub|hex> [--relay URL]... [--limit N] [--timeout S] [--json] [--save DIR] [trust options]
 
 Fetches the service's latest announcement (13793), profile (0), DM relays (10050), relay
 list (10002) and recent notes, and verifies each: the announcement with the build,
@@ -27,6 +30,8 @@ maintainers published on these relays count too: no --pcrs needed.
   --limit N          recent notes of other kinds to check (default 10)
   --timeout S        seconds to wait for relays (default 10)
   --json             print [{ kind, id, created_at, verification }] as JSON
+  --save DIR         also write each event fetched to DIR/KIND-ID.json (for nec01 verify);
+                     DIR is made if missing, not its parents
 ${TRUST_USAGE}
 
 ${NEC_TRUST_USAGE}
@@ -40,6 +45,36 @@ const KIND_NAMES: Record<number, string> = {
   [ANNOUNCEMENT_KIND]: 'announcement',
 }
 
+/**
+ * Makes DIR (not its parents) before anything is fetched, so a path that cannot be written is
+ * a usage error at once. Not recursive: under /proc, Node's recursive mkdir never returns.
+ */
+function saveDir(dir: string): void {
+  try {
+    if (!existsSync(dir)) mkdirSync(dir)
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' })
+    accessSync(dir, constants.W_OK)
+  } catch (err) {
+    throw saveError(dir, err)
+  }
+}
+
+function saveError(dir: string, err: unknown): CliError {
+  const code = (err as NodeJS.ErrnoException).code
+  const why = code === 'ENOENT' ? 'its parent directory does not exist' : code === 'ENOTDIR' ? 'not a directory' : code === 'EACCES' ? 'permission denied' : (code ?? 'error')
+  return new CliError(`--save: ${dir}: cannot write there (${why})`)
+}
+
+/** One file per event, as relays sent it: what `nec01 verify FILE` reads. */
+function saveEvents(dir: string, events: NostrEvent[]): void {
+  try {
+    for (const e of events) writeFileSync(join(dir, `${e.kind}-${e.id}.json`), `${JSON.stringify(e, null, 2)}\n`)
+  } catch (err) {
+    throw saveError(dir, err)
+  }
+  console.error(`saved ${events.length} event${events.length === 1 ? '' : 's'} to ${dir} (KIND-ID.json; check one with nec01 verify FILE)`)
+}
+
 export async function main(args: string[]): Promise<number> {
   const parsed = parseCommandArgs('fetch', USAGE, args, {
     ...TRUST_ARG_OPTIONS,
@@ -49,6 +84,7 @@ export async function main(args: string[]): Promise<number> {
     limit: { type: 'string' },
     timeout: { type: 'string' },
     json: { type: 'boolean' },
+    save: { type: 'string' },
   })
   if (parsed === null) return EXIT_OK
   const { values, positionals } = parsed
@@ -59,9 +95,11 @@ export async function main(args: string[]): Promise<number> {
   if (!Number.isInteger(limit) || limit < 0 || limit > 500) throw new CliError(`--limit: expected 0..500, got '${values.limit}'`)
   const { options: base, warnings } = trustOptions(values)
   const options: TeeRootOptions = { ...base, ...necTrustOptions(values) }
+  const relays = clientRelays(values.relay, values.relays)
+  if (values.save !== undefined) saveDir(values.save)
   for (const w of warnings) console.error(w)
 
-  const session = openSession(clientIdentity(undefined).identity, clientRelays(values.relay, values.relays))
+  const session = openSession(clientIdentity(undefined).identity, relays)
   let events: NostrEvent[]
   let found: NostrEvent[]
   try {
@@ -74,6 +112,7 @@ export async function main(args: string[]): Promise<number> {
   const releases = [...(options.releases ?? []), ...found, ...carriedReleases(events)]
   if (releases.length > 0) options.releases = releases.slice(0, MAX_RELEASES)
   if (events.length === 0) throw new CliError(`nothing from ${service} found on these relays within ${timeoutSec} s`, EXIT_INVALID)
+  if (values.save !== undefined) saveEvents(values.save, events)
 
   const results: Array<{ kind: number; id: string; created_at: number; verification: VerifyResult }> = []
   // events are in order: the announcement, when found, comes first
@@ -92,7 +131,7 @@ export async function main(args: string[]): Promise<number> {
     if (options.releaseSigners !== undefined) console.log(`\n${found.length} release signature${found.length === 1 ? '' : 's'} (kind ${RELEASE_KIND}) by the --release-signers found on these relays`)
     // the announcement says the most: who built, launched and released what runs
     const shown = results.find((r) => r.kind === ANNOUNCEMENT_KIND) ?? results[0]
-    if (shown !== undefined) console.log(`\n${formatResult(shown.verification)}`)
+    if (shown !== undefined) console.log(`\n${formatResult(shown.verification, hintsFor(shown.verification, values))}`)
     console.log(`\n${results.filter((r) => r.verification.valid).length}/${results.length} events verified`)
   }
   return allValid ? EXIT_OK : EXIT_INVALID

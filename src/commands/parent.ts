@@ -2,7 +2,7 @@
 // a CONNECT proxy to the configured relays (the vsock bridge feeds it; docs/deploy.md).
 import { isIP } from 'node:net'
 import { parseArgs } from 'node:util'
-import { CliError, EXIT_OK } from '../cli/exit.js'
+import { checkArguments, CliError, EXIT_OK } from '../cli/exit.js'
 import {
   allowlistFromRelays,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -89,6 +89,7 @@ function firstLine(err: unknown): string {
 /** Parses and checks the arguments; throws CliError (exit 2) with a one-line message. */
 export function parseParentArgs(args: string[]): ParentSettings | 'help' {
   let values: { relays?: string; allow?: string[]; port?: string; host?: string; 'max-tunnels'?: string; idle?: string; signatures?: string; help?: boolean }
+  checkArguments('parent', args, OPTIONS)
   try {
     ;({ values } = parseArgs({ args, options: OPTIONS, allowPositionals: false, strict: true }))
   } catch (err) {

@@ -1,8 +1,10 @@
 // nec01 serve: the enclave service. Without --dev it needs /dev/nsm; with --dev it runs on
 // the NSM simulator, and --embedded-relay gives it a real relay on loopback.
-import { join, resolve } from 'node:path'
-import { createLogger } from '../log.js'
-import { defaultStateDir, isSimulated, openNsm } from '../nsm/open.js'
+import { resolve } from 'node:path'
+import { createLogger, holdLogLines, type HeldLog } from '../log.js'
+import { listenProblem } from '../ports.js'
+import { isSimulated, openNsm } from '../nsm/open.js'
+import { defaultStateDir, simulatorRootPem } from '../nsm/state-dir.js'
 import { isNsmError } from '../nsm/types.js'
 import { packageFile } from '../files.js'
 import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
@@ -23,7 +25,7 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --dev                  use the NSM simulator (not an enclave: t is always dev)
   --relays FILE          relay list (default: relays.json beside the package)
   --relay URL            a relay to read and write; repeatable; replaces --relays
-  --embedded-relay       start a real relay on ws://127.0.0.1:7777 and use only it (dev)
+  --embedded-relay       start a real relay on ws://127.0.0.1:7777 and use it, beside any --relay (dev)
   --embedded-port N      port of the embedded relay (default 7777)
   --health-port N        health endpoint on 127.0.0.1 (default 8765; 0 picks a free port)
   --state-dir DIR        simulator state (default ~/.nec01 or $NEC01_STATE_DIR)
@@ -55,7 +57,8 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --sim-instance-id ID   dev only: the simulated EC2 instance id (PCR4), e.g. i-0123456789abcdef0
   --sim-builder-cert F   dev only: the simulated image is signed with this certificate (PCR8)
 
-Logs go to standard error, one JSON object per line (NEC01_LOG_LEVEL=debug|info|warn|error).`
+Logs go to standard error, one JSON object per line (NEC01_LOG_LEVEL=debug|info|warn|error);
+with --dev, info lines wait until the banner is out (npm start 2>service.log keeps them apart).`
 
 const DEFAULT_HEALTH_PORT = 8765
 const DEFAULT_EMBEDDED_PORT = 7777
@@ -89,7 +92,46 @@ function checkProxy(value: string, source: string): void {
   }
 }
 
+/** Where serve listens: the health endpoint and the embedded relay, both on loopback. */
+const LISTEN_HOST = '127.0.0.1'
+
+interface PortUse {
+  port: number
+  what: string
+  flag: string
+}
+
+function portError(use: PortUse, err: NodeJS.ErrnoException): CliError {
+  const hint = `(pick another with ${use.flag} N; with npm start: npm start -- ${use.flag} N)`
+  if (err.code === 'EADDRINUSE') return new CliError(`${use.what} port ${use.port} on ${LISTEN_HOST} is in use ${hint}`)
+  return new CliError(`cannot listen on ${LISTEN_HOST}:${use.port} for the ${use.what}: ${err.message} ${hint}`)
+}
+
+/** Every port serve will bind, checked before anything starts (docs/service.md). */
+async function checkPorts(uses: PortUse[]): Promise<void> {
+  const fixed = uses.filter((u) => u.port !== 0)
+  for (const [i, use] of fixed.entries()) {
+    const other = fixed.slice(i + 1).find((o) => o.port === use.port)
+    if (other !== undefined) throw new CliError(`${use.flag} and ${other.flag} are both ${use.port}: give one of them another port`)
+  }
+  for (const use of fixed) {
+    const err = await listenProblem(LISTEN_HOST, use.port)
+    if (err !== null) throw portError(use, err)
+  }
+}
+
 export async function main(args: string[]): Promise<number> {
+  // In dev the banner is what a person reads first: info lines wait for it. On an error they
+  // come out before its one line, so it stays the last one.
+  const held = holdLogLines()
+  try {
+    return await serve(args, held)
+  } finally {
+    held.release()
+  }
+}
+
+async function serve(args: string[], held: HeldLog): Promise<number> {
   const parsed = parseCommandArgs('serve', USAGE, args, {
     dev: { type: 'boolean' },
     relays: { type: 'string' },
@@ -150,7 +192,8 @@ export async function main(args: string[]): Promise<number> {
   if (proxy !== undefined) checkProxy(proxy, v.proxy !== undefined ? '--proxy' : 'NEC01_PROXY')
   const signed = serveNecOptions(v, proxy)
   const stateDir = resolve(v['state-dir'] ?? defaultStateDir())
-  const log = createLogger({ service: SERVICE_NAME })
+  if (!dev) held.release() // an enclave's log is read by machines: nothing waits
+  const log = createLogger({ service: SERVICE_NAME }, { sink: held.sink })
   let operator: string | null
   try {
     operator = v.operator !== undefined ? parseOperatorKey(v.operator) : loadOperatorFile(packageFile(OPERATOR_FILE)).operator
@@ -159,6 +202,10 @@ export async function main(args: string[]): Promise<number> {
     throw err
   }
 
+  const healthUse: PortUse = { port: healthPort, what: 'health', flag: '--health-port' }
+  const embeddedUse: PortUse = { port: embeddedPort, what: 'embedded relay', flag: '--embedded-port' }
+  await checkPorts(v['embedded-relay'] === true ? [embeddedUse, healthUse] : [healthUse])
+
   // Relays: the embedded one, --relay, or the relays.json file (validated before anything starts).
   let embedded: { url: string; close(): Promise<void> } | null = null
   let relays: RelayEntry[]
@@ -166,11 +213,11 @@ export async function main(args: string[]): Promise<number> {
     if (v['embedded-relay'] === true) {
       const { startEmbeddedRelay } = await import('../embedded/relay.js')
       try {
-        embedded = await startEmbeddedRelay({ host: '127.0.0.1', port: embeddedPort, logger: log.child({ part: 'embedded-relay' }) })
+        embedded = await startEmbeddedRelay({ host: LISTEN_HOST, port: embeddedPort, logger: log.child({ part: 'embedded-relay' }) })
       } catch (err) {
-        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
-        const hint = inUse ? ` (pick another with --embedded-port; with npm start: npm start -- --embedded-port N)` : ''
-        throw new CliError(`cannot start the embedded relay on 127.0.0.1:${embeddedPort}: ${errorText(err)}${hint}`)
+        // taken since checkPorts, or a relay that failed for another reason
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw portError(embeddedUse, err as NodeJS.ErrnoException)
+        throw new CliError(`cannot start the embedded relay on ${LISTEN_HOST}:${embeddedPort}: ${errorText(err)}`)
       }
       relays = [...(v.relay === undefined ? [] : relaysFromUrls(v.relay).relays), { url: embedded.url, read: true, write: true }]
     } else if (v.relay !== undefined) {
@@ -226,7 +273,7 @@ export async function main(args: string[]): Promise<number> {
     await nsm.close().catch(() => undefined)
     await embedded?.close()
     const e = err as NodeJS.ErrnoException
-    if (e.code === 'EADDRINUSE') throw new CliError(`health port ${healthPort} is in use (pick another with --health-port)`)
+    if (e.code === 'EADDRINUSE') throw portError(healthUse, e)
     throw err
   }
 
@@ -242,7 +289,7 @@ export async function main(args: string[]): Promise<number> {
   })
   const rootPath = simulator !== null ? simulator.rootPemPath() : null
   const relayList = relays.map((r) => r.url)
-  const trust = trustFlags(simulated ? 'simulated' : 'nsm', service.t, rootPath ?? join(stateDir, 'nsm-simulator', 'root.pem'))
+  const trust = trustFlags(simulated ? 'simulated' : 'nsm', service.t, rootPath ?? simulatorRootPem(stateDir))
   console.log(
     [
       `nec01 serve ${VERSION} — ${simulated ? 'DEV MODE: simulated NSM, not an enclave (t=dev)' : `Nitro Enclave (t=${service.t})`}`,
@@ -255,6 +302,7 @@ export async function main(args: string[]): Promise<number> {
       `try:     npx nec01 dm ${service.identity.npub} ping --relay ${embedded?.url ?? relayList[0] ?? ''} ${trust}`,
     ].join('\n'),
   )
+  held.release()
 
   await stopped
   await service.close()

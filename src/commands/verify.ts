@@ -8,6 +8,7 @@ import { isSignatureKind, verifyNecEvent } from '../../nec01/necs.js'
 import type { TeeRootOptions, VerifyResult } from '../../nec01/types.js'
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
+import { hintsFor } from '../cli/hints.js'
 import { readInput } from '../cli/input.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 import { NEC_TRUST_ARG_OPTIONS, NEC_TRUST_USAGE, necTrustOptions } from '../cli/nec-trust.js'
@@ -89,7 +90,6 @@ export async function main(args: string[]): Promise<number> {
   if (positionals.length > 1) throw new CliError(`expected one INPUT, got ${positionals.length} (see nec01 verify --help)`)
   const { options: base, warnings } = trustOptions(values)
   const options: TeeRootOptions = { ...base, ...necTrustOptions(values) }
-  for (const w of warnings) console.error(w)
   const bytes = await readInput(positionals[0])
   let result: VerifyResult
   try {
@@ -97,12 +97,14 @@ export async function main(args: string[]): Promise<number> {
     if (input.kind === 'attestation' && Object.keys(necTrustOptions(values)).length > 0) {
       throw new CliError('the NEC trust flags (--release-signers, --builder, --launcher, --repo, --releases) apply to events, not to a bare document')
     }
+    // only now that nothing can be a usage error: a warning above an error is noise
+    for (const w of warnings) console.error(w)
     result = await verifyDetected(input, options)
   } catch (err) {
     // Input we could read but not recognise is an invalid verdict, reported like any other.
     if (!(err instanceof CliError) || err.exitCode !== EXIT_INVALID) throw err
     result = { valid: false, reason: 'input', checks: [{ id: 'input', ok: false, detail: err.message }], attestation: null }
   }
-  console.log(values.json === true ? JSON.stringify(result, null, 2) : formatResult(result))
+  console.log(values.json === true ? JSON.stringify(result, null, 2) : formatResult(result, hintsFor(result, values)))
   return result.valid ? EXIT_OK : EXIT_INVALID
 }

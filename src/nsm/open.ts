@@ -2,21 +2,14 @@
 // only when asked for (--dev). Never falls back from hardware to the simulator: outside an
 // enclave the hardware adapter fails with NoDevice and a hint, so nobody ships a service that
 // silently attests with a key anyone can hold.
-import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
 import { HardwareNsm, type NsmAddon } from './hardware.js'
 import { NsmSimulator } from './simulator.js'
 import type { PayloadMapForm } from './document.js'
 import type { MeasureOptions } from './pcrs.js'
 
-/** Overrides the default state directory (~/.nec01) when set. */
-export const STATE_DIR_ENV = 'NEC01_STATE_DIR'
-const DEFAULT_STATE_SUBDIR = '.nec01'
+import { defaultStateDir } from './state-dir.js'
 
-export function defaultStateDir(): string {
-  const fromEnv = process.env[STATE_DIR_ENV]
-  return resolve(fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), DEFAULT_STATE_SUBDIR))
-}
+export { defaultStateDir, STATE_DIR_ENV } from './state-dir.js'
 
 export interface OpenNsmOptions {
   /** use the simulator instead of /dev/nsm */

@@ -3,6 +3,7 @@
 // the deployment's commands, and give back one close() for all of it. `nec01 serve` is the
 // same steps behind command-line flags.
 import { createLogger, type Logger } from '../log.js'
+import { listenProblem } from '../ports.js'
 import { isSimulated, openNsm, type OpenedNsm } from '../nsm/open.js'
 import { DEFAULT_RELAYS_FILE, loadRelayConfig, type RelayEntry } from '../relays/config.js'
 import { startEmbeddedRelay } from '../embedded/relay.js'
@@ -79,6 +80,13 @@ export async function launchService(options: LaunchOptions): Promise<LaunchedSer
   const dev = mode === 'dev'
   const log = givenLog ?? createLogger({ service: settings.name ?? SERVICE_NAME })
   const port = embeddedRelayPort === undefined ? DEFAULT_EMBEDDED_RELAY_PORT : embeddedRelayPort
+  // every port first: the health port is bound last, after the attestation and the first publications
+  const listens: Array<[string, number]> = [[settings.healthHost ?? '127.0.0.1', settings.healthPort ?? DEFAULT_HEALTH_PORT]]
+  if (dev && port !== null) listens.push(['127.0.0.1', port])
+  for (const [host, p] of listens) {
+    const err = await listenProblem(host, p)
+    if (err !== null) throw err
+  }
   const relays = [...(given ?? (dev ? [] : loadRelayConfig(DEFAULT_RELAYS_FILE).relays))]
   // The relay loads its dev dependencies (@nostr-relay/*) only here: an enclave image has none.
   const embedded = dev && port !== null ? await startEmbeddedRelay({ host: '127.0.0.1', port, logger: log.child({ part: 'embedded-relay' }) }) : null
