@@ -16,6 +16,7 @@ import { countUp } from './counters.js'
 import type { Identity } from './identity.js'
 import { startInbox, type Inbox, type InboxSource } from './inbox.js'
 import { createPublisher, type Publisher } from './publish.js'
+import { policyTags, type ServiceBudgets } from './limits.js'
 import type { RateLimitConfig } from './ratelimit.js'
 import { createReplier } from './reply.js'
 import { bindIdentityPcr, createRootKeeper, type RootKeeper } from './root.js'
@@ -48,7 +49,12 @@ export interface ServiceConfig {
   about?: string
   picture?: string
   version: string
+  /** each sender's own bucket */
   rateLimit?: RateLimitConfig
+  /** all senders together (limits.ts); each one missing takes its default */
+  budgets?: Partial<ServiceBudgets>
+  /** NIP-13 bits required of strangers' requests, advertised in the announcement; 0: none */
+  pow?: number
   maxRequestBytes?: number
   log: Logger
   /** a deployment's own commands, beside the built-ins and the operator controls (no name twice) */
@@ -150,7 +156,14 @@ async function startWithIdentity(
     leafSeen: (att) => roots.leafSeen(att),
     vars: operatorControls.vars,
   }
-  const inbox = startRequests(config, { identity, pool: relayPool, publisher, counters, run: (req) => runCommand(req, deps, commands) })
+  const inbox = startRequests(config, {
+    identity,
+    pool: relayPool,
+    publisher,
+    counters,
+    run: (req) => runCommand(req, deps, commands),
+    isExpensive: (method) => Object.hasOwn(commands, method) && commands[method]?.expensive === true,
+  })
   const abort = new AbortController()
   const request = config.upgrade?.request === undefined ? null : startRequester({ request: config.upgrade.request, pool: relayPool, identity, run: (req) => runCommand(req, deps), log: log.child({ part: 'upgrade' }), signal: abort.signal })
   retirement.retire = (upgraded) => retire(config, retirement, { inbox, roots, relayPool }, upgraded)
@@ -334,6 +347,8 @@ function serviceDescription(config: ServiceConfig, npub: string, t: 'prod' | 'de
     kinds: [kinds.EncryptedDirectMessage, kinds.GiftWrap, RPC_KIND],
     repo: config.repo ?? null,
     ...(config.upgrade?.lineage === undefined ? {} : { lineage: config.upgrade.lineage }),
+    // The request policy (limits.ts), kept apart from the rest of the announcement.
+    policyTags: policyTags(config.pow ?? 0),
   }
 }
 
@@ -377,7 +392,7 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
   const signatures = createSignatureKeeper({ source: config.signatures ?? null, r: config.repo ?? null, t: module.t, log: log.child({ part: 'signatures' }) })
   const announcer = createAnnouncer({ description: serviceDescription(config, identity.npub, module.t), roots, signatures: (root) => signatures.forRoot(root), publisher, counters, log })
   const authRefusals = createAuthRefusals({
-    sign: (template) => publisher.sign(template),
+    sign: (template) => publisher.signAuth(template),
     relays: config.relays,
     // A first connection as far as announcing goes: the rotation round covers it.
     onReconnect: (url) => announcer.forgetConnection(url),
@@ -390,8 +405,9 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
 }
 
 /**
- * The relays, once a root exists: AUTH is answered with the service key, on an event
- * carrying tee_root like everything else it signs; each write relay gets the announcements.
+ * The relays, once a root exists: AUTH is answered with the service key, without tee_root
+ * (the challenge is the relay's text, not the enclave's word); each write relay gets the
+ * announcements.
  */
 function connectRelays(config: ServiceConfig, sending: Sending, onStatus: (status: RelayStatus) => void): RelayPool {
   const pool = createRelayPool({
@@ -438,7 +454,14 @@ function inboxSource(pool: RelayPool): InboxSource {
 /** The inbox over the pool, its replies through the publisher. */
 function startRequests(
   config: ServiceConfig,
-  parts: { identity: Identity; pool: RelayPool; publisher: Publisher; counters: Record<string, number>; run: (req: CommandRequest) => Promise<CommandReply> },
+  parts: {
+    identity: Identity
+    pool: RelayPool
+    publisher: Publisher
+    counters: Record<string, number>
+    run: (req: CommandRequest) => Promise<CommandReply>
+    isExpensive: (method: string) => boolean
+  },
 ): Inbox {
   const { identity, publisher } = parts
   // In an enclave the parent lets the service reach its own relays and no others.
@@ -452,6 +475,10 @@ function startRequests(
     counters: parts.counters,
     ...(config.maxRequestBytes === undefined ? {} : { maxRequestBytes: config.maxRequestBytes }),
     ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
+    ...(config.budgets === undefined ? {} : { budgets: config.budgets }),
+    ...(config.pow === undefined ? {} : { pow: config.pow }),
+    operator: config.operator ?? null,
+    isExpensive: parts.isExpensive,
   })
 }
 
