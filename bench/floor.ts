@@ -10,6 +10,7 @@ import type { NostrEvent } from '../nec01/types.js'
 import { runCommand, type CommandDeps } from '../src/service/commands.js'
 import { createVarsStore } from '../src/service/vars.js'
 import { startInbox, type InboxSource } from '../src/service/inbox.js'
+import { UNLIMITED_BUDGETS } from '../src/service/limits.js'
 import { clientKey, nip04Request, nip17Request, rpcRequest, type ClientKey } from './client-crypto.js'
 import type { Transport } from './load-protocol.js'
 import { SINK_URL, quietLogger, type SimulatedService } from './simulated.js'
@@ -59,7 +60,7 @@ export async function startFloor(sim: SimulatedService, opts: { quick: boolean }
     vars: createVarsStore(),
   }
   const counters: Record<string, number> = {}
-  const inbox = startInbox({ identity: sim.identity, source, replier: sim.replier, run: (req) => runCommand(req, deps), log: quietLogger, counters, rateLimit: UNLIMITED })
+  const inbox = startInbox({ identity: sim.identity, source, replier: sim.replier, run: (req) => runCommand(req, deps), log: quietLogger, counters, rateLimit: UNLIMITED, budgets: UNLIMITED_BUDGETS })
   const keys = Array.from({ length: FLOOR_SENDERS }, () => clientKey(service))
 
   let pending: (() => void) | null = null

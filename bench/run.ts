@@ -1,22 +1,23 @@
 // `npm run bench`: verifier and service figures, a table on stdout, JSON with --json FILE.
 //   --quick                 short run (fewer rounds, shorter phases, 5,000 instead of 100,000)
-//   --only verifier|service|identity one part
+//   --only verifier|service|identity|flood one part
 //   --bulk N                requests in the service's long run (default 100,000)
 // Not part of npm test: it takes minutes and its numbers depend on the machine's load.
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { renderMarkdown, renderTable, type Row } from './report.js'
+import { runFloodBench } from './flood.js'
 import { runServiceBench } from './service.js'
 import { runIdentityBench } from './identity-boot.js'
 import { runVerifierBench } from './verifier.js'
 
-const USAGE = 'usage: node dist/bench/run.js [--quick] [--only verifier|service|identity] [--bulk N] [--json FILE] [--markdown FILE]'
+const USAGE = 'usage: node dist/bench/run.js [--quick] [--only verifier|service|identity|flood] [--bulk N] [--json FILE] [--markdown FILE]'
 /** --bulk bounds: enough to see memory settle, few enough to finish */
 const BULK_MIN = 100
 const BULK_MAX = 1_000_000
 
-const PARTS = ['verifier', 'service', 'identity'] as const
+const PARTS = ['verifier', 'service', 'identity', 'flood'] as const
 type Part = (typeof PARTS)[number]
 
 function log(line: string): void {
@@ -40,7 +41,7 @@ async function main(): Promise<number> {
     return 0
   }
   if (values.only !== undefined && !(PARTS as readonly string[]).includes(values.only)) {
-    console.error(`--only: expected verifier, service or identity, got '${values.only}'\n${USAGE}`)
+    console.error(`--only: expected ${PARTS.join(', ')}, got '${values.only}'\n${USAGE}`)
     return 2
   }
   const bulk = values.bulk === undefined ? undefined : Number(values.bulk)
@@ -70,6 +71,12 @@ async function main(): Promise<number> {
     const i = await runIdentityBench({ quick, log })
     rows.push(...i.rows)
     details.identity = i.details
+  }
+
+  if (parts.includes('flood')) {
+    const f = await runFloodBench({ quick, log })
+    rows.push(...f.rows)
+    details.flood = f.details
   }
 
   const elapsedSec = (Date.now() - started) / 1000

@@ -42,8 +42,8 @@ export const SATURATION_FLOOR_MIN = 0.5
 export const RSS_MAX_MB = 200
 /** "flat": the long run's median RSS in its second half at most this much above the first half's */
 export const RSS_FLAT_MAX = 1.1
-/** Per-sender limits for the saturation service: high enough never to refuse a bench sender. */
-const SATURATION_LIMITS = ['--rate', '1000', '--burst', '1000']
+/** Per-sender and service-wide limits for the saturation service: high enough never to refuse a bench sender. */
+const SATURATION_LIMITS = ['--rate', '1000', '--burst', '1000', '--budget', '1000000']
 
 interface Scale {
   fixedWarmupSec: number

@@ -231,6 +231,49 @@ test('the tee_root memo: a repeated root is looked up, options and time still ap
   assert.equal(teeRootMemoStats().size, 0)
 })
 
+test('the tee_root memo: an empty publicKey, nonce or userData is not "not given", cold or warm, and options are checked before the lookup', async () => {
+  clearTeeRootMemo()
+  const { event: root } = await rootEvent()
+  const note = finalizeEvent(withTeeRoot({ kind: 1, created_at: Math.floor(Date.now() / 1000), content: 'x', tags: [] }, root), sk)
+  const empties: Array<[string, VerifyOptions]> = []
+  for (const name of ['publicKey', 'nonce', 'userData'] as const) {
+    empties.push([`${name} ''`, trust({ [name]: '' })], [`${name} bytes(0)`, trust({ [name]: new Uint8Array(0) })])
+  }
+  // cold: nothing memoized yet
+  const cold = new Map<string, string | null | undefined>()
+  for (const [label, options] of empties) {
+    const r = await verifyTeeRoot(note, options)
+    assert.equal(r.valid, false, `cold ${label}`)
+    cold.set(label, r.reason)
+  }
+  assert.equal(teeRootMemoStats().size, 0, 'no failure memoized')
+  // warm: the same carrier verified without them, then the same calls again
+  assert.equal((await verifyTeeRoot(note, trust())).valid, true)
+  const hits = teeRootMemoStats().hits
+  for (const [label, options] of empties) {
+    const r = await verifyTeeRoot(note, options)
+    assert.equal(r.valid, false, `warm ${label}`)
+    assert.equal(r.reason, cold.get(label), `warm ${label}: the cold verdict`)
+  }
+  assert.equal(teeRootMemoStats().hits, hits, 'none answered by the memo')
+  // a root of the wrong type is refused on a hit as on a miss
+  const badRoots: unknown[] = [123, true, {}, [], 'not a certificate', new Uint8Array(0), null]
+  for (const bad of badRoots) {
+    const r = await verifyTeeRoot(note, { ...trust(), root: bad } as unknown as VerifyOptions)
+    assert.equal(r.reason, 'input', `root ${JSON.stringify(bad)} on a hit`)
+    clearTeeRootMemo()
+    const c = await verifyTeeRoot(note, { ...trust(), root: bad } as unknown as VerifyOptions)
+    assert.equal(c.reason, 'input', `root ${JSON.stringify(bad)} cold`)
+    assert.equal((await verifyTeeRoot(note, trust())).valid, true)
+  }
+  // the same options as bytes or as hex, any case, are one key (one verdict, memoized once)
+  const pk = getPublicKey(sk)
+  clearTeeRootMemo()
+  for (const publicKey of [pk, pk.toUpperCase(), hexToBytes(pk)]) assert.equal((await verifyTeeRoot(note, trust({ publicKey }))).valid, true)
+  assert.equal(teeRootMemoStats().size, 1)
+  assert.equal(teeRootMemoStats().hits, 2)
+})
+
 test('bad input of any type gives an input result, never a throw', async () => {
   for (const value of [null, undefined, 42, 'event', [], {}, { kind: ROOT_KIND }, { tags: 'x' }]) {
     const r1 = await verifyRootEvent(value)

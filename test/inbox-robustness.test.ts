@@ -14,13 +14,13 @@ import { RPC_KIND } from '../nec01/rpc.js'
 import type { NostrEvent } from '../nec01/types.js'
 import { GIFT_WRAP_WINDOW_SEC } from '../nec01/windows.js'
 import type { EmbeddedRelay } from '../src/embedded/relay.js'
-import { CommandError, type CommandRequest } from '../src/service/commands.js'
-import { createSeenStore, DEDUP_TTL_SEC } from '../src/service/dedup.js'
+import { createSeenStore } from '../src/service/dedup.js'
 import { identityFromSecret } from '../src/service/identity.js'
-import { MAX_FUTURE_SEC, startInbox, type InboxSource } from '../src/service/inbox.js'
+import { startInbox, type InboxSource } from '../src/service/inbox.js'
+import { DEDUP_TTL_SEC, MAX_FUTURE_SEC, REQUEST_WINDOW_SEC } from '../src/service/limits.js'
 import { createRateLimiter } from '../src/service/ratelimit.js'
-import type { Replier, ReplyTarget } from '../src/service/reply.js'
 import { alterHex } from './forge.js'
+import { directInbox } from './direct-inbox.js'
 import { quietLogger, startTestRelay, startTestService, type TestService } from './service-harness.js'
 import { assertCarrier, now, Peer, replyTo, stable, unwrapWithSeal, until, type Collector } from './talk.js'
 
@@ -240,53 +240,6 @@ describe('a flood over NIP-17', () => {
 
 // ---- the inbox itself, for what no relay delivers ----
 
-interface Recorded {
-  kind: 'text' | 'rpc'
-  target: ReplyTarget
-  body: unknown
-}
-
-function directInbox() {
-  const identity = identityFromSecret(generateSecretKey())
-  let onevent: ((event: NostrEvent, relay: string) => void) | null = null
-  const source: InboxSource = {
-    subscribe: (_filters, cb) => {
-      onevent = cb
-      return { close: () => (onevent = null) }
-    },
-    fetchLatest: async () => null,
-  }
-  const replies: Recorded[] = []
-  const sent = identity.sign({ kind: 1, created_at: now(), content: '', tags: [] })
-  const replier: Replier = {
-    text: async (target, body) => {
-      replies.push({ kind: 'text', target, body })
-      return { event: sent, results: [] }
-    },
-    rpc: async (target, body) => {
-      replies.push({ kind: 'rpc', target, body })
-      return { event: sent, results: [] }
-    },
-  }
-  const counters: Record<string, number> = {}
-  const run = async (req: CommandRequest) => {
-    if (req.method === 'ping') return { result: 'pong', text: 'pong' }
-    throw new CommandError('NOT_IMPLEMENTED', `unknown method '${req.method}'`)
-  }
-  const inbox = startInbox({ identity, source, replier, run, log: quietLogger, counters })
-  return {
-    identity,
-    replies,
-    counters,
-    /** as off the wire: a fresh object, no signature verdict cached on it */
-    deliver(event: NostrEvent, relay = 'ws://127.0.0.1:1') {
-      assert.ok(onevent !== null)
-      onevent(JSON.parse(JSON.stringify(event)) as NostrEvent, relay)
-    },
-    close: () => inbox.close(),
-  }
-}
-
 describe('the inbox, fed directly', () => {
   const sk = generateSecretKey()
   const sender = identityFromSecret(sk)
@@ -400,25 +353,31 @@ describe('rate limiter and dedup store', () => {
     assert.equal(limiter.take('a'), 'refuse-silent')
   })
 
-  it('the dedup store outlasts every re-delivery window and stays bounded', () => {
-    assert.ok(DEDUP_TTL_SEC >= 2 * 24 * 3600 + 3 * 3600, 'at least 2 d 3 h')
-    assert.ok(DEDUP_TTL_SEC > GIFT_WRAP_WINDOW_SEC + MAX_FUTURE_SEC, 'longer than a gift wrap stays after since')
+  it('the dedup store outlasts every accepted copy, and a full store refuses new ids instead of forgetting live ones', () => {
+    assert.equal(DEDUP_TTL_SEC, REQUEST_WINDOW_SEC + MAX_FUTURE_SEC, 'as long as a request can be accepted')
     let t = 0
-    const seen = createSeenStore({ now: () => t, limit: 100 })
-    assert.equal(seen.firstSeen('x'), true)
-    assert.equal(seen.firstSeen('x'), false)
+    const seen = createSeenStore({ now: () => t, capacity: 100 })
+    assert.equal(seen.record('x'), 'new')
+    assert.equal(seen.record('x'), 'seen')
     t += (DEDUP_TTL_SEC - 1) * 1000
-    assert.equal(seen.firstSeen('x'), false, 'still remembered just before the TTL')
+    assert.equal(seen.record('x'), 'seen', 'still remembered just before the TTL')
     t += 2000
-    assert.equal(seen.firstSeen('x'), true, 'forgotten after the TTL')
-    for (let i = 0; i < 1000; i++) seen.firstSeen(`id${i}`)
-    assert.ok(seen.size <= 100, `bounded: ${seen.size}`)
-    assert.equal(seen.has('id999'), true, 'the newest are kept')
+    assert.equal(seen.record('x'), 'new', 'forgotten after the TTL')
+    const verdicts = Array.from({ length: 1000 }, (_, i) => seen.record(`id${i}`))
+    assert.equal(seen.size, 100, 'bounded')
+    assert.equal(verdicts.filter((v) => v === 'new').length, 99)
+    assert.equal(verdicts[999], 'full', 'the newest are refused')
+    assert.equal(seen.has('x'), true, 'no live id was forgotten')
+    assert.equal(seen.has('id0'), true)
+    assert.equal(seen.fits(1), false)
+    t += DEDUP_TTL_SEC * 1000 + 1
+    assert.equal(seen.fits(100), true, 'expired ids make room')
+    assert.equal(seen.record('id999'), 'new')
   })
 })
 
 describe('the inbox subscription', () => {
-  it('kind 4 and JSON-RPC since now − 60 s, gift wraps since now − 2 days − margin, recomputed at every (re)subscription', () => {
+  it('kind 4 and JSON-RPC since now − the recent window, gift wraps since now − 2 days − margin, recomputed at every (re)subscription', () => {
     let t = 1_800_000_000_000
     let filters: (() => Filter[]) | null = null
     const source: InboxSource = {
@@ -440,12 +399,12 @@ describe('the inbox subscription', () => {
         const fs = read()
         const direct = fs.find((f) => f.kinds?.includes(kinds.EncryptedDirectMessage))
         const wraps = fs.find((f) => f.kinds?.includes(kinds.GiftWrap))
-        assert.deepEqual(direct, { kinds: [kinds.EncryptedDirectMessage, RPC_KIND], '#p': [identity.pubkey], since: sec - 60 })
+        assert.deepEqual(direct, { kinds: [kinds.EncryptedDirectMessage, RPC_KIND], '#p': [identity.pubkey], since: sec - REQUEST_WINDOW_SEC })
         assert.deepEqual(wraps?.kinds, [kinds.GiftWrap])
         assert.deepEqual(wraps?.['#p'], [identity.pubkey])
         const lookback = sec - (wraps?.since ?? sec)
         assert.ok(lookback > 2 * 24 * 3600, `gift wraps: more than two days back (${lookback} s)`)
-        assert.ok(lookback <= GIFT_WRAP_WINDOW_SEC && GIFT_WRAP_WINDOW_SEC + MAX_FUTURE_SEC < DEDUP_TTL_SEC, 'and inside what the dedup store remembers')
+        assert.ok(lookback <= GIFT_WRAP_WINDOW_SEC, 'and no further back than the window')
       }
       expectAt(t / 1000)
       t += 3_600_000 // a reconnect an hour later subscribes from the new "now"

@@ -2,7 +2,7 @@
 // CLI does (src/commands/dm.ts, attest.ts): NIP-17 gift wraps, NIP-04 DMs and NIP-44
 // JSON-RPC, with control over created_at and the raw request events (to replay them).
 import * as kinds from 'nostr-tools/kinds'
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import { finalizeEvent, generateSecretKey, getEventHash } from 'nostr-tools/pure'
 import * as nip44 from 'nostr-tools/nip44'
 import { parseRpcResponse, RPC_KIND, type RpcResponse } from '../nec01/rpc.js'
@@ -52,6 +52,22 @@ export interface TestClient {
 }
 
 const nowSec = (): number => Math.floor(Date.now() / 1000)
+
+/**
+ * The operator's own check of a published commitment: HMAC-SHA256 keyed with the salt the
+ * service told them, over the value they sent. Computed here with node:crypto, apart from
+ * the service's code, so a wrong scheme there cannot agree with itself.
+ */
+export function commitmentOf(value: string, saltHex: string): string {
+  return createHmac('sha256', Buffer.from(saltHex, 'hex')).update(value, 'utf8').digest('hex')
+}
+
+/** The commitment and salt of a change reply sent as DM text. */
+export function committedInText(reply: string): { commitment: string; salt: string } | null {
+  const commitment = /commitment ([0-9a-f]{64})/.exec(reply)?.[1]
+  const salt = /\nsalt ([0-9a-f]{64})/.exec(reply)?.[1]
+  return commitment === undefined || salt === undefined ? null : { commitment, salt }
+}
 
 export function createTestClient(service: string, relays: string[], secret: Uint8Array = generateSecretKey()): TestClient {
   const identity = identityFromSecret(secret)

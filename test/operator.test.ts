@@ -4,7 +4,7 @@
 // may write, replays and stale requests, and that a hidden value shows up nowhere.
 import * as kinds from 'nostr-tools/kinds'
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -22,10 +22,9 @@ import { changeNote, createOperatorControls, MAX_REQUEST_SKEW_SEC, parseSetText 
 import { OperatorConfigError, parseOperatorFile, parseOperatorKey } from '../src/service/operator-config.js'
 import { createPublisher } from '../src/service/publish.js'
 import { MAX_VALUE_BYTES } from '../src/service/vars.js'
-import { createTestClient, type TestClient } from './operator-client.js'
+import { commitmentOf, committedInText, createTestClient, type TestClient } from './operator-client.js'
 import { quietLogger, spawnService, startTestRelay, startTestService, tempDir, type TestService } from './service-harness.js'
 
-const sha = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex')
 const nowSec = (): number => Math.floor(Date.now() / 1000)
 /** the embedded relay's largest answer to one filter */
 const STORED_LIMIT = 1000
@@ -48,12 +47,26 @@ interface VarRow {
   name: string
   hidden: boolean
   immutable: boolean
-  sha256: string
+  commitment: string
+  salt?: string
   value?: string
 }
 
+/** A variable as it should end: its flags and value; the commitment follows from the salt. */
+interface FinalVar {
+  name: string
+  hidden: boolean
+  immutable: boolean
+  value: string
+}
+
+/** What anyone should see of `v`, whose value was committed with `salt`. */
+function expectedRow(v: FinalVar, salt: string): VarRow {
+  return { name: v.name, hidden: v.hidden, immutable: v.immutable, commitment: commitmentOf(v.value, salt), ...(v.hidden ? {} : { salt, value: v.value }) }
+}
+
 /** The transition table as a request sequence, names prefixed per transport. */
-function tableSteps(p: string, secrets: { k: string; f: string; s1: string }): { steps: Step[]; final: VarRow[] } {
+function tableSteps(p: string, secrets: { k: string; f: string; s1: string }): { steps: Step[]; final: FinalVar[] } {
   const R = (rule: string): readonly [RpcErrorCode, string] => ['RESTRICTED', rule]
   const I = (rule: string): readonly [RpcErrorCode, string] => ['INVALID_REQUEST', rule]
   const a = `${p}a`
@@ -102,11 +115,11 @@ function tableSteps(p: string, secrets: { k: string; f: string; s1: string }): {
     { op: 'set', name: `${p}BAD`, value: 'v', expect: I('NAME_INVALID') },
     { op: 'set', name: `${p}big`, value: 'x'.repeat(MAX_VALUE_BYTES + 1), expect: I('VALUE_TOO_LARGE') },
   ]
-  const final: VarRow[] = [
-    { name: a, hidden: false, immutable: true, sha256: sha('a two'), value: 'a two' },
-    { name: f, hidden: true, immutable: true, sha256: sha(secrets.f) },
-    { name: g, hidden: false, immutable: true, sha256: sha('g two'), value: 'g two' },
-    { name: k, hidden: true, immutable: true, sha256: sha(secrets.k) },
+  const final: FinalVar[] = [
+    { name: a, hidden: false, immutable: true, value: 'a two' },
+    { name: f, hidden: true, immutable: true, value: secrets.f },
+    { name: g, hidden: false, immutable: true, value: 'g two' },
+    { name: k, hidden: true, immutable: true, value: secrets.k },
   ]
   return { steps, final }
 }
@@ -125,7 +138,7 @@ function rows(vars: unknown, prefix: string): VarRow[] {
   assert.ok(Array.isArray(vars))
   return (vars as Array<VarRow & { updated_at?: number }>)
     .filter((v) => v.name.startsWith(prefix))
-    .map(({ name, hidden, immutable, sha256, value }) => ({ name, hidden, immutable, sha256, ...(value === undefined ? {} : { value }) }))
+    .map(({ name, hidden, immutable, commitment, salt, value }) => ({ name, hidden, immutable, commitment, ...(salt === undefined ? {} : { salt }), ...(value === undefined ? {} : { value }) }))
 }
 
 function resultOf(response: RpcResponse): Record<string, unknown> {
@@ -168,6 +181,12 @@ describe('operator controls, end to end', () => {
     return reply
   }
   const varsNow = async (prefix: string): Promise<VarRow[]> => rows(resultOf(await rpc(stranger, 'vars', {})).vars, prefix)
+  /** public, mutable variables as anyone checks them: the value against its published salt and commitment */
+  const publicRows = async (prefix: string): Promise<Array<{ name: string; value: string | undefined; committed: boolean }>> =>
+    (await varsNow(prefix)).map((r) => {
+      assert.deepEqual([r.hidden, r.immutable], [false, false], r.name)
+      return { name: r.name, value: r.value, committed: r.value !== undefined && r.salt !== undefined && commitmentOf(r.value, r.salt) === r.commitment }
+    })
   const notes = async (): Promise<NostrEvent[]> => {
     const found = await op.session.pool.fetchEvents([{ kinds: [kinds.ShortTextNote], authors: [svc], limit: STORED_LIMIT }], { timeoutMs: 10_000 })
     assert.ok(found.length < STORED_LIMIT, 'the relay returned everything')
@@ -216,6 +235,8 @@ describe('operator controls, end to end', () => {
       secrets.push(hidden.k, hidden.f, hidden.s1)
       const { steps, final } = tableSteps(p, hidden)
       const current = new Map<string, string>()
+      /** the salt of each variable's value, as the operator was told it */
+      const salts = new Map<string, string>()
       for (const step of steps) {
         const label = `${dmText(step).slice(0, 60)} → ${step.expect === 'ok' ? 'ok' : step.expect.join(' ')}`
         const valueAfter = step.op === 'set' ? (step.value ?? '') : current.get(step.name)
@@ -225,7 +246,14 @@ describe('operator controls, end to end', () => {
             const r = resultOf(response)
             assert.equal(r.op, step.op, label)
             assert.equal(r.name, step.name, label)
-            assert.equal(r.sha256, step.op === 'unset' ? null : sha(valueAfter ?? ''), label)
+            if (step.op === 'unset') assert.deepEqual([r.commitment, 'salt' in r], [null, false], label)
+            else {
+              assert.equal(typeof r.salt, 'string', label)
+              // the operator's check: the public commitment is to the value they sent
+              assert.equal(r.commitment, commitmentOf(valueAfter ?? '', r.salt as string), label)
+              if (step.op === 'set') salts.set(step.name, r.salt as string)
+              else assert.equal(r.salt, salts.get(step.name), `${label}: the salt stays with the value`)
+            }
             assert.equal('value' in r, false, 'a change never echoes the value')
             report(step.name, r.note)
           } else {
@@ -237,7 +265,13 @@ describe('operator controls, end to end', () => {
           const reply = await dm(op, dmText(step))
           if (step.expect === 'ok') {
             assert.ok(reply.startsWith(`${PAST[step.op]} ${step.name}`), `${label}: ${reply}`)
-            if (step.op !== 'unset') assert.ok(reply.includes(`sha256 ${sha(valueAfter ?? '')}`), `${label}: ${reply}`)
+            if (step.op !== 'unset') {
+              const c = committedInText(reply)
+              assert.ok(c !== null, `${label}: ${reply}`)
+              assert.equal(c.commitment, commitmentOf(valueAfter ?? '', c.salt), `${label}: the operator's check`)
+              if (step.op === 'set') salts.set(step.name, c.salt)
+              else assert.equal(c.salt, salts.get(step.name), label)
+            }
             report(step.name, /announced in note ([0-9a-f]{64})/.exec(reply)?.[1])
           } else {
             assert.ok(reply.startsWith(`${step.expect[0]}: ${step.expect[1]}: `), `${label}: ${reply}`)
@@ -250,7 +284,10 @@ describe('operator controls, end to end', () => {
       }
 
       // The end state, as anyone sees it: public values shown, hidden ones not.
-      assert.deepEqual(await varsNow(p), final)
+      assert.deepEqual(
+        await varsNow(p),
+        final.map((v) => expectedRow(v, salts.get(v.name) ?? '')),
+      )
       for (const row of final) assert.equal(ts.service.vars.get(row.name), current.get(row.name), 'handlers read every value')
       assert.equal(ts.service.vars.has(`${p}h`), false)
 
@@ -264,14 +301,18 @@ describe('operator controls, end to end', () => {
         assert.equal(verification.valid, true, `note ${note.id}: ${verification.reason ?? ''}`)
         assert.deepEqual(tag(note, 'p'), ['p', opPub])
         const opTag = tag(note, 'op')?.[1]
-        if (opTag === 'unset') assert.equal(tag(note, 'sha256'), undefined)
-        else assert.match(tag(note, 'sha256')?.[1] ?? '', /^[0-9a-f]{64}$/)
+        if (opTag === 'unset') assert.equal(tag(note, 'commitment'), undefined)
+        else assert.match(tag(note, 'commitment')?.[1] ?? '', /^[0-9a-f]{64}$/)
+        // the salt is published exactly when the value is
+        assert.equal(tag(note, 'salt') !== undefined, tag(note, 'flags')?.[1] === 'public', `note ${note.content}`)
+        assert.equal(tag(note, 'sha256'), undefined, 'no unsalted hash')
       }
-      // The frozen hidden variable's history: set (hidden, mutable), then froze (hidden, immutable), same hash.
-      const fHistory = all.filter((n) => tag(n, 'var')?.[1] === `${p}f`).map((n) => [tag(n, 'op')?.[1], ...(tag(n, 'flags') ?? []).slice(1), tag(n, 'sha256')?.[1]])
+      // The frozen hidden variable's history: set (hidden, mutable), then froze (hidden, immutable), same commitment.
+      const fHistory = all.filter((n) => tag(n, 'var')?.[1] === `${p}f`).map((n) => [tag(n, 'op')?.[1], ...(tag(n, 'flags') ?? []).slice(1), tag(n, 'commitment')?.[1]])
+      const fCommitment = commitmentOf(hidden.f, salts.get(`${p}f`) ?? '')
       assert.deepEqual(fHistory.sort(), [
-        ['freeze', 'hidden', 'immutable', sha(hidden.f)],
-        ['set', 'hidden', 'mutable', sha(hidden.f)],
+        ['freeze', 'hidden', 'immutable', fCommitment],
+        ['set', 'hidden', 'mutable', fCommitment],
       ])
     })
   }
@@ -317,7 +358,7 @@ describe('operator controls, end to end', () => {
     report('forged_probe', resultOf(await rpc(op, 'set', { name: 'forged_probe', value: 'x' })).note)
     assert.equal((ts.service.counters.dropped_undecryptable ?? 0) - dropped, 2)
     assert.equal(ts.service.vars.has('forged'), false)
-    assert.deepEqual(await varsNow('forged_'), [{ name: 'forged_probe', hidden: false, immutable: false, sha256: sha('x'), value: 'x' }])
+    assert.deepEqual(await publicRows('forged_'), [{ name: 'forged_probe', value: 'x', committed: true }])
     assert.equal((await notesFor('forged')).length, 0)
   })
 
@@ -374,7 +415,7 @@ describe('operator controls, end to end', () => {
     await op.send(first.event)
     // Requests are handled in arrival order: once a later one is answered, the replay was handled.
     report('replay_probe', resultOf(await rpc(op, 'set', { name: 'replay_probe', value: 'x' })).note)
-    assert.deepEqual(await varsNow('replay_r'), [{ name: 'replay_r', hidden: false, immutable: false, sha256: sha('two'), value: 'two' }])
+    assert.deepEqual(await publicRows('replay_r'), [{ name: 'replay_r', value: 'two', committed: true }])
     assert.equal((await notesFor('replay_r')).length, 2)
   })
 
@@ -387,7 +428,7 @@ describe('operator controls, end to end', () => {
     assert.notEqual(rewrapped.id, first.wrap.id)
     await op.send(rewrapped)
     assert.ok((await dm(op, 'set replay_probe x')).startsWith('set replay_probe'))
-    assert.deepEqual(await varsNow('replay_d'), [{ name: 'replay_d', hidden: false, immutable: false, sha256: sha('two'), value: 'two' }])
+    assert.deepEqual(await publicRows('replay_d'), [{ name: 'replay_d', value: 'two', committed: true }])
     assert.equal((await notesFor('replay_d')).length, 2)
   })
 
@@ -585,14 +626,19 @@ describe('operator controls: parsing and the public record', () => {
     assert.deepEqual(parseSetText('k hiden'), { name: 'k', value: 'hiden', hidden: false, immutable: false })
   })
 
-  it('a note names the variable, flags and SHA-256, and carries no value', () => {
-    const note = changeNote({ op: 'set', name: 'api_key', flags: { hidden: true, immutable: false }, sha256: sha('s3cr3t') }, 'ab'.repeat(32))
+  it('a note names the variable, flags and the commitment, and carries no value; the salt only once public', () => {
+    const salt = 'cd'.repeat(32)
+    const commitment = commitmentOf('s3cr3t', salt)
+    const note = changeNote({ op: 'set', name: 'api_key', flags: { hidden: true, immutable: false }, commitment, salt: null }, 'ab'.repeat(32))
     assert.equal(note.kind, 1)
-    assert.match(note.content, /^operator set api_key \(hidden, mutable\), value sha256 [0-9a-f]{64}$/)
-    assert.deepEqual(note.tags.find((t) => t[0] === 'sha256'), ['sha256', sha('s3cr3t')])
+    assert.match(note.content, /^operator set api_key \(hidden, mutable\), value commitment [0-9a-f]{64}$/)
+    assert.deepEqual(note.tags.find((t) => t[0] === 'commitment'), ['commitment', commitment])
     assert.deepEqual(note.tags.find((t) => t[0] === 'flags'), ['flags', 'hidden', 'mutable'])
+    assert.equal(note.tags.find((t) => t[0] === 'salt'), undefined)
     assert.ok(!JSON.stringify(note).includes('s3cr3t'))
-    const unset = changeNote({ op: 'unset', name: 'api_key', flags: null, sha256: null }, 'ab'.repeat(32))
+    const revealed = changeNote({ op: 'reveal', name: 'api_key', flags: { hidden: false, immutable: false }, commitment, salt }, 'ab'.repeat(32))
+    assert.deepEqual(revealed.tags.find((t) => t[0] === 'salt'), ['salt', salt])
+    const unset = changeNote({ op: 'unset', name: 'api_key', flags: null, commitment: null, salt: null }, 'ab'.repeat(32))
     assert.equal(unset.content, 'operator unset api_key')
   })
 
@@ -662,7 +708,8 @@ describe('nec01 serve --operator', () => {
         assert.match((await client.nip17('info')).reply, new RegExp(`^operator: ${npub}$`, 'm'))
         const set = await client.nip17(`set token ${value} hidden`)
         assert.ok(set.reply.startsWith('set token (hidden, mutable)'), set.reply)
-        assert.ok(set.reply.includes(sha(value)))
+        const c = committedInText(set.reply)
+        assert.ok(c !== null && c.commitment === commitmentOf(value, c.salt), set.reply)
       } finally {
         await client.close()
       }

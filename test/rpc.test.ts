@@ -96,11 +96,11 @@ describe(`JSON-RPC over kind ${RPC_KIND}`, () => {
     const data = { z: [1, 2.5, { b: null, a: true }], a: 'ünï', order: 42 }
     const { event, response } = await call(peer, service, inbox, 'attest', { nonce, data })
     await assertCarrier(event, service, svc.rootDer)
-    const result = resultOf(response) as { event: NostrEvent; nonce: string; custom_digest: string; custom: unknown }
+    const result = resultOf(response) as { event: NostrEvent; nonce: string; custom_digest: string; requester: { custom: unknown } }
     const digest = bytesToHex(sha256(utf8ToBytes(canonicalJson(data))))
     assert.equal(result.nonce, nonce)
     assert.equal(result.custom_digest, digest)
-    assert.deepEqual(result.custom, data)
+    assert.deepEqual(result.requester.custom, data)
     assert.equal(result.event.pubkey, service)
     const verified = await verifyRootEvent(result.event, { ...devTrust(svc.rootDer), publicKey: service, nonce, userData: digest })
     assert.equal(verified.valid, true, `${verified.reason} ${JSON.stringify(verified.checks.filter((c) => !c.ok))}`)
@@ -129,7 +129,7 @@ describe(`JSON-RPC over kind ${RPC_KIND}`, () => {
 
   it('an unknown method is NOT_IMPLEMENTED', async () => {
     const { event, response } = await call(peer, service, inbox, 'dance')
-    assert.deepEqual(errorOf(response), { code: 'NOT_IMPLEMENTED', message: "unknown method 'dance'" })
+    assert.deepEqual(errorOf(response), { code: 'NOT_IMPLEMENTED', message: 'unknown method: `help` lists the methods' })
     await assertCarrier(event, service, svc.rootDer)
   })
 

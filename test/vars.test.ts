@@ -1,9 +1,10 @@
 // The operator's variables as pure rules: every (state, operation) pair, allowed or refused
 // with its rule, and what a refusal leaves behind (nothing).
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 import { inspect } from 'node:util'
 import { describe, it } from 'node:test'
+import { changeNote } from '../src/service/operator.js'
 import { createVarsStore, MAX_VALUE_BYTES, MAX_VARS, VarsError, type SetRequest, type VarOp, type VarsErrorCode, type VarsStore } from '../src/service/vars.js'
 
 type State = 'absent' | 'public' | 'hidden' | 'public-immutable' | 'hidden-immutable'
@@ -64,6 +65,7 @@ const TABLE: Record<State, Record<Op, State | VarsErrorCode>> = {
 const OLD = 'old value'
 const NEW = 'new value'
 const sha = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex')
+const commit = (text: string, salt: string): string => createHmac('sha256', Buffer.from(salt, 'hex')).update(text, 'utf8').digest('hex')
 
 function storeIn(state: State): VarsStore {
   const store = createVarsStore()
@@ -126,14 +128,21 @@ describe('operator variables: the transition table', () => {
           assert.equal(store.has('v'), false)
           assert.equal(store.get('v'), undefined)
           assert.equal(planned.change.flags, null)
-          assert.equal(planned.change.sha256, null)
+          assert.equal(planned.change.commitment, null)
+          assert.equal(planned.operatorSalt, null)
           return
         }
         assert.ok(after !== undefined)
         const value = op.startsWith('set') ? NEW : OLD
         assert.equal(store.get('v'), value, 'handlers read the value, hidden or not')
-        assert.equal(after.sha256, sha(value))
-        assert.equal(planned.change.sha256, sha(value))
+        // the operator's check: HMAC-SHA256(salt they were told, value they sent)
+        const salt = planned.operatorSalt ?? ''
+        assert.match(salt, /^[0-9a-f]{64}$/)
+        assert.equal(after.commitment, commit(value, salt))
+        assert.equal(planned.change.commitment, after.commitment)
+        // the salt is public exactly when the value is
+        assert.equal(planned.change.salt, after.hidden ? null : salt)
+        assert.equal(after.salt, after.hidden ? undefined : salt)
         assert.deepEqual(planned.change.flags, { hidden: after.hidden, immutable: after.immutable })
         assert.equal(after.updated_at, 200)
         if (after.hidden) assert.equal('value' in after, false, 'the list never carries a hidden value')
@@ -227,11 +236,54 @@ describe('operator variables: checks and bounds', () => {
       store.list().map((v) => v.name),
       ['key', 'motd'],
     )
-    for (const text of [JSON.stringify(store.list()), JSON.stringify(store), inspect(store, { depth: 10, showHidden: true }), String(store.plan('freeze', { name: 'key' }).change.sha256)]) {
+    for (const text of [JSON.stringify(store.list()), JSON.stringify(store), inspect(store, { depth: 10, showHidden: true }), JSON.stringify(store.plan('freeze', { name: 'key' }).change)]) {
       assert.ok(!text.includes(secret), text)
     }
     assert.equal(store.get('key'), secret)
     assert.equal(store.has('key'), true)
     assert.equal(store.has('nope'), false)
+  })
+})
+
+describe('operator variables: what is published cannot be checked against a guess', () => {
+  it('a hidden 4-digit PIN: no PIN hashes to anything in the list or the change notes; the commitment opens only with the salt, disclosed by reveal', () => {
+    const store = createVarsStore()
+    const pin = '4821'
+    const set = store.plan('set', { name: 'pin', value: pin, hidden: true, immutable: false })
+    set.apply(1)
+    // everything a stranger sees: the listing and the public note of the change
+    const published = JSON.stringify([store.list(), changeNote(set.change, 'ab'.repeat(32))])
+    const hexes = new Set(published.match(/[0-9a-f]{64}/g) ?? [])
+    for (let n = 0; n < 10_000; n++) {
+      const guess = String(n).padStart(4, '0')
+      assert.ok(!hexes.has(sha(guess)), `SHA-256 of ${guess} is published: the PIN falls to 10,000 guesses`)
+    }
+    const hidden = store.list()[0]
+    assert.ok(hidden !== undefined && hidden.salt === undefined, 'no salt while hidden')
+    // the same value set again, or elsewhere, commits differently
+    const other = createVarsStore()
+    other.plan('set', { name: 'pin', value: pin, hidden: true, immutable: false }).apply(1)
+    assert.notEqual(other.list()[0]?.commitment, hidden.commitment)
+    // reveal discloses the salt, with which anyone checks the earlier commitment
+    const reveal = store.plan('reveal', { name: 'pin' })
+    assert.equal(reveal.change.salt, set.operatorSalt)
+    assert.equal(changeNote(reveal.change, 'ab'.repeat(32)).tags.find((t) => t[0] === 'salt')?.[1], set.operatorSalt)
+    reveal.apply(2)
+    const shown = store.list()[0]
+    assert.ok(shown?.salt !== undefined)
+    assert.equal(commit(shown.value ?? '', shown.salt), hidden.commitment)
+  })
+
+  it('salts come from the given random source, 32 bytes each', () => {
+    const calls: number[] = []
+    const store = createVarsStore({
+      random: (n) => {
+        calls.push(n)
+        return new Uint8Array(n).fill(7)
+      },
+    })
+    const planned = store.plan('set', { name: 'v', value: 'x', hidden: true, immutable: false })
+    assert.deepEqual(calls, [32])
+    assert.equal(planned.operatorSalt, '07'.repeat(32))
   })
 })

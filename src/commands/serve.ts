@@ -9,6 +9,7 @@ import { isNsmError } from '../nsm/types.js'
 import { packageFile } from '../files.js'
 import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
 import { trustFlags } from '../service/announce.js'
+import { budgetAt, DEFAULT_BUDGETS, MAX_POW_BITS, type ServiceBudgets } from '../service/limits.js'
 import { startService, SERVICE_NAME } from '../service/service.js'
 import { CliError, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { serveNecOptions } from '../cli/serve-necs.js'
@@ -43,6 +44,12 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --picture URL          profile picture
   --rate N               requests per second per sender (default 1)
   --burst N              burst per sender (default 10)
+  --budget N             requests per second the service answers, all senders together
+                         (default 100; strangers get what known senders leave)
+  --attest-budget N      of which attest (an NSM attestation each) per second (default 5)
+  --lookup-budget N      NIP-17 inbox-relay lookups per second (default 10)
+  --pow N                NIP-13 bits of proof of work required of strangers (default 0:
+                         none; at most 32); announced in the kind 13793 announcement
   --max-request-bytes N  drop larger requests (default 65536)
   --leaf-lifetime SEC    dev only: simulated leaf certificate lifetime (default 10800)
   --operator NPUB        dev only: the operator's key instead of operator.json (the image's
@@ -179,6 +186,10 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
     picture: { type: 'string' },
     rate: { type: 'string' },
     burst: { type: 'string' },
+    budget: { type: 'string' },
+    'attest-budget': { type: 'string' },
+    'lookup-budget': { type: 'string' },
+    pow: { type: 'string' },
     'max-request-bytes': { type: 'string' },
     'leaf-lifetime': { type: 'string' },
     operator: { type: 'string' },
@@ -217,6 +228,12 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
   const leafLifetimeSec = v['leaf-lifetime'] === undefined ? undefined : intOption('leaf-lifetime', v['leaf-lifetime'], 10800, 60, 86400)
   const rate = numberOption('rate', v.rate, 1)
   const burst = intOption('burst', v.burst, 10, 1, 100000)
+  const budgets: Partial<ServiceBudgets> = {
+    ...(v.budget === undefined ? {} : { requests: budgetAt(DEFAULT_BUDGETS.requests, numberOption('budget', v.budget, 0)) }),
+    ...(v['attest-budget'] === undefined ? {} : { expensive: budgetAt(DEFAULT_BUDGETS.expensive, numberOption('attest-budget', v['attest-budget'], 0)) }),
+    ...(v['lookup-budget'] === undefined ? {} : { lookups: budgetAt(DEFAULT_BUDGETS.lookups, numberOption('lookup-budget', v['lookup-budget'], 0)) }),
+  }
+  const pow = intOption('pow', v.pow, 0, 0, MAX_POW_BITS)
   const maxRequestBytes = intOption('max-request-bytes', v['max-request-bytes'], 64 * 1024, 1024, 16 * 1024 * 1024)
   const proxy = v.proxy ?? (process.env.NEC01_PROXY === '' ? undefined : process.env.NEC01_PROXY)
   if (proxy !== undefined) checkProxy(proxy, v.proxy !== undefined ? '--proxy' : 'NEC01_PROXY')
@@ -337,6 +354,8 @@ async function serve(args: string[], held: HeldLog): Promise<number> {
       ...(v.picture === undefined ? {} : { picture: v.picture }),
       version: VERSION,
       rateLimit: { ratePerSec: rate, burst },
+      budgets,
+      pow,
       maxRequestBytes,
       log,
       operator,

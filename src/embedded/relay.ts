@@ -9,6 +9,8 @@
 //   connection authenticated (NIP-42) as its author;
 // - requireAuth: publishing needs AUTH, and DMs (kind 4 and kind 1059 gift wraps; core only
 //   knows kind 4) are served only to an authenticated author or p-tagged recipient;
+// - a DM REQ before AUTH is CLOSED `auth-required:` (NIP-42), so a client authenticates and
+//   asks again; core's own `restricted:` would make it give up;
 // - live events are matched against subscriptions' tag filters too: core's broadcast matcher
 //   compares only ids/authors/kinds/since/until, so it sent every kind 4 to every kind 4
 //   subscriber (useServiceEventChecks gives it nostr-tools' matchFilter);
@@ -145,7 +147,10 @@ export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Pr
       }
       if (message[0] === 'REQ') {
         const [, subId, ...filters] = message
-        if (requireAuth && ctx.pubkey === undefined && filters.some(asksForDms)) {
+        // Core refuses a kind 4 REQ of an unauthenticated client itself, with `restricted:`,
+        // which tells a client to give up; NIP-42's `auth-required:` makes it authenticate
+        // and ask again. So every such REQ is answered here first.
+        if (ctx.pubkey === undefined && filters.some((f) => (requireAuth ? asksForDms(f) : asksForKind4(f)))) {
           ctx.sendMessage(['CLOSED', subId, 'auth-required: DMs are only served to authenticated recipients'])
           ctx.sendMessage(['AUTH', ctx.id])
           return { messageType: 'REQ', events: [] }
@@ -293,6 +298,11 @@ function eventRefusal(event: { pubkey: string; tags: string[][] }, authed: strin
 
 function asksForDms(filter: { kinds?: number[] }): boolean {
   return filter.kinds?.some((k) => DM_KINDS.has(k)) ?? false
+}
+
+/** What core withholds from an unauthenticated client even without requireAuth. */
+function asksForKind4(filter: { kinds?: number[] }): boolean {
+  return filter.kinds?.includes(4) ?? false
 }
 
 /** A refusal addressed the way the client can match it: OK for events, CLOSED for REQs. */

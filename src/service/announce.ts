@@ -82,6 +82,8 @@ export interface AnnouncementInfo {
   signatures?: HeldSignatures
   /** the builds that held this key before (docs/upgrades.md) */
   lineage?: LineageEntry[]
+  /** the request policy (limits.ts policyTags, e.g. ["pow", "20"]), appended as given */
+  policyTags?: string[][]
 }
 
 /** NEC-02: r, t, tee_root, expiration (the root's), x for PCR0/1/2 (4 and 8 when set), name, v, relay, k, and the signatures. */
@@ -104,7 +106,9 @@ export function announcementTemplate(a: AnnouncementInfo, createdAt: number): Ev
     created_at: createdAt,
   })
   // A service that was told no repository claims none rather than an invented URL.
-  return a.repo === null ? { ...template, tags: template.tags.filter((t) => t[0] !== 'r') } : template
+  const tags = a.repo === null ? template.tags.filter((t) => t[0] !== 'r') : template.tags
+  // Hook: the request policy (issue 17), composed in limits.ts; this module only appends it.
+  return { ...template, tags: [...tags, ...(a.policyTags ?? [])] }
 }
 
 /** The announcement's content: the profile's about when given, else what the service is. */
@@ -123,16 +127,18 @@ export interface ServiceDescription extends ProfileInfo {
   repo: string | null
   /** the builds that held this key before, oldest first */
   lineage?: LineageEntry[]
+  /** the request policy tags (limits.ts policyTags) */
+  policyTags?: string[][]
 }
 
 /** The four describing events of one round, all naming `root`. */
 export function describingTemplates(d: ServiceDescription, root: RootState, createdAt: number, signatures: HeldSignatures = NO_SIGNATURES): EventTemplate[] {
-  const { relays, kinds: answered, repo, lineage, ...profile } = d
+  const { relays, kinds: answered, repo, lineage, policyTags, ...profile } = d
   return [
     profileTemplate(profile, createdAt),
     dmRelaysTemplate(relays, createdAt),
     relayListTemplate(relays, createdAt),
-    announcementTemplate({ root, relays, t: d.t, name: d.name, version: d.version, content: announcementContent(d), repo, kinds: answered, signatures, ...(lineage === undefined ? {} : { lineage }) }, createdAt),
+    announcementTemplate({ root, relays, t: d.t, name: d.name, version: d.version, content: announcementContent(d), repo, kinds: answered, signatures, ...(lineage === undefined ? {} : { lineage }), ...(policyTags === undefined ? {} : { policyTags }) }, createdAt),
   ]
 }
 

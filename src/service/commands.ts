@@ -65,6 +65,8 @@ interface CommandSpec {
   summary: string
   example: string
   handler: CommandHandler
+  /** costs an NSM attestation or the like: draws on the service's expensive budget (limits.ts) */
+  expensive?: boolean
 }
 
 /** The largest nonce the NSM accepts (bytes), as in the NSM API. */
@@ -147,11 +149,13 @@ const attest: CommandHandler = async (req, deps) => {
   const event: NostrEvent = deps.identity.sign(
     buildRootEvent({ attestation: doc, t: deps.facts.t, expiration: checked.attestation.certificate.notAfter, created_at: now }),
   )
+  // nonce and custom_digest are what the document binds, so what the reply vouches for. The
+  // custom JSON itself is the caller's text: repeated only under `requester`, which says so.
   const result: Record<string, unknown> = { event }
   if (nonce !== undefined) result.nonce = bytesToHex(nonce)
   if (customDigest !== undefined) {
     result.custom_digest = customDigest
-    result.custom = params.data
+    result.requester = { custom: params.data }
   }
   return { result, text: JSON.stringify(result) }
 }
@@ -193,6 +197,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     summary: 'a fresh attestation with your nonce (hex, base64 or text) and optional custom JSON in user_data',
     example: 'attest 3f9a0c1d {"order":42}',
     handler: attest,
+    expensive: true,
   },
 }
 
@@ -226,12 +231,21 @@ export function helpText(commands: Record<string, CommandSpec> = COMMANDS): stri
   ].join('\n')
 }
 
-/** DM text → method and params. */
-export function parseDmText(text: string): { method: string; params: unknown } {
+/** The command word of DM text (lowercased) and the rest. */
+function splitDmText(text: string): { word: string; rest: string } {
   const trimmed = text.trim()
   const space = trimmed.search(/\s/)
-  const word = (space < 0 ? trimmed : trimmed.slice(0, space)).toLowerCase()
-  const rest = space < 0 ? '' : trimmed.slice(space + 1)
+  return { word: (space < 0 ? trimmed : trimmed.slice(0, space)).toLowerCase(), rest: space < 0 ? '' : trimmed.slice(space + 1) }
+}
+
+/** The method DM text asks for, without parsing its arguments. */
+export function dmMethod(text: string): string {
+  return splitDmText(text).word
+}
+
+/** DM text → method and params. */
+export function parseDmText(text: string): { method: string; params: unknown } {
+  const { word, rest } = splitDmText(text)
   if (word === 'attest') return { method: 'attest', params: parseAttestText(rest) }
   return { method: word, params: rest === '' ? {} : { text: rest } }
 }
@@ -243,7 +257,8 @@ export function parseDmText(text: string): { method: string; params: unknown } {
 export async function runCommand(req: CommandRequest, deps: CommandDeps, commands: Record<string, CommandSpec> = COMMANDS): Promise<CommandReply> {
   if (req.method === 'help') return { result: helpList(commands), text: helpText(commands) }
   const spec = Object.hasOwn(commands, req.method) ? commands[req.method] : undefined
-  if (spec === undefined) throw new CommandError('NOT_IMPLEMENTED', `unknown method '${req.method.slice(0, 64)}'`)
+  // The method is the caller's word: a reply signed under tee_root does not repeat it.
+  if (spec === undefined) throw new CommandError('NOT_IMPLEMENTED', 'unknown method: `help` lists the methods')
   return spec.handler(req, deps)
 }
 

@@ -1,46 +1,56 @@
-// One request, one reply: ids already handled, remembered long enough to outlast every
-// redelivery (gift wraps are backdated up to two days, so the window is wider than that),
-// and bounded so a flood cannot grow it without limit.
-import { GIFT_WRAP_BACKDATE_SEC } from '../../nec01/windows.js'
+// One request, one reply: ids already handled, remembered for as long as a copy of the
+// request could still be accepted. Bounded by its capacity, and a full store refuses new
+// ids rather than forgetting live ones: forgetting would answer a re-delivery twice. The
+// caller sizes it so that it cannot fill (window × budget, limits.ts dedupCapacity).
+import { DEDUP_TTL_SEC } from './limits.js'
 
-/** NIP-59 randomises created_at up to two days back; three more hours of margin. */
-export const DEDUP_TTL_SEC = GIFT_WRAP_BACKDATE_SEC + 3 * 3600
+export type SeenVerdict = 'new' | 'seen' | 'full'
 
 export interface SeenStore {
-  /** true the first time an id is offered within the TTL, false afterwards */
-  firstSeen(id: string): boolean
-  /** whether an id was seen within the TTL, without recording it */
+  /** records `id`: 'new' the first time within the TTL, 'seen' after, 'full' when it cannot be kept */
+  record(id: string): SeenVerdict
+  /** whether an id was recorded within the TTL, without recording it */
   has(id: string): boolean
+  /** whether `n` more ids fit, counting those that have expired */
+  fits(n: number): boolean
   readonly size: number
 }
 
-export function createSeenStore(opts: { ttlSec?: number; limit?: number; now?: () => number } = {}): SeenStore {
+export function createSeenStore(opts: { ttlSec?: number; capacity?: number; now?: () => number } = {}): SeenStore {
   const ttlMs = (opts.ttlSec ?? DEDUP_TTL_SEC) * 1000
-  const limit = opts.limit ?? 200_000
+  const capacity = opts.capacity ?? 200_000
   const now = opts.now ?? Date.now
-  // Insertion order is expiry order (a fixed TTL), so the oldest entries are at the front.
+  // One TTL for every id: insertion order is expiry order, the oldest are at the front.
   const seen = new Map<string, number>()
 
   function prune(t: number): void {
     for (const [id, expires] of seen) {
-      if (expires > t && seen.size <= limit) break
+      if (expires > t) break
       seen.delete(id)
     }
   }
 
+  function has(id: string): boolean {
+    const expires = seen.get(id)
+    return expires !== undefined && expires > now()
+  }
+
   return {
-    firstSeen(id) {
+    record(id) {
       const t = now()
-      const expires = seen.get(id)
-      if (expires !== undefined && expires > t) return false
+      if (has(id)) return 'seen'
       seen.delete(id)
+      if (seen.size >= capacity) prune(t)
+      if (seen.size >= capacity) return 'full'
       seen.set(id, t + ttlMs)
-      if (seen.size > limit || (seen.size & 1023) === 0) prune(t)
-      return true
+      if ((seen.size & 1023) === 0) prune(t)
+      return 'new'
     },
-    has(id) {
-      const expires = seen.get(id)
-      return expires !== undefined && expires > now()
+    has,
+    fits(n) {
+      if (seen.size + n <= capacity) return true
+      prune(now())
+      return seen.size + n <= capacity
     },
     get size() {
       return seen.size

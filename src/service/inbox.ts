@@ -1,32 +1,41 @@
 // Requests in: subscriptions for the three transports, then for each event the same
-// gauntlet — size, duplicate, expiry, addressee, signature, rate, decryption — before a
-// command runs and its reply goes out. Anything malformed is dropped and counted; nothing
-// malformed ever gets a reply, and no event can throw out of here.
+// gauntlet — duplicate, size, expiry, age, addressee, proof of work, signature, the budgets
+// (the sender's own, the service's; for a gift wrap after unwrapping, as only then is the
+// sender known), decryption, the method's budget — before a command runs and its reply
+// goes out. Anything malformed is dropped and counted; nothing malformed ever gets a reply,
+// and no event can throw out of here. The limits and windows are in limits.ts.
 import * as kinds from 'nostr-tools/kinds'
 import { getEventHash } from 'nostr-tools/pure'
 import type { Filter } from 'nostr-tools/filter'
+import { getPow } from 'nostr-tools/nip13'
 import { parseRpcRequest, RPC_KIND, type RpcErrorCode } from '../../nec01/rpc.js'
+import { errorText } from '../../nec01/errors.js'
 import { createLru } from '../../nec01/lru.js'
 import type { NostrEvent } from '../../nec01/types.js'
-import { GIFT_WRAP_WINDOW_SEC, RECENT_WINDOW_SEC } from '../../nec01/windows.js'
-import { CommandError, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
-import { createSeenStore, DEDUP_TTL_SEC, type SeenStore } from './dedup.js'
+import { GIFT_WRAP_WINDOW_SEC } from '../../nec01/windows.js'
+import { CommandError, dmMethod, parseDmText, type CommandReply, type CommandRequest, type Transport } from './commands.js'
 import { countUp } from './counters.js'
+import { createSeenStore, type SeenStore } from './dedup.js'
 import { verifyEvent } from '../crypto.js'
 import type { Identity } from './identity.js'
-import { createRateLimiter, type RateLimitConfig, type RateLimiter } from './ratelimit.js'
+import {
+  dedupCapacity,
+  DEFAULT_MAX_REQUEST_BYTES,
+  INBOX_CACHE_LIMIT,
+  INBOX_CACHE_TTL_MS,
+  INBOX_LOOKUP_TIMEOUT_MS,
+  KNOWN_SENDER_LIMIT,
+  KNOWN_SENDER_SEC,
+  MAX_FUTURE_SEC,
+  REQUEST_WINDOW_SEC,
+  resolveBudgets,
+  type Budget,
+  type ServiceBudgets,
+} from './limits.js'
+import { createRateLimiter, createSenderBook, createSharedBudget, type RateLimitConfig, type RateLimiter, type SenderBook, type SharedBudget, type Standing } from './ratelimit.js'
 import type { Replier, ReplyTarget } from './reply.js'
 import type { Logger } from '../log.js'
 import { normalizeRelayUrl } from '../relays/config.js'
-import { errorText } from '../../nec01/errors.js'
-
-export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
-/**
- * Clock skew tolerated in a request's created_at. With it, every re-delivery of a request
- * falls inside the dedup TTL: a gift wrap stays after `since` for at most
- * GIFT_WRAP_WINDOW_SEC + MAX_FUTURE_SEC = 2 d 2 h < DEDUP_TTL_SEC.
- */
-export const MAX_FUTURE_SEC = 3600
 
 export interface InboxSource {
   /** `filters` is called at every (re)subscription so `since` moves with time */
@@ -44,7 +53,16 @@ export interface InboxOptions {
   log: Logger
   counters: Record<string, number>
   maxRequestBytes?: number
+  /** each sender's own bucket */
   rateLimit?: RateLimitConfig
+  /** all senders together; each one missing takes its default (limits.ts) */
+  budgets?: Partial<ServiceBudgets>
+  /** NIP-13 bits required of strangers' requests; 0 or absent: none */
+  pow?: number
+  /** the operator is never a stranger */
+  operator?: string | null
+  /** whether a method draws on the expensive budget (CommandSpec.expensive) */
+  isExpensive?: (method: string) => boolean
   now?: () => number
 }
 
@@ -52,14 +70,16 @@ type Drop =
   | 'too_large'
   | 'duplicate'
   | 'expired'
+  | 'stale'
   | 'future'
   | 'wrong_p'
+  | 'no_pow'
   | 'bad_signature'
   | 'undecryptable'
   | 'bad_rumor'
   | 'invalid_rpc'
   | 'wrong_kind'
-  | 'rate_limited'
+  | 'dedup_full'
 
 interface Decoded {
   transport: Transport
@@ -71,14 +91,16 @@ interface Decoded {
   rpc?: { id: string; method: string; params: unknown }
 }
 
-/** Inbox relays of a sender, cached: one lookup per sender per TTL, bounded. */
-const INBOX_CACHE_TTL_MS = 10 * 60_000
-const INBOX_CACHE_LIMIT = 10_000
-const INBOX_LOOKUP_TIMEOUT_MS = 2_500
-
 export interface Inbox {
   close(): void
   seen: SeenStore
+}
+
+interface Budgets {
+  requests: SharedBudget
+  expensive: SharedBudget
+  lookups: SharedBudget
+  notices: SharedBudget
 }
 
 /** What every step of a request reads: the options and the inbox's own memory. */
@@ -87,25 +109,34 @@ interface InboxContext {
   now: () => number
   seen: SeenStore
   limiter: RateLimiter
+  budgets: Budgets
+  senders: SenderBook
+  pow: number
   maxBytes: number
   /** the sender's NIP-17 inbox relays, cached */
-  inboxRelays: (sender: string) => Promise<string[]>
+  inboxRelays: (sender: string, standing: Standing) => Promise<string[]>
 }
 
 export function startInbox(opts: InboxOptions): Inbox {
   const now = opts.now ?? Date.now
+  const b = resolveBudgets(opts.budgets)
+  const shared = (x: Budget): SharedBudget => createSharedBudget(x, b.keptForKnown, { now })
+  const budgets: Budgets = { requests: shared(b.requests), expensive: shared(b.expensive), lookups: shared(b.lookups), notices: shared(b.notices) }
   const ctx: InboxContext = {
     opts,
     now,
-    seen: createSeenStore({ ttlSec: DEDUP_TTL_SEC, now }),
+    seen: createSeenStore({ capacity: dedupCapacity(b), now }),
     limiter: createRateLimiter(opts.rateLimit, { now }),
+    budgets,
+    senders: createSenderBook({ operator: opts.operator ?? null, knownSec: KNOWN_SENDER_SEC, limit: KNOWN_SENDER_LIMIT, now }),
+    pow: opts.pow ?? 0,
     maxBytes: opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
-    inboxRelays: createInboxRelayCache(opts.source, now),
+    inboxRelays: createInboxRelayCache(opts.source, budgets.lookups, opts.counters, now),
   }
   const me = opts.identity.pubkey
   const sub = opts.source.subscribe(
     () => [
-      { kinds: [kinds.EncryptedDirectMessage, RPC_KIND], '#p': [me], since: nowSec(ctx) - RECENT_WINDOW_SEC },
+      { kinds: [kinds.EncryptedDirectMessage, RPC_KIND], '#p': [me], since: nowSec(ctx) - REQUEST_WINDOW_SEC },
       { kinds: [kinds.GiftWrap], '#p': [me], since: nowSec(ctx) - GIFT_WRAP_WINDOW_SEC },
     ],
     (event, relay) => receive(ctx, event, relay),
@@ -113,30 +144,58 @@ export function startInbox(opts: InboxOptions): Inbox {
   return { close: () => sub.close(), seen: ctx.seen }
 }
 
-/** One event from a relay: screened, decoded, recorded, then answered in the background. */
+/** One event from a relay: screened, admitted, decoded, recorded, then answered in the background. */
 function receive(ctx: InboxContext, event: NostrEvent, relay: string): void {
   count(ctx, 'received')
   const reason = screen(ctx, event)
-  if (reason !== null) {
-    drop(ctx, reason, event, relay)
-    return
-  }
-  let req: Decoded | Drop
+  if (reason !== null) return drop(ctx, reason, event, relay)
+  // Checked for every kind, gift wraps included, so a forged wrap counts as a bad
+  // signature rather than as undecryptable. The pool has usually checked it already:
+  // verifyEvent remembers verified (id, sig) pairs, so here and in unwrap() it costs a hash.
+  if (!verifyEvent(event)) return drop(ctx, 'bad_signature', event, relay)
+  if (event.kind === kinds.GiftWrap) return receiveWrap(ctx, event, relay)
+  if (event.kind !== kinds.EncryptedDirectMessage && event.kind !== RPC_KIND) return drop(ctx, 'wrong_kind', event, relay)
+  // The author is in the clear: the budgets decide before the decryption (an ECDH for every
+  // new key), so a stranger turned away costs a signature check, not a key agreement.
+  const standing = ctx.senders.standing(event.pubkey)
+  const gate = admitSender(ctx, event.pubkey, standing)
+  if (gate === 'silent') return
+  const req = decoded(() => (event.kind === kinds.EncryptedDirectMessage ? decodeNip04(ctx.opts.identity, event) : decodeRpc(ctx.opts.identity, event)))
+  if (typeof req === 'string') return drop(ctx, req, event, relay)
+  proceed(ctx, event, relay, req, standing, gate)
+}
+
+/** A gift wrap names its sender only inside: unwrapped first, then judged like the rest. */
+function receiveWrap(ctx: InboxContext, event: NostrEvent, relay: string): void {
+  const req = decoded(() => decodeGiftWrap(ctx, event))
+  if (typeof req === 'string') return drop(ctx, req, event, relay)
+  const standing = ctx.senders.standing(req.sender)
+  if (lacksPow(ctx, event, standing)) return drop(ctx, 'no_pow', event, relay)
+  const gate = admitSender(ctx, req.sender, standing)
+  if (gate === 'silent') return
+  proceed(ctx, event, relay, req, standing, gate)
+}
+
+function decoded(decode: () => Decoded | Drop): Decoded | Drop {
   try {
-    req = decode(ctx, event)
+    return decode()
   } catch {
-    req = 'undecryptable'
+    return 'undecryptable'
   }
-  if (typeof req === 'string') {
-    drop(ctx, req, event, relay)
-    return
-  }
-  if (!ctx.seen.firstSeen(`event:${event.id}`)) {
-    drop(ctx, 'duplicate', event, relay)
-    return
-  }
+}
+
+/** Admitted so far: the method's own budget, then recorded and answered (or told RATE_LIMITED). */
+function proceed(ctx: InboxContext, event: NostrEvent, relay: string, req: Decoded, standing: Standing, gate: 'answer' | 'notify'): void {
+  const admission = gate === 'answer' ? admitMethod(ctx, req, standing) : 'notify'
+  if (admission === 'silent') return
+  // Recorded only now: what gets no reply leaves no trace, so the store holds at most what
+  // the budgets let through in one TTL, and never has to forget a live id.
+  const ids = [`event:${event.id}`, ...(req.transport === 'nip17' ? [`rumor:${req.requestId}`] : [])]
+  if (!ctx.seen.fits(ids.length)) return drop(ctx, 'dedup_full', event, relay)
+  for (const id of ids) ctx.seen.record(id)
   const { requestId } = req
-  answer(ctx, req, relay).catch((err: unknown) => {
+  const work = admission === 'answer' ? answer(ctx, req, relay, standing) : notify(ctx, req, relay)
+  work.catch((err: unknown) => {
     count(ctx, 'errors')
     ctx.opts.log.error('reply failed', { request: requestId, error: errorText(err) })
   })
@@ -149,23 +208,24 @@ function screen(ctx: InboxContext, event: NostrEvent): Drop | null {
   // request's id cannot shadow the real one.
   if (ctx.seen.has(`event:${event.id}`)) return 'duplicate'
   if (Buffer.byteLength(JSON.stringify(event)) > ctx.maxBytes) return 'too_large'
-  if (isExpired(event.tags, nowSec(ctx))) return 'expired'
+  const t = nowSec(ctx)
+  if (isExpired(event.tags, t)) return 'expired'
   // Relays keep re-delivering a future-dated event on every resubscription for as long as
   // it stays after `since`; past the dedup TTL it would be answered again.
-  if (event.created_at > nowSec(ctx) + MAX_FUTURE_SEC) return 'future'
+  if (event.created_at > t + MAX_FUTURE_SEC) return 'future'
+  // The subscription's `since` ages with the connection; the bound is kept here. A gift
+  // wrap's own date is backdated by design: its rumor's is checked once unwrapped.
+  if (event.kind !== kinds.GiftWrap && event.created_at < t - REQUEST_WINDOW_SEC) return 'stale'
   if (!addressedTo(event.tags, ctx.opts.identity.pubkey)) return 'wrong_p'
+  // Before the signature: a claimed known author that is forged fails that check next.
+  if (event.kind !== kinds.GiftWrap && lacksPow(ctx, event, ctx.senders.standing(event.pubkey))) return 'no_pow'
   return null
 }
 
-function decode(ctx: InboxContext, event: NostrEvent): Decoded | Drop {
-  // Checked for every kind, gift wraps included, so a forged wrap counts as a bad
-  // signature rather than as undecryptable. The pool has usually checked it already:
-  // verifyEvent remembers verified (id, sig) pairs, so here and in unwrap() it costs a hash.
-  if (!verifyEvent(event)) return 'bad_signature'
-  if (event.kind === kinds.GiftWrap) return decodeGiftWrap(ctx, event)
-  if (event.kind === kinds.EncryptedDirectMessage) return decodeNip04(ctx.opts.identity, event)
-  if (event.kind === RPC_KIND) return decodeRpc(ctx.opts.identity, event)
-  return 'wrong_kind'
+/** --pow: a stranger's request must carry that many leading zero bits in its id (NIP-13). */
+function lacksPow(ctx: InboxContext, event: NostrEvent, standing: Standing): boolean {
+  // An id that is not hex would read as all zeros; it fails the hash check later anyway.
+  return ctx.pow > 0 && standing === 'stranger' && (!/^[0-9a-f]{64}$/.test(event.id) || getPow(event.id) < ctx.pow)
 }
 
 function decodeGiftWrap(ctx: InboxContext, event: NostrEvent): Decoded | Drop {
@@ -178,9 +238,13 @@ function decodeGiftWrap(ctx: InboxContext, event: NostrEvent): Decoded | Drop {
   }
   if (typeof rumor.id !== 'string' || rumor.id !== getEventHash(rumor) || rumor.kind !== kinds.PrivateDirectMessage) return 'bad_rumor'
   if (!addressedTo(rumor.tags, ctx.opts.identity.pubkey)) return 'wrong_p'
+  const t = nowSec(ctx)
   // NIP-40 inside the envelope: the wrap's own tag was checked before decryption.
-  if (isExpired(rumor.tags, nowSec(ctx))) return 'expired'
-  if (!ctx.seen.firstSeen(`rumor:${rumor.id}`)) return 'duplicate'
+  if (isExpired(rumor.tags, t)) return 'expired'
+  // The rumor carries the real time (NIP-17 backdates only the seal and the wrap).
+  if (rumor.created_at < t - REQUEST_WINDOW_SEC) return 'stale'
+  if (rumor.created_at > t + MAX_FUTURE_SEC) return 'future'
+  if (ctx.seen.has(`rumor:${rumor.id}`)) return 'duplicate'
   return { transport: 'nip17', sender: rumor.pubkey, requestId: rumor.id, createdAt: rumor.created_at, text: rumor.content }
 }
 
@@ -209,22 +273,49 @@ function decodeRpc(identity: Identity, event: NostrEvent): Decoded | Drop {
   return { transport: 'rpc', sender: event.pubkey, requestId: event.id, createdAt: event.created_at, rpc }
 }
 
-async function answer(ctx: InboxContext, req: Decoded, relay: string): Promise<void> {
-  // Decided before anything that costs (the inbox-relay lookup, the command), so a
-  // flooding sender is turned away for the price of a map lookup.
-  const decision = ctx.limiter.take(req.sender)
-  if (decision === 'refuse-silent') {
-    count(ctx, 'rate_limited')
-    return
-  }
+type Admission = 'answer' | 'notify' | 'silent'
+
+/**
+ * The sender's own bucket, then the service's request budget: decided before anything that
+ * costs (decryption where the sender is in the clear, the inbox-relay lookup, the command).
+ * A refusal is told (RATE_LIMITED) while the notices budget lasts.
+ */
+function admitSender(ctx: InboxContext, sender: string, standing: Standing): Admission {
+  const own = ctx.limiter.take(sender)
+  if (own === 'refuse-silent') return refused(ctx, null, 'silent')
+  if (own === 'refuse-notify') return refused(ctx, null, notice(ctx, standing))
+  if (!ctx.budgets.requests.take(standing)) return refused(ctx, 'requests', notice(ctx, standing))
+  return 'answer'
+}
+
+/** An expensive command (one NSM attestation each) also draws on its own, tighter budget. */
+function admitMethod(ctx: InboxContext, req: Decoded, standing: Standing): Admission {
+  const method = req.rpc?.method ?? dmMethod(req.text ?? '')
+  if (ctx.opts.isExpensive?.(method) === true && !ctx.budgets.expensive.take(standing)) return refused(ctx, 'expensive', notice(ctx, standing))
+  return 'answer'
+}
+
+function notice(ctx: InboxContext, standing: Standing): 'notify' | 'silent' {
+  return ctx.budgets.notices.take(standing) ? 'notify' : 'silent'
+}
+
+function refused(ctx: InboxContext, budget: 'expensive' | 'requests' | null, how: 'notify' | 'silent'): 'notify' | 'silent' {
+  count(ctx, 'rate_limited')
+  if (budget !== null) count(ctx, `budget_${budget}_refused`)
+  return how
+}
+
+async function answer(ctx: InboxContext, req: Decoded, relay: string, standing: Standing): Promise<void> {
   const target: ReplyTarget = { transport: req.transport, sender: req.sender, requestId: req.requestId, sourceRelays: [relay] }
-  if (req.transport === 'nip17') target.inboxRelays = await ctx.inboxRelays(req.sender)
-  if (decision === 'refuse-notify') {
-    count(ctx, 'rate_limited')
-    await refuse(ctx, req, target, 'RATE_LIMITED', 'too many requests: slow down and try again in a minute')
-    return
-  }
+  if (req.transport === 'nip17') target.inboxRelays = await ctx.inboxRelays(req.sender, standing)
   await runAndReply(ctx, req, target)
+  ctx.senders.answered(req.sender)
+}
+
+/** RATE_LIMITED, back where the request came from: a refusal costs no inbox lookup. */
+async function notify(ctx: InboxContext, req: Decoded, relay: string): Promise<void> {
+  const target: ReplyTarget = { transport: req.transport, sender: req.sender, requestId: req.requestId, sourceRelays: [relay] }
+  await refuse(ctx, req, target, 'RATE_LIMITED', 'too many requests: slow down and try again in a minute')
 }
 
 async function runAndReply(ctx: InboxContext, req: Decoded, target: ReplyTarget): Promise<void> {
@@ -241,7 +332,8 @@ async function runAndReply(ctx: InboxContext, req: Decoded, target: ReplyTarget)
       // Over DMs an unknown command gets the help text rather than an error.
       if (err.code === 'NOT_IMPLEMENTED' && req.transport !== 'rpc') {
         const help = await opts.run(commandRequest(req, 'help', {}))
-        await send(ctx, req, target, { result: null, text: `I don't know "${method.slice(0, 32)}".\n\n${help.text}` })
+        // The word is the sender's own: a reply carrying tee_root does not repeat it.
+        await send(ctx, req, target, { result: null, text: `Unknown command.\n\n${help.text}` })
         return
       }
       await refuse(ctx, req, target, err.code, err.message)
@@ -277,12 +369,23 @@ async function refuse(ctx: InboxContext, req: Decoded, target: ReplyTarget, code
   count(ctx, `refused_${code.toLowerCase()}`)
 }
 
-function createInboxRelayCache(source: InboxSource, now: () => number): (sender: string) => Promise<string[]> {
+function createInboxRelayCache(
+  source: InboxSource,
+  budget: SharedBudget,
+  counters: Record<string, number>,
+  now: () => number,
+): (sender: string, standing: Standing) => Promise<string[]> {
   const cache = createLru<string, { relays: Promise<string[]>; at: number }>(INBOX_CACHE_LIMIT)
-  return (sender) => {
+  return (sender, standing) => {
     const cached = cache.peek(sender)
     // The promise is cached, not the answer: a burst from one sender costs one lookup.
     if (cached !== undefined && now() - cached.at < INBOX_CACHE_TTL_MS) return cached.relays
+    // Out of lookups: the reply goes back where the request came from; nothing is cached,
+    // so the next request may look up again.
+    if (!budget.take(standing)) {
+      countUp(counters, 'budget_lookups_refused')
+      return Promise.resolve([])
+    }
     const relays = lookupInboxRelays(source, sender)
     cache.set(sender, { relays, at: now() })
     return relays

@@ -15,6 +15,7 @@ export {
 } from './commands.js'
 export type { VarsReader } from './vars.js'
 export type { RateLimitConfig } from './ratelimit.js'
+export type { Budget, ServiceBudgets } from './limits.js'
 export type { RpcErrorCode } from '../../nec01/rpc.js'
 export { createLogger, type Logger, type LoggerOptions, type LogLevel } from '../log.js'
 export { openNsm, isSimulated, defaultStateDir, STATE_DIR_ENV, type OpenNsmOptions, type OpenedNsm } from '../nsm/open.js'

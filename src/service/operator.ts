@@ -83,9 +83,11 @@ function flagWords(flags: VarFlags): string {
 const PAST: Record<VarOp, string> = { set: 'set', reveal: 'revealed', freeze: 'froze', unset: 'unset' }
 
 /**
- * The public record of one change: name, flags and the SHA-256 of the value, never the
- * value. Public values are left out too: `vars` shows them, the hash pins them, and a note
- * signed with tee_root should not carry arbitrary operator text that reads as the enclave's.
+ * The public record of one change: name, flags and the salted commitment to the value,
+ * never the value, and the salt only once the value is public (a public set, a reveal),
+ * so anyone can then check the commitment. Public values are left out too: `vars` shows
+ * them, the commitment pins them, and a note signed with tee_root should not carry
+ * arbitrary operator text that reads as the enclave's.
  */
 export function changeNote(change: VarChange, operator: string): EventTemplate {
   const tags: string[][] = [
@@ -95,9 +97,10 @@ export function changeNote(change: VarChange, operator: string): EventTemplate {
     ['op', change.op],
   ]
   let content = `operator ${PAST[change.op]} ${change.name}`
-  if (change.flags !== null && change.sha256 !== null) {
-    tags.push(['flags', change.flags.hidden ? 'hidden' : 'public', change.flags.immutable ? 'immutable' : 'mutable'], ['sha256', change.sha256])
-    content += ` (${flagWords(change.flags)}), value sha256 ${change.sha256}`
+  if (change.flags !== null && change.commitment !== null) {
+    tags.push(['flags', change.flags.hidden ? 'hidden' : 'public', change.flags.immutable ? 'immutable' : 'mutable'], ['commitment', change.commitment])
+    if (change.salt !== null) tags.push(['salt', change.salt])
+    content += ` (${flagWords(change.flags)}), value commitment ${change.commitment}`
   }
   return { kind: kinds.ShortTextNote, created_at: 0, content, tags }
 }
@@ -205,7 +208,7 @@ function nameParam(req: CommandRequest): string {
 }
 
 function viewText(v: VarView, full: boolean): string {
-  const head = `${v.name} (${flagWords(v)}) sha256 ${v.sha256}`
+  const head = `${v.name} (${flagWords(v)}) commitment ${v.commitment}${v.salt === undefined ? '' : ` salt ${v.salt}`}`
   if (v.value === undefined) return head
   const shown = full || v.value.length <= LIST_VALUE_CHARS ? v.value : `${v.value.slice(0, LIST_VALUE_CHARS)}… (${v.value.length} characters; vars ${v.name} shows it all)`
   return `${head}\n  = ${JSON.stringify(shown)}`
@@ -240,7 +243,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
     if (age > MAX_REQUEST_SKEW_SEC) throw refusal('UNAUTHORIZED', 'STALE', `the request was made ${age} s ago, more than ${MAX_REQUEST_SKEW_SEC} s: send a new one`)
     if (age < -MAX_REQUEST_SKEW_SEC) throw refusal('UNAUTHORIZED', 'FUTURE', `the request is dated ${-age} s ahead, more than ${MAX_REQUEST_SKEW_SEC} s: check your clock`)
     // Recorded only for the operator's own recent requests: others cannot fill the store.
-    if (!seen.firstSeen(req.requestId)) throw refusal('UNAUTHORIZED', 'REPLAYED', 'this request was already received: send a new one')
+    if (seen.record(req.requestId) !== 'new') throw refusal('UNAUTHORIZED', 'REPLAYED', 'this request was already received: send a new one')
   }
 
   function plan(req: CommandRequest, op: VarOp): Planned {
@@ -273,7 +276,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
       throw refusal('INTERNAL', 'ANNOUNCE_FAILED', 'the change could not be announced, so nothing changed: try again')
     }
     planned.apply(nowSec())
-    opts.log.info('operator change', { op, name: planned.change.name, flags: planned.change.flags, sha256: planned.change.sha256, note: id })
+    opts.log.info('operator change', { op, name: planned.change.name, flags: planned.change.flags, commitment: planned.change.commitment, note: id })
     return id
   }
 
@@ -284,9 +287,12 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
         const planned = plan(req, op)
         const note = await announceAndApply(planned, op)
         const c = planned.change
-        const result = { op, name: c.name, ...(c.flags ?? {}), sha256: c.sha256, note }
-        const text = `${PAST[op]} ${c.name}${c.flags === null ? '' : ` (${flagWords(c.flags)}), value sha256 ${c.sha256 ?? ''}`}\nannounced in note ${note}`
-        return { result, text }
+        // The salt goes to the operator alone (this reply is encrypted to them): with it they
+        // check HMAC-SHA256(salt, the value they sent) against the public commitment.
+        const salt = planned.operatorSalt
+        const result = { op, name: c.name, ...(c.flags ?? {}), commitment: c.commitment, ...(salt === null ? {} : { salt }), note }
+        const committed = c.flags === null ? '' : ` (${flagWords(c.flags)}), value commitment ${c.commitment ?? ''}\nsalt ${salt ?? ''} (HMAC-SHA256(salt, value) = commitment; keep it as you keep the value)`
+        return { result, text: `${PAST[op]} ${c.name}${committed}\nannounced in note ${note}` }
       })
     }
   }
@@ -305,7 +311,8 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
         }
       })()
       const one = store.list().find((v) => v.name === name)
-      if (one === undefined) throw refusal('INVALID_REQUEST', 'NOT_FOUND', `no variable '${name}'`)
+      // anyone may ask: the name is theirs, and a reply under tee_root does not repeat it
+      if (one === undefined) throw refusal('INVALID_REQUEST', 'NOT_FOUND', 'no variable by that name')
       return { result: { operator: npub, vars: [one] }, text: viewText(one, true) }
     }
     const list = store.list()
@@ -321,7 +328,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
     reveal: { summary: 'operator: make a hidden variable public, for ever', example: 'reveal api_key', handler: writer('reveal') },
     freeze: { summary: 'operator: make a variable immutable, for ever', example: 'freeze api_key', handler: writer('freeze') },
     unset: { summary: 'operator: delete a mutable variable', example: 'unset api_key', handler: writer('unset') },
-    vars: { summary: 'the operator and the variables: names, flags, SHA-256, public values', example: 'vars', handler: vars },
+    vars: { summary: 'the operator and the variables: names, flags, commitments, public values', example: 'vars', handler: vars },
   }
   return {
     operator,
@@ -329,7 +336,7 @@ export function createOperatorControls(opts: OperatorOptions): OperatorControls 
     commands,
     run(req) {
       const spec = Object.hasOwn(commands, req.method) ? commands[req.method] : undefined
-      if (spec === undefined) return Promise.reject(new CommandError('NOT_IMPLEMENTED', `unknown method '${req.method.slice(0, 64)}'`))
+      if (spec === undefined) return Promise.reject(new CommandError('NOT_IMPLEMENTED', 'unknown method: `help` lists the methods'))
       return spec.handler(req)
     },
   }

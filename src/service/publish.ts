@@ -1,8 +1,9 @@
 // The one way the service signs and sends: every event gets the current tee_root, or is
 // refused when there is no valid root (fail closed). Everything else — announcements,
 // replies — goes through here.
+import { ClientAuth } from 'nostr-tools/kinds'
 import type { EventTemplate } from 'nostr-tools/pure'
-import { withTeeRoot } from '../../nec01/event.js'
+import { TEE_ROOT_TAG, withTeeRoot } from '../../nec01/event.js'
 import type { NostrEvent } from '../../nec01/types.js'
 import type { Identity } from './identity.js'
 import type { RootKeeper, RootState } from './root.js'
@@ -34,6 +35,12 @@ export interface Publisher {
   carrier<T extends EventTemplate>(template: T): { template: T; root: RootState }
   /** adds tee_root, signs with the service key */
   sign(template: EventTemplate): NostrEvent
+  /**
+   * A NIP-42 AUTH event (kind 22242 only), signed with the service key but without tee_root:
+   * its challenge is the relay's text, and tee_root would make it read as the enclave's
+   * word. Refused without a valid root all the same (fail closed).
+   */
+  signAuth(template: EventTemplate): NostrEvent
   /** sign() and send to the write relays (or `relays`); resolves to per-relay results */
   publish(template: EventTemplate, opts?: { relays?: string[] }): Promise<{ event: NostrEvent; results: RelayResult[] }>
   /** send an already signed event (a gift wrap, signed by its one-time key) */
@@ -68,9 +75,16 @@ export function createPublisher(opts: { identity: Identity; roots: RootKeeper; r
     return opts.identity.sign(carrier(template).template)
   }
 
+  function signAuth(template: EventTemplate): NostrEvent {
+    if (template.kind !== ClientAuth) throw new TypeError(`signAuth signs kind ${ClientAuth} only, not kind ${template.kind}`)
+    if (opts.roots.current() === null) throw new NoRootError()
+    return opts.identity.sign({ ...template, tags: template.tags.filter((t) => t[0] !== TEE_ROOT_TAG) })
+  }
+
   return {
     carrier,
     sign,
+    signAuth,
     send,
     async publish(template, publishOpts) {
       const event = sign(template)

@@ -16,6 +16,7 @@ import { countUp } from './counters.js'
 import type { Identity } from './identity.js'
 import { startInbox, type Inbox, type InboxSource } from './inbox.js'
 import { createPublisher, type Publisher } from './publish.js'
+import { policyTags, type ServiceBudgets } from './limits.js'
 import type { RateLimitConfig } from './ratelimit.js'
 import { createReplier } from './reply.js'
 import { bindIdentityPcr, createRootKeeper, type RootKeeper } from './root.js'
@@ -50,7 +51,12 @@ export interface ServiceConfig {
   about?: string
   picture?: string
   version: string
+  /** each sender's own bucket */
   rateLimit?: RateLimitConfig
+  /** all senders together (limits.ts); each one missing takes its default */
+  budgets?: Partial<ServiceBudgets>
+  /** NIP-13 bits required of strangers' requests, advertised in the announcement; 0: none */
+  pow?: number
   maxRequestBytes?: number
   log: Logger
   /** a deployment's own commands, beside the built-ins and the operator controls (no name twice) */
@@ -155,7 +161,14 @@ async function startWithIdentity(
     leafSeen: (att) => roots.leafSeen(att),
     vars: operatorControls.vars,
   }
-  const inbox = startRequests(config, { identity, pool: relayPool, publisher, counters, run: (req) => runCommand(req, deps, commands) })
+  const inbox = startRequests(config, {
+    identity,
+    pool: relayPool,
+    publisher,
+    counters,
+    run: (req) => runCommand(req, deps, commands),
+    isExpensive: (method) => Object.hasOwn(commands, method) && commands[method]?.expensive === true,
+  })
   const abort = new AbortController()
   const request = wantsKey(config, identity) ? startRequester({ request: config.upgrade.request, pool: relayPool, identity, run: (req) => runCommand(req, deps), log: log.child({ part: 'upgrade' }), signal: abort.signal }) : null
   retirement.retire = (upgraded) => retire(config, retirement, { inbox, roots, relayPool }, upgraded)
@@ -367,6 +380,8 @@ function serviceDescription(config: ServiceConfig, npub: string, t: 'prod' | 'de
     repo: config.repo ?? null,
     // filled in place when read back from the relays, before the first announcement
     lineage: [...(config.upgrade?.lineage ?? [])],
+    // The request policy (limits.ts), kept apart from the rest of the announcement.
+    policyTags: policyTags(config.pow ?? 0),
   }
 }
 
@@ -412,7 +427,7 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
   const description = serviceDescription(config, identity.npub, module.t)
   const announcer = createAnnouncer({ description, roots, signatures: (root) => signatures.forRoot(root), publisher, counters, log })
   const authRefusals = createAuthRefusals({
-    sign: (template) => publisher.sign(template),
+    sign: (template) => publisher.signAuth(template),
     relays: config.relays,
     // A first connection as far as announcing goes: the rotation round covers it.
     onReconnect: (url) => announcer.forgetConnection(url),
@@ -425,8 +440,9 @@ function createSending(config: ServiceConfig, identity: Identity, module: Module
 }
 
 /**
- * The relays, once a root exists: AUTH is answered with the service key, on an event
- * carrying tee_root like everything else it signs; each write relay gets the announcements.
+ * The relays, once a root exists: AUTH is answered with the service key, without tee_root
+ * (the challenge is the relay's text, not the enclave's word); each write relay gets the
+ * announcements.
  */
 function connectRelays(config: ServiceConfig, sending: Sending, onStatus: (status: RelayStatus) => void): RelayPool {
   const pool = createRelayPool({
@@ -473,7 +489,14 @@ function inboxSource(pool: RelayPool): InboxSource {
 /** The inbox over the pool, its replies through the publisher. */
 function startRequests(
   config: ServiceConfig,
-  parts: { identity: Identity; pool: RelayPool; publisher: Publisher; counters: Record<string, number>; run: (req: CommandRequest) => Promise<CommandReply> },
+  parts: {
+    identity: Identity
+    pool: RelayPool
+    publisher: Publisher
+    counters: Record<string, number>
+    run: (req: CommandRequest) => Promise<CommandReply>
+    isExpensive: (method: string) => boolean
+  },
 ): Inbox {
   const { identity, publisher } = parts
   // In an enclave the parent lets the service reach its own relays and no others.
@@ -487,6 +510,10 @@ function startRequests(
     counters: parts.counters,
     ...(config.maxRequestBytes === undefined ? {} : { maxRequestBytes: config.maxRequestBytes }),
     ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
+    ...(config.budgets === undefined ? {} : { budgets: config.budgets }),
+    ...(config.pow === undefined ? {} : { pow: config.pow }),
+    operator: config.operator ?? null,
+    isExpensive: parts.isExpensive,
   })
 }
 

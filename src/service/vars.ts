@@ -9,13 +9,21 @@
 //   reveal  hidden → public, once; never on an immutable variable
 //   freeze  mutable → immutable; never back
 //   unset   a mutable variable only
+//
+// What is published of a value is a salted commitment, HMAC-SHA256(salt, value): a plain
+// hash of a short secret (a PIN) is recovered offline by trying every value. The salt is
+// drawn for every value set, kept in the enclave, told to the operator (so they can check
+// the commitment against what they sent) and published only when the value is: `reveal`.
+import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
+import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
 import { CodedError } from '../../nec01/errors.js'
 
 export const VAR_NAME_PATTERN = /^[a-z0-9_]{1,64}$/
 /** UTF-8 bytes */
 export const MAX_VALUE_BYTES = 16 * 1024
+/** one guess costs an HMAC per salt: 256 bits leave nothing to guess */
+export const SALT_BYTES = 32
 /** bounds memory, and keeps the `vars` list inside one relay message */
 export const MAX_VARS = 64
 
@@ -40,24 +48,28 @@ export interface VarFlags {
   immutable: boolean
 }
 
-/** What anyone may see of a variable: the value only when it is public. */
+/** What anyone may see of a variable: the value and its salt only when it is public. */
 export interface VarView extends VarFlags {
   name: string
-  /** SHA-256 (hex) of the UTF-8 value */
-  sha256: string
+  /** HMAC-SHA256(salt, UTF-8 value), hex */
+  commitment: string
+  /** the salt (hex), when the value is public */
+  salt?: string
   value?: string
   /** unix seconds of the last change */
   updated_at: number
 }
 
-/** A checked change, not applied yet. Holds no value, so it can be logged or announced. */
+/** A checked change, not applied yet. Holds no hidden value or salt, so it can be logged or announced. */
 export interface VarChange {
   op: VarOp
   name: string
   /** the flags after the change; null for unset */
   flags: VarFlags | null
-  /** SHA-256 of the value after the change; null for unset */
-  sha256: string | null
+  /** the commitment to the value after the change; null for unset */
+  commitment: string | null
+  /** its salt when the value is public after the change (a public set, a reveal), else null */
+  salt: string | null
 }
 
 /** The one interface handlers use to read the operator's variables, hidden ones included. */
@@ -82,18 +94,22 @@ export interface VarsStore extends VarsReader {
 
 export interface Planned {
   change: VarChange
+  /** the salt of the value after the change, public or not: for the operator's reply only */
+  operatorSalt: string | null
   /** applies the change; throws if the store changed since the plan */
   apply(at: number): void
 }
 
 interface Entry extends VarFlags {
   value: string
-  sha256: string
+  salt: string
+  commitment: string
   updatedAt: number
 }
 
-export function valueDigest(value: string): string {
-  return bytesToHex(sha256(utf8ToBytes(value)))
+/** HMAC-SHA256 keyed with the salt (hex) over the UTF-8 value, hex. */
+export function valueCommitment(value: string, salt: string): string {
+  return bytesToHex(hmac(sha256, hexToBytes(salt), utf8ToBytes(value)))
 }
 
 export function checkName(name: unknown): string {
@@ -115,15 +131,18 @@ function immutableError(name: string, op: VarOp): VarsError {
   return new VarsError('IMMUTABLE', `'${name}' is immutable: an immutable variable can never be set, revealed or unset (refused: ${op})`)
 }
 
-export function createVarsStore(): VarsStore {
+/** `random`: the source of salts (default: the platform's CSPRNG). */
+export function createVarsStore(opts: { random?: (n: number) => Uint8Array } = {}): VarsStore {
+  const random = opts.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)))
   const vars = new Map<string, Entry>()
   // Bumped by every applied change: a plan made before another change is stale.
   let version = 0
 
-  function planned(change: VarChange, effect: (at: number) => void): Planned {
+  function planned(change: VarChange, operatorSalt: string | null, effect: (at: number) => void): Planned {
     const planVersion = version
     return {
       change,
+      operatorSalt,
       apply(at) {
         if (version !== planVersion) throw new Error('the variables changed since this change was planned')
         effect(at)
@@ -153,9 +172,11 @@ export function createVarsStore(): VarsStore {
       }
     }
     const flags: VarFlags = { hidden: request.hidden, immutable: request.immutable }
-    const digest = valueDigest(value)
-    return planned({ op: 'set', name, flags, sha256: digest }, (at) => {
-      vars.set(name, { ...flags, value, sha256: digest, updatedAt: at })
+    // A new salt for every value: one value set twice is two unlinkable commitments.
+    const salt = bytesToHex(random(SALT_BYTES))
+    const commitment = valueCommitment(value, salt)
+    return planned({ op: 'set', name, flags, commitment, salt: flags.hidden ? null : salt }, salt, (at) => {
+      vars.set(name, { ...flags, value, salt, commitment, updatedAt: at })
     })
   }
 
@@ -163,7 +184,7 @@ export function createVarsStore(): VarsStore {
     const entry = existing(name)
     if (entry.immutable) throw immutableError(name, 'reveal')
     if (!entry.hidden) throw new VarsError('ALREADY_PUBLIC', `'${name}' is already public`)
-    return planned({ op: 'reveal', name, flags: { hidden: false, immutable: entry.immutable }, sha256: entry.sha256 }, (at) => {
+    return planned({ op: 'reveal', name, flags: { hidden: false, immutable: entry.immutable }, commitment: entry.commitment, salt: entry.salt }, entry.salt, (at) => {
       vars.set(name, { ...entry, hidden: false, updatedAt: at })
     })
   }
@@ -171,7 +192,8 @@ export function createVarsStore(): VarsStore {
   function planFreeze(name: string): Planned {
     const entry = existing(name)
     if (entry.immutable) throw new VarsError('ALREADY_IMMUTABLE', `'${name}' is already immutable: immutable is for ever`)
-    return planned({ op: 'freeze', name, flags: { hidden: entry.hidden, immutable: true }, sha256: entry.sha256 }, (at) => {
+    const change = { op: 'freeze' as const, name, flags: { hidden: entry.hidden, immutable: true }, commitment: entry.commitment, salt: entry.hidden ? null : entry.salt }
+    return planned(change, entry.salt, (at) => {
       vars.set(name, { ...entry, immutable: true, updatedAt: at })
     })
   }
@@ -179,7 +201,7 @@ export function createVarsStore(): VarsStore {
   function planUnset(name: string): Planned {
     const entry = existing(name)
     if (entry.immutable) throw immutableError(name, 'unset')
-    return planned({ op: 'unset', name, flags: null, sha256: null }, () => {
+    return planned({ op: 'unset', name, flags: null, commitment: null, salt: null }, null, () => {
       vars.delete(name)
     })
   }
@@ -203,8 +225,8 @@ export function createVarsStore(): VarsStore {
           name,
           hidden: e.hidden,
           immutable: e.immutable,
-          sha256: e.sha256,
-          ...(e.hidden ? {} : { value: e.value }),
+          commitment: e.commitment,
+          ...(e.hidden ? {} : { salt: e.salt, value: e.value }),
           updated_at: e.updatedAt,
         })),
     // Keep hidden values out of any accidental serialisation or inspection of the store.

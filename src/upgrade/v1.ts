@@ -170,7 +170,9 @@ export function createUpgradeHolder(opts: HolderOptions): Holder {
       if (role === null) throw refuse('UNAUTHORIZED', 'NOT_ALLOWED', 'only the operator or a maintainer named in upgrade.json may cancel')
       const age = nowSec() - req.createdAt
       if (age > MAX_REQUEST_SKEW_SEC || age < -MAX_REQUEST_SKEW_SEC) throw refuse('UNAUTHORIZED', 'STALE', `the request was made ${age} s ago; at most ${MAX_REQUEST_SKEW_SEC} s either way`)
-      if (!cancels.firstSeen(req.requestId)) throw refuse('UNAUTHORIZED', 'REPLAYED', 'this request was seen before')
+      const seen = cancels.record(req.requestId)
+      if (seen === 'seen') throw refuse('UNAUTHORIZED', 'REPLAYED', 'this request was seen before')
+      if (seen === 'full') throw refuse('RATE_LIMITED', 'BUSY', 'too many cancel requests; try again later')
       ready()
       if (state.phase !== 'pending') throw refuse('RESTRICTED', 'NOT_PENDING', 'no upgrade is pending')
       if (p.pending !== undefined && p.pending !== state.event.id) throw refuse('RESTRICTED', 'NOT_PENDING', `the pending upgrade is ${state.event.id}`)
