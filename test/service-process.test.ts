@@ -262,12 +262,12 @@ test('in dev the banner comes first on a shared terminal: info lines wait for it
   let out = ''
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
   try {
-    await waitFor(() => /^try:/m.test(out) && /"msg":"identity created"/.test(out), 'the banner and the held lines')
+    await waitFor(() => /^try:/m.test(out) && /"msg":"identity created/.test(out), 'the banner and the held lines')
     const lines = out.split('\n')
     assert.match(lines[0] ?? '', /^nec01 serve .* DEV MODE/, out)
     const tryLine = lines.findIndex((l) => l.startsWith('try:'))
     assert.ok(tryLine > 0 && lines.slice(0, tryLine).every((l) => !l.startsWith('{"ts":')), `the banner is one block: ${out}`)
-    assert.ok(lines.findIndex((l) => l.includes('"msg":"identity created"')) > tryLine, out)
+    assert.ok(lines.findIndex((l) => l.includes('"msg":"identity created')) > tryLine, out)
   } finally {
     child.kill('SIGTERM')
     await new Promise((r) => child.once('exit', r))
