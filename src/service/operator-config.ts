@@ -7,8 +7,9 @@ import { FileReadError, readBoundedFile } from '../files.js'
 import { decode as nip19Decode, npubEncode } from 'nostr-tools/nip19'
 import { schnorr } from '@noble/curves/secp256k1.js'
 import { CodedError } from '../../nec01/errors.js'
+import { OPERATOR_FILE } from '../measured-files.js'
 
-export const OPERATOR_FILE = 'operator.json'
+export { OPERATOR_FILE }
 
 export type OperatorConfigErrorCode = 'OPERATOR_KEY_INVALID' | 'OPERATOR_FILE_INVALID' | 'OPERATOR_FILE_UNREADABLE'
 

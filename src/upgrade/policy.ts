@@ -5,8 +5,9 @@
 import { CodedError } from '../../nec01/errors.js'
 import { FileReadError, readBoundedFile } from '../files.js'
 import { parseOperatorKey, OperatorConfigError } from '../service/operator-config.js'
+import { UPGRADE_FILE } from '../measured-files.js'
 
-export const UPGRADE_FILE = 'upgrade.json'
+export { UPGRADE_FILE }
 /** The cooldown when the file names none: a day to notice and cancel. */
 export const DEFAULT_COOLDOWN_SEC = 24 * 3600
 /** In prod the cooldown is never shorter than the default; seconds are for development. */
