@@ -11,7 +11,7 @@ import type { EventTemplate } from 'nostr-tools/pure'
 import type { RpcErrorCode } from '../../nec01/rpc.js'
 import type { Logger } from '../log.js'
 import { CommandError, type CommandReply, type CommandRequest, type CommandSpec } from './commands.js'
-import { createSeenStore } from './dedup.js'
+import { createSeenStore, type SeenStore } from './dedup.js'
 import { operatorNpub } from './operator-config.js'
 import type { Publisher } from './publish.js'
 import { checkName, createVarsStore, VarsError, type Planned, type VarChange, type VarFlags, type VarOp, type VarsErrorCode, type VarsReader, type VarsStore, type VarView } from './vars.js'
@@ -214,125 +214,149 @@ function viewText(v: VarView, full: boolean): string {
   return `${head}\n  = ${JSON.stringify(shown)}`
 }
 
-export function createOperatorControls(opts: OperatorOptions): OperatorControls {
-  const store = opts.store ?? createVarsStore()
-  const now = opts.now ?? Date.now
-  const nowSec = (): number => Math.floor(now() / 1000)
-  const operator = opts.operator
-  const npub = operatorNpub(operator)
-  const seen = createSeenStore({ ttlSec: REPLAY_TTL_SEC, now })
-  // Writes run one at a time, so a plan cannot go stale while its note is being published.
-  let tail: Promise<unknown> = Promise.resolve()
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = tail.then(fn)
-    tail = run.catch(() => undefined)
-    return run
-  }
+/** What the handlers share: the options, the variables, the ids seen, the write queue. */
+interface OperatorCore {
+  opts: OperatorOptions
+  store: VarsStore
+  now: () => number
+  operator: string | null
+  npub: string | null
+  seen: SeenStore
+  /** the tail of the write queue */
+  tail: Promise<unknown>
+}
 
-  function restrictNip04(req: CommandRequest): void {
-    if (req.transport === 'nip04') {
-      throw refusal('RESTRICTED', 'NIP04_REFUSED', `'${req.method}' is not answered over NIP-04, which shows who talks to whom and when: send it as a NIP-17 DM (or JSON-RPC)`)
-    }
-  }
+function nowSec(o: OperatorCore): number {
+  return Math.floor(o.now() / 1000)
+}
 
-  function authorize(req: CommandRequest): void {
-    restrictNip04(req)
-    if (operator === null) throw refusal('UNAUTHORIZED', 'NO_OPERATOR', 'this image has no operator: nobody can change its variables')
-    if (req.sender !== operator) throw refusal('UNAUTHORIZED', 'NOT_OPERATOR', `only the operator ${npub ?? ''} can ${req.method} variables`)
-    const age = nowSec() - req.createdAt
-    if (age > MAX_REQUEST_SKEW_SEC) throw refusal('UNAUTHORIZED', 'STALE', `the request was made ${age} s ago, more than ${MAX_REQUEST_SKEW_SEC} s: send a new one`)
-    if (age < -MAX_REQUEST_SKEW_SEC) throw refusal('UNAUTHORIZED', 'FUTURE', `the request is dated ${-age} s ahead, more than ${MAX_REQUEST_SKEW_SEC} s: check your clock`)
-    // Recorded only for the operator's own recent requests: others cannot fill the store.
-    if (seen.record(req.requestId) !== 'new') throw refusal('UNAUTHORIZED', 'REPLAYED', 'this request was already received: send a new one')
-  }
+// Writes run one at a time, so a plan cannot go stale while its note is being published.
+function serial<T>(o: OperatorCore, fn: () => Promise<T>): Promise<T> {
+  const run = o.tail.then(fn)
+  o.tail = run.catch(() => undefined)
+  return run
+}
 
-  function plan(req: CommandRequest, op: VarOp): Planned {
-    if (req.transport === 'rpc') checkRpcParams(op, req.params)
-    try {
-      if (op !== 'set') return store.plan(op, { name: nameParam(req) })
-      const p = paramsObject(req.params)
-      const set =
-        req.transport === 'rpc'
-          ? { name: p.name, value: p.value, hidden: optionalFlag(p, 'hidden'), immutable: optionalFlag(p, 'immutable') }
-          : parseSetText(typeof p.text === 'string' ? p.text : '')
-      if (typeof set.name !== 'string') throw refusal('INVALID_REQUEST', 'NAME_INVALID', `a variable name is needed (${SET_USAGE})`)
-      if (typeof set.value !== 'string') throw refusal('INVALID_REQUEST', 'VALUE_INVALID', 'the value must be a string')
-      return store.plan('set', { name: set.name, value: set.value, hidden: set.hidden, immutable: set.immutable })
-    } catch (err) {
-      if (err instanceof VarsError) throw refusal(RULE_STATUS[err.code], err.code, err.message)
-      throw err
-    }
+function restrictNip04(req: CommandRequest): void {
+  if (req.transport === 'nip04') {
+    throw refusal('RESTRICTED', 'NIP04_REFUSED', `'${req.method}' is not answered over NIP-04, which shows who talks to whom and when: send it as a NIP-17 DM (or JSON-RPC)`)
   }
+}
 
-  async function announceAndApply(planned: Planned, op: VarOp): Promise<string> {
-    // Announce first: a change the public record does not show must not happen.
-    let id: string
-    try {
-      const { event, results } = await opts.publisher.publish(changeNote(planned.change, operator ?? ''))
-      if (!results.some((r) => r.ok)) throw new Error(results.length === 0 ? 'no relay to publish to' : 'every relay refused the note')
-      id = event.id
-    } catch (err) {
-      opts.log.warn('operator change not announced: not applied', { op, name: planned.change.name, error: errorText(err) })
-      throw refusal('INTERNAL', 'ANNOUNCE_FAILED', 'the change could not be announced, so nothing changed: try again')
-    }
-    planned.apply(nowSec())
-    opts.log.info('operator change', { op, name: planned.change.name, flags: planned.change.flags, commitment: planned.change.commitment, note: id })
-    return id
-  }
+function authorize(o: OperatorCore, req: CommandRequest): void {
+  restrictNip04(req)
+  if (o.operator === null) throw refusal('UNAUTHORIZED', 'NO_OPERATOR', 'this image has no operator: nobody can change its variables')
+  if (req.sender !== o.operator) throw refusal('UNAUTHORIZED', 'NOT_OPERATOR', `only the operator ${o.npub ?? ''} can ${req.method} variables`)
+  const age = nowSec(o) - req.createdAt
+  if (age > MAX_REQUEST_SKEW_SEC) throw refusal('UNAUTHORIZED', 'STALE', `the request was made ${age} s ago, more than ${MAX_REQUEST_SKEW_SEC} s: send a new one`)
+  if (age < -MAX_REQUEST_SKEW_SEC) throw refusal('UNAUTHORIZED', 'FUTURE', `the request is dated ${-age} s ahead, more than ${MAX_REQUEST_SKEW_SEC} s: check your clock`)
+  // Recorded only for the operator's own recent requests: others cannot fill the store.
+  if (o.seen.record(req.requestId) !== 'new') throw refusal('UNAUTHORIZED', 'REPLAYED', 'this request was already received: send a new one')
+}
 
-  function writer(op: VarOp): OperatorHandler {
-    return async (req) => {
-      authorize(req)
-      return serial(async (): Promise<CommandReply> => {
-        const planned = plan(req, op)
-        const note = await announceAndApply(planned, op)
-        const c = planned.change
-        // The salt goes to the operator alone (this reply is encrypted to them): with it they
-        // check HMAC-SHA256(salt, the value they sent) against the public commitment.
-        const salt = planned.operatorSalt
-        const result = { op, name: c.name, ...(c.flags ?? {}), commitment: c.commitment, ...(salt === null ? {} : { salt }), note }
-        const committed = c.flags === null ? '' : ` (${flagWords(c.flags)}), value commitment ${c.commitment ?? ''}\nsalt ${salt ?? ''} (HMAC-SHA256(salt, value) = commitment; keep it as you keep the value)`
-        return { result, text: `${PAST[op]} ${c.name}${committed}\nannounced in note ${note}` }
-      })
-    }
-  }
-
-  const vars: OperatorHandler = async (req) => {
-    restrictNip04(req)
+function plan(o: OperatorCore, req: CommandRequest, op: VarOp): Planned {
+  if (req.transport === 'rpc') checkRpcParams(op, req.params)
+  try {
+    if (op !== 'set') return o.store.plan(op, { name: nameParam(req) })
     const p = paramsObject(req.params)
-    const raw = req.transport === 'rpc' ? p.name : typeof p.text === 'string' ? p.text.trim() : undefined
-    if (raw !== undefined && raw !== '') {
-      const name = (() => {
-        try {
-          return checkName(raw)
-        } catch (err) {
-          if (err instanceof VarsError) throw refusal('INVALID_REQUEST', err.code, err.message)
-          throw err
-        }
-      })()
-      const one = store.list().find((v) => v.name === name)
-      // anyone may ask: the name is theirs, and a reply under tee_root does not repeat it
-      if (one === undefined) throw refusal('INVALID_REQUEST', 'NOT_FOUND', 'no variable by that name')
-      return { result: { operator: npub, vars: [one] }, text: viewText(one, true) }
-    }
-    const list = store.list()
-    const shown = list.map((v) =>
-      v.value !== undefined && v.value.length > LIST_VALUE_CHARS ? { ...v, value: v.value.slice(0, LIST_VALUE_CHARS), value_truncated: true } : v,
-    )
-    const text = [`operator: ${npub ?? 'none (no one can change variables)'}`, list.length === 0 ? 'no variables' : `${list.length} variables:`, ...list.map((v) => viewText(v, false))].join('\n')
-    return { result: { operator: npub, vars: shown }, text }
+    const set =
+      req.transport === 'rpc'
+        ? { name: p.name, value: p.value, hidden: optionalFlag(p, 'hidden'), immutable: optionalFlag(p, 'immutable') }
+        : parseSetText(typeof p.text === 'string' ? p.text : '')
+    if (typeof set.name !== 'string') throw refusal('INVALID_REQUEST', 'NAME_INVALID', `a variable name is needed (${SET_USAGE})`)
+    if (typeof set.value !== 'string') throw refusal('INVALID_REQUEST', 'VALUE_INVALID', 'the value must be a string')
+    return o.store.plan('set', { name: set.name, value: set.value, hidden: set.hidden, immutable: set.immutable })
+  } catch (err) {
+    if (err instanceof VarsError) throw refusal(RULE_STATUS[err.code], err.code, err.message)
+    throw err
   }
+}
 
+async function announceAndApply(o: OperatorCore, planned: Planned, op: VarOp): Promise<string> {
+  // Announce first: a change the public record does not show must not happen.
+  let id: string
+  try {
+    const { event, results } = await o.opts.publisher.publish(changeNote(planned.change, o.operator ?? ''))
+    if (!results.some((r) => r.ok)) throw new Error(results.length === 0 ? 'no relay to publish to' : 'every relay refused the note')
+    id = event.id
+  } catch (err) {
+    o.opts.log.warn('operator change not announced: not applied', { op, name: planned.change.name, error: errorText(err) })
+    throw refusal('INTERNAL', 'ANNOUNCE_FAILED', 'the change could not be announced, so nothing changed: try again')
+  }
+  planned.apply(nowSec(o))
+  o.opts.log.info('operator change', { op, name: planned.change.name, flags: planned.change.flags, commitment: planned.change.commitment, note: id })
+  return id
+}
+
+/** set, reveal, freeze or unset: authorized, then planned, announced and applied in turn. */
+function writer(o: OperatorCore, op: VarOp): OperatorHandler {
+  return async (req) => {
+    authorize(o, req)
+    return serial(o, async (): Promise<CommandReply> => {
+      const planned = plan(o, req, op)
+      const note = await announceAndApply(o, planned, op)
+      const c = planned.change
+      // The salt goes to the operator alone (this reply is encrypted to them): with it they
+      // check HMAC-SHA256(salt, the value they sent) against the public commitment.
+      const salt = planned.operatorSalt
+      const result = { op, name: c.name, ...(c.flags ?? {}), commitment: c.commitment, ...(salt === null ? {} : { salt }), note }
+      const committed = c.flags === null ? '' : ` (${flagWords(c.flags)}), value commitment ${c.commitment ?? ''}\nsalt ${salt ?? ''} (HMAC-SHA256(salt, value) = commitment; keep it as you keep the value)`
+      return { result, text: `${PAST[op]} ${c.name}${committed}\nannounced in note ${note}` }
+    })
+  }
+}
+
+/** `vars NAME`'s name, checked. */
+function varsName(raw: unknown): string {
+  try {
+    return checkName(raw)
+  } catch (err) {
+    if (err instanceof VarsError) throw refusal('INVALID_REQUEST', err.code, err.message)
+    throw err
+  }
+}
+
+/** `vars`: the operator and every variable (long public values cut); `vars NAME`: that one, whole. */
+async function listVars(o: OperatorCore, req: CommandRequest): Promise<CommandReply> {
+  restrictNip04(req)
+  const p = paramsObject(req.params)
+  const raw = req.transport === 'rpc' ? p.name : typeof p.text === 'string' ? p.text.trim() : undefined
+  if (raw !== undefined && raw !== '') {
+    const name = varsName(raw)
+    const one = o.store.list().find((v) => v.name === name)
+    // anyone may ask: the name is theirs, and a reply under tee_root does not repeat it
+    if (one === undefined) throw refusal('INVALID_REQUEST', 'NOT_FOUND', 'no variable by that name')
+    return { result: { operator: o.npub, vars: [one] }, text: viewText(one, true) }
+  }
+  const list = o.store.list()
+  const shown = list.map((v) =>
+    v.value !== undefined && v.value.length > LIST_VALUE_CHARS ? { ...v, value: v.value.slice(0, LIST_VALUE_CHARS), value_truncated: true } : v,
+  )
+  const text = [`operator: ${o.npub ?? 'none (no one can change variables)'}`, list.length === 0 ? 'no variables' : `${list.length} variables:`, ...list.map((v) => viewText(v, false))].join('\n')
+  return { result: { operator: o.npub, vars: shown }, text }
+}
+
+export function createOperatorControls(opts: OperatorOptions): OperatorControls {
+  const now = opts.now ?? Date.now
+  const o: OperatorCore = {
+    opts,
+    store: opts.store ?? createVarsStore(),
+    now,
+    operator: opts.operator,
+    npub: operatorNpub(opts.operator),
+    seen: createSeenStore({ ttlSec: REPLAY_TTL_SEC, now }),
+    tail: Promise.resolve(),
+  }
   const commands: Record<string, CommandSpec & { handler: OperatorHandler }> = {
-    set: { summary: 'operator: set a variable (hidden: never shown; immutable: never changes)', example: 'set api_key sk-… hidden', handler: writer('set') },
-    reveal: { summary: 'operator: make a hidden variable public, for ever', example: 'reveal api_key', handler: writer('reveal') },
-    freeze: { summary: 'operator: make a variable immutable, for ever', example: 'freeze api_key', handler: writer('freeze') },
-    unset: { summary: 'operator: delete a mutable variable', example: 'unset api_key', handler: writer('unset') },
-    vars: { summary: 'the operator and the variables: names, flags, commitments, public values', example: 'vars', handler: vars },
+    set: { summary: 'operator: set a variable (hidden: never shown; immutable: never changes)', example: 'set api_key sk-… hidden', handler: writer(o, 'set') },
+    reveal: { summary: 'operator: make a hidden variable public, for ever', example: 'reveal api_key', handler: writer(o, 'reveal') },
+    freeze: { summary: 'operator: make a variable immutable, for ever', example: 'freeze api_key', handler: writer(o, 'freeze') },
+    unset: { summary: 'operator: delete a mutable variable', example: 'unset api_key', handler: writer(o, 'unset') },
+    vars: { summary: 'the operator and the variables: names, flags, commitments, public values', example: 'vars', handler: (req) => listVars(o, req) },
   }
   return {
-    operator,
-    vars: { get: (name) => store.get(name), has: (name) => store.has(name) },
+    operator: o.operator,
+    vars: { get: (name) => o.store.get(name), has: (name) => o.store.has(name) },
     commands,
     run(req) {
       const spec = Object.hasOwn(commands, req.method) ? commands[req.method] : undefined
