@@ -5,12 +5,12 @@
 import type { EventTemplate } from 'nostr-tools/pure'
 import { checkBuildSignature } from './build.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
-import { checkExpiration, checkT, contentAttestation, finish, normalizeAll, rootChecks, TEE_ROOT_TAG, tOf, trustNotChecked } from './event.js'
+import { checkExpiration, checkT, contentAttestation, finish, rootChecks, TEE_ROOT_TAG, tOf, trustNotChecked, verifyInput } from './event.js'
 import { ANNOUNCEMENT_KIND, BUILD_KIND, LAUNCHER_KIND, LEGACY_ANNOUNCEMENT_KIND, RELEASE_KIND, successorKind } from './kinds.js'
 import { checkLaunchSignature } from './launch.js'
-import { expirationOf, isEventShape, npub, parseEmbedded, tagValues, verifySignature } from './nostr.js'
+import { expirationOf, npub, parseEmbedded, tagValues, verifySignature } from './nostr.js'
 import { checkReleaseSignature } from './release.js'
-import { ATTESTATION_FAILED, check, failure, notChecked } from './result.js'
+import { ATTESTATION_FAILED, check, notChecked } from './result.js'
 import type { SignatureContext, SignatureVerdict } from './signature.js'
 import { toUnixSeconds } from './time.js'
 import { applyTrust, attestedPcrs, trustNamesCode, type NormalizedTrust, type Vouchers } from './trust.js'
@@ -136,15 +136,10 @@ async function carriedSignatures(checks: Check[], ev: NostrEvent, ctx: Signature
  * `signers` names who built, launched and released. Never throws.
  */
 export async function verifyAnnouncement(event: unknown, options?: NecVerifyOptions | null): Promise<VerifyResult> {
-  const checks: Check[] = []
-  if (!check(checks, 'input', isEventShape(event), isEventShape(event) ? 'a Nostr event object' : 'not a Nostr event object (id, pubkey, created_at, kind, tags, content, sig)')) {
-    return finish(checks, { attestation: null })
-  }
-  const ev = event as NostrEvent
-  const normalized = normalizeAll(options)
-  if (typeof normalized === 'string') return failure('input', normalized)
-  const { trust } = normalized
-  const opts = normalized.options
+  const input = verifyInput(event, options)
+  if ('done' in input) return input.done
+  const { checks, ev, trust } = input
+  const opts = input.options
   const signed = verifySignature(ev)
   check(checks, 'event', signed, signed ? 'event id and Schnorr signature valid' : 'event id or Schnorr signature invalid')
   const kindOk = successorKind(ev.kind) === ANNOUNCEMENT_KIND

@@ -118,6 +118,28 @@ export function normalizeAll(options: NecVerifyOptions | null | undefined): { op
   }
 }
 
+/** A verifier's input, ready: the event checked for shape, the options normalized. */
+export interface VerifyInput {
+  checks: Check[]
+  ev: NostrEvent
+  options: NecVerifyOptions
+  trust: NormalizedTrust
+}
+
+/**
+ * How verifyRootEvent and verifyAnnouncement begin: the `input` check of the event's shape,
+ * then the options. `done` is the verdict when either is wrong.
+ */
+export function verifyInput(event: unknown, options: NecVerifyOptions | null | undefined): VerifyInput | { done: VerifyResult } {
+  const checks: Check[] = []
+  if (!check(checks, 'input', isEventShape(event), isEventShape(event) ? 'a Nostr event object' : 'not a Nostr event object (id, pubkey, created_at, kind, tags, content, sig)')) {
+    return { done: finish(checks, { attestation: null }) }
+  }
+  const normalized = normalizeAll(options)
+  if (typeof normalized === 'string') return { done: failure('input', normalized) }
+  return { checks, ev: event as NostrEvent, ...normalized }
+}
+
 /**
  * The attestation checks of an event whose `content` is a base64 document bound to its
  * pubkey (a root event; a legacy announcement). With `codeByPeople` the document's own
@@ -195,16 +217,11 @@ export function trustNotChecked(checks: Check[], trust: NormalizedTrust): void {
  * their signatures). Never throws.
  */
 export async function verifyRootEvent(event: unknown, options?: NecVerifyOptions | null): Promise<VerifyResult> {
-  const checks: Check[] = []
-  if (!check(checks, 'input', isEventShape(event), isEventShape(event) ? 'a Nostr event object' : 'not a Nostr event object (id, pubkey, created_at, kind, tags, content, sig)')) {
-    return finish(checks, { attestation: null })
-  }
-  const ev = event as NostrEvent
-  const normalized = normalizeAll(options)
-  if (typeof normalized === 'string') return failure('input', normalized)
-  const { trust } = normalized
-  const attestation = await rootChecks(checks, ev, normalized.options, trustNamesCode(trust))
-  const ctx: SignatureContext = { nowSec: toUnixSeconds(normalized.options.now), pcrs: attestation === null ? null : attestedPcrs(attestation), pcrSource: 'attested', r: trust.repo, t: tOf(ev) }
+  const input = verifyInput(event, options)
+  if ('done' in input) return input.done
+  const { checks, ev, trust } = input
+  const attestation = await rootChecks(checks, ev, input.options, trustNamesCode(trust))
+  const ctx: SignatureContext = { nowSec: toUnixSeconds(input.options.now), pcrs: attestation === null ? null : attestedPcrs(attestation), pcrSource: 'attested', r: trust.repo, t: tOf(ev) }
   const signers = attestation === null ? undefined : applyTrust(checks, trust, ctx, { builder: null, launcher: null, releases: [] })
   if (attestation === null) trustNotChecked(checks, trust)
   return finish(checks, { attestation, event: ev, signers })
