@@ -1,11 +1,13 @@
 // A strict DER (ITU-T X.690 §10) TLV reader: just enough ASN.1 to walk an X.509
 // certificate. Definite, shortest-form lengths only; low tag numbers only (X.509 needs
 // nothing else); every length is checked against its enclosing element before use.
+import { CodedError } from './errors.js'
 
-export class DerError extends Error {
+export class DerError extends CodedError<'der/malformed'> {
+  // set as a field: the browser bundle's minifier renames classes
+  override readonly name = 'DerError'
   constructor(message: string) {
-    super(message)
-    this.name = 'DerError'
+    super('der/malformed', message)
   }
 }
 

@@ -5,20 +5,19 @@
 import { randomBytes } from 'node:crypto'
 import { chmodSync, closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { CodedError } from '../nec01/errors.js'
 
 export type FileReadProblem = 'unreadable' | 'directory' | 'too-large'
 
-export class FileReadError extends Error {
-  readonly problem: FileReadProblem
+/** `code`: what is wrong (FileReadProblem). */
+export class FileReadError extends CodedError<FileReadProblem> {
   readonly path: string
   /** what is wrong, without the path: "cannot read (ENOENT)", "larger than 65536 bytes" */
   readonly reason: string
   /** the system error code when problem is 'unreadable' (ENOENT, EACCES, …) */
   readonly errno: string | undefined
   constructor(problem: FileReadProblem, path: string, reason: string, errno?: string) {
-    super(`${path}: ${reason}`)
-    this.name = 'FileReadError'
-    this.problem = problem
+    super(problem, `${path}: ${reason}`)
     this.path = path
     this.reason = reason
     this.errno = errno

@@ -1,7 +1,7 @@
 // Exit codes shared by every nec01 command, the one error type a command throws to end
 // with a one-line message instead of a stack trace, and the way commands parse arguments.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { errorText } from '../../nec01/errors.js'
+import { CodedError, errorText } from '../../nec01/errors.js'
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>
 const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const
@@ -13,11 +13,13 @@ export const EXIT_INVALID = 1
 /** bad usage or unreadable input */
 export const EXIT_USAGE = 2
 
-export class CliError extends Error {
-  readonly exitCode: number
-  constructor(message: string, exitCode: number = EXIT_USAGE) {
-    super(message)
-    this.name = 'CliError'
+/** `usage`: exits EXIT_USAGE; `invalid`: EXIT_INVALID. */
+export type CliErrorCode = 'usage' | 'invalid'
+
+export class CliError extends CodedError<CliErrorCode> {
+  readonly exitCode: typeof EXIT_USAGE | typeof EXIT_INVALID
+  constructor(message: string, exitCode: typeof EXIT_USAGE | typeof EXIT_INVALID = EXIT_USAGE) {
+    super(exitCode === EXIT_INVALID ? 'invalid' : 'usage', message)
     this.exitCode = exitCode
   }
 }

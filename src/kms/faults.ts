@@ -1,6 +1,7 @@
 // The errors the stand-in answers with, in AWS's JSON 1.1 shape: HTTP status plus
 // {"__type": <exception name>, "message": …}. KMS answers its own exceptions with 400 (500
 // for its internal failure); the SDK turns __type into the error's name.
+import { CodedError } from '../../nec01/errors.js'
 
 export type KmsFaultType =
   | 'AccessDeniedException'
@@ -20,19 +21,18 @@ export type KmsFaultType =
   | 'UnsupportedOperationException'
   | 'ValidationException'
 
-export class KmsFault extends Error {
-  readonly type: KmsFaultType
+/** `code` and `name`: the AWS exception type, as the SDK names the error it makes of it. */
+export class KmsFault extends CodedError<KmsFaultType> {
   readonly status: number
   constructor(type: KmsFaultType, message: string, status = type === 'KMSInternalException' ? 500 : 400) {
-    super(message)
+    super(type, message)
     this.name = type
-    this.type = type
     this.status = status
   }
 }
 
 export function faultBody(fault: KmsFault): string {
-  return JSON.stringify({ __type: fault.type, message: fault.message })
+  return JSON.stringify({ __type: fault.code, message: fault.message })
 }
 
 /** KMS's wording for a failed parameter constraint. */

@@ -8,6 +8,7 @@
 // ForAnyValue, Bool, NotPrincipal, …) is refused when the policy is set, never skipped when
 // it is evaluated: an ignored condition would grant what the author meant to restrict.
 // The stand-in has no IAM, so an account principal stands for every caller of that account.
+import { CodedError } from '../../nec01/errors.js'
 
 export const POLICY_VERSION = '2012-10-17'
 /** AWS's limit on a key policy document. */
@@ -40,10 +41,10 @@ export interface KeyPolicy {
 }
 
 /** A policy document the stand-in will not accept; AWS answers MalformedPolicyDocumentException. */
-export class PolicyError extends Error {
+/** A key policy the stand-in does not take: malformed, or outside the subset it evaluates. */
+export class PolicyError extends CodedError<'POLICY_MALFORMED'> {
   constructor(message: string) {
-    super(message)
-    this.name = 'PolicyError'
+    super('POLICY_MALFORMED', message)
   }
 }
 

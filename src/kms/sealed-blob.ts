@@ -10,6 +10,7 @@
 // (its ciphertext is authenticated) and by GCM under the data key only the enclave gets.
 
 import { createHash } from 'node:crypto'
+import { CodedError } from '../../nec01/errors.js'
 
 const MAGIC = Buffer.from('NEC01SK', 'latin1')
 export const SEALED_BLOB_VERSION = 1
@@ -32,10 +33,9 @@ export interface SealedBlob {
 }
 
 /** Why a blob does not parse; the caller wraps it in its own error. */
-export class BlobFormatError extends Error {
+export class BlobFormatError extends CodedError<'BLOB_MALFORMED'> {
   constructor(message: string) {
-    super(message)
-    this.name = 'BlobFormatError'
+    super('BLOB_MALFORMED', message)
   }
 }
 

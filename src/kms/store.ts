@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeTempFile } from '../files.js'
 import { parseKeyPolicy, PolicyError, type KeyPolicy } from './policy.js'
+import { CodedError } from '../../nec01/errors.js'
 
 export const STANDIN_STATE_SUBDIR = 'kms-standin'
 const KEYS_FILE = 'keys.json'
@@ -31,19 +32,16 @@ interface KeysFile {
 }
 
 /** The stand-in's state cannot be read or written; the message names the file. */
-export class StandinStateError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'StandinStateError'
-  }
-}
+export type StandinStateErrorCode = 'STATE_DAMAGED' | 'STATE_UNREADABLE' | 'STATE_UNWRITABLE' | 'NO_SUCH_KEY'
+
+export class StandinStateError extends CodedError<StandinStateErrorCode> {}
 
 export function standinDir(stateDir: string): string {
   return join(stateDir, STANDIN_STATE_SUBDIR)
 }
 
 function damaged(path: string, problem: string): StandinStateError {
-  return new StandinStateError(`${path}: ${problem}; remove the file to start with no keys (every blob sealed under them is then lost)`)
+  return new StandinStateError('STATE_DAMAGED', `${path}: ${problem}; remove the file to start with no keys (every blob sealed under them is then lost)`)
 }
 
 function checkKey(value: unknown, path: string): StoredKey {
@@ -73,7 +71,7 @@ function readKeys(path: string): StoredKey[] {
     text = readFileSync(path, 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw new StandinStateError(`${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+    throw new StandinStateError('STATE_UNREADABLE', `${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
   }
   let doc: Partial<KeysFile>
   try {
@@ -126,7 +124,7 @@ export function openKeyStore(options: KeyStoreOptions): KeyStore {
       const record: KeysFile = { format: KEYS_FORMAT, keys }
       renameSync(writeTempFile(path, `${JSON.stringify(record, null, 2)}\n`, 0o600), path)
     } catch (error) {
-      throw new StandinStateError(`${path}: cannot write (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+      throw new StandinStateError('STATE_UNWRITABLE', `${path}: cannot write (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
     }
   }
   return {
@@ -149,7 +147,7 @@ export function openKeyStore(options: KeyStoreOptions): KeyStore {
     },
     putPolicy: (keyId, policy) => {
       const key = keys.find((k) => k.keyId === keyId)
-      if (key === undefined) throw new StandinStateError(`no key ${keyId}`)
+      if (key === undefined) throw new StandinStateError('NO_SUCH_KEY', `no key ${keyId}`)
       key.policy = policyText(policy)
       save()
     },

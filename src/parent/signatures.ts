@@ -3,6 +3,7 @@
 // them. The parent serves them on the proxy port the enclave already reaches (GET
 // SIGNATURES_PATH); the service checks each against its own attestation before carrying
 // it, so a parent can withhold a signature but never make the service vouch for a false one.
+import { CodedError } from '../../nec01/errors.js'
 
 /** Where the parent's proxy answers with the signature events (a JSON array). */
 export const SIGNATURES_PATH = '/nec01/signatures'
@@ -11,11 +12,9 @@ export const MAX_SIGNATURES_BYTES = 256 * 1024
 /** Events in one list: the announcement carries at most one build, one instance and 16 releases. */
 export const MAX_SIGNATURES = 32
 
-export class SignatureListError extends Error {
-  readonly code = 'signatures/list'
+export class SignatureListError extends CodedError<'signatures/list'> {
   constructor(message: string) {
-    super(message)
-    this.name = 'SignatureListError'
+    super('signatures/list', message)
   }
 }
 

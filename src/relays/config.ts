@@ -119,7 +119,7 @@ export function loadRelayConfig(path: string): RelayConfig {
     bytes = readBoundedFile(path, MAX_CONFIG_BYTES)
   } catch (err) {
     if (!(err instanceof FileReadError)) throw err
-    throw new ConfigError(err.problem === 'too-large' ? 'config/too-large' : 'config/unreadable', path, err.problem === 'too-large' ? `${err.reason}: not a relay list` : err.reason)
+    throw new ConfigError(err.code === 'too-large' ? 'config/too-large' : 'config/unreadable', path, err.code === 'too-large' ? `${err.reason}: not a relay list` : err.reason)
   }
   return parseRelayConfig(bytes.toString('utf8'), path)
 }
