@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { startEmbeddedRelay } from '../src/embedded/relay.js'
 import { selfCheck } from './client-crypto.js'
 import { startFloor, type FloorRounds } from './floor.js'
-import { measureLibs, type LibFigures } from './libs.js'
+import { CONSTANT_TIME_ECDH, OP, measureLibs, type LibFigures } from './libs.js'
 import { TRANSPORTS, type LoadConfig, type Transport } from './load-protocol.js'
 import { fmt, mb, ms, perSec, ratio, row, type Row } from './report.js'
 import {
@@ -35,7 +35,9 @@ import {
 import { quietLogger, startSimulatedService } from './simulated.js'
 import { median } from './stats.js'
 
-/** Targets (issue 7). */
+/** Targets (issues 7 and 18). */
+export const NIP17_MAX_MS = 3.5
+export const NIP17_FLOOR_MAX = 1.3
 export const FIXED_RATE_PER_SEC = 50
 export const P99_MAX_MS = 100
 export const SATURATION_FLOOR_MIN = 0.5
@@ -338,6 +340,54 @@ function lostText(r: PhaseRecord['result']): string {
   return `lost ${r.lost}${r.refusedByRelay > 0 ? `, refused ${r.refusedByRelay}` : ''}${r.errorReplies > 0 ? `, error replies ${r.errorReplies}` : ''}`
 }
 
+/**
+ * What one NIP-17 round cannot do without, each operation at the fastest implementation
+ * measured in this run (bench/libs.ts): the wrap's and the seal's signatures checked, the
+ * seal signed and checked again (BIP-340's fault guard), the wrap signed, a fresh wrap key,
+ * one ECDH with the service's key (constant time only) and one with the wrap key (any),
+ * two NIP-44 layers opened and two sealed. The sender's conversation key is cached.
+ */
+const NIP17_OPERATIONS: { op: keyof typeof OP; count: number; constantTime?: true }[] = [
+  { op: 'verify', count: 3 },
+  { op: 'sign', count: 2 },
+  { op: 'pubkey', count: 1 },
+  { op: 'ecdh', count: 1, constantTime: true },
+  { op: 'ecdh', count: 1 },
+  { op: 'encrypt', count: 2 },
+  { op: 'decrypt', count: 2 },
+]
+
+function nip17FloorMs(libs: LibFigures): { ms: number; parts: string[] } {
+  let us = 0
+  const parts: string[] = []
+  for (const { op, count, constantTime } of NIP17_OPERATIONS) {
+    const impls = Object.entries(libs.us[OP[op]] ?? {}).filter(([impl]) => constantTime !== true || (CONSTANT_TIME_ECDH as readonly string[]).includes(impl))
+    const [impl, fastest] = impls.reduce((a, b) => (b[1] < a[1] ? b : a))
+    us += count * fastest
+    parts.push(`${count}× ${op}${constantTime === true ? ' (constant time)' : ''} ${fmt(fastest, 0)} µs (${impl})`)
+  }
+  return { ms: us / 1000, parts }
+}
+
+function nip17Rows(d: ServiceDetails, section: string): Row[] {
+  const floor = nip17FloorMs(d.libs)
+  const ours = d.floor.ms.nip17
+  return [
+    row({ id: 'service.floor.nip17.operations', section, figure: 'nip17: operation count × the fastest primitive of this run', value: ms(floor.ms), raw: floor.ms, unit: 'ms', comparison: floor.parts.join(', ') }),
+    row({
+      id: 'service.floor.nip17.target',
+      section,
+      figure: 'nip17: one ping in process, against that floor',
+      value: ms(ours),
+      raw: ours,
+      unit: 'ms',
+      comparison: `ours / floor = ${ratio(ours / floor.ms)}`,
+      target: `≤ ${NIP17_MAX_MS} ms, ≤ ${NIP17_FLOOR_MAX}× floor`,
+      pass: ours <= NIP17_MAX_MS && ours / floor.ms <= NIP17_FLOOR_MAX,
+    }),
+  ]
+}
+
 function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
   const rows: Row[] = []
   const floorSection = `service: per-request floor, in process, no relay (${d.floor.rounds} rounds over the run)`
@@ -346,6 +396,7 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
       row({ id: `service.floor.${t}`, section: floorSection, figure: `${t}: one ping, request in → reply handed to the relay`, value: ms(d.floor.ms[t]), raw: d.floor.ms[t], unit: 'ms', comparison: `= ${perSec(d.floor.perSec[t])} on one core` }),
     )
   }
+  rows.push(...nip17Rows(d, floorSection))
   const fixedSection = `service: ${FIXED_RATE_PER_SEC} requests/s offered, open loop, ${scale.fixedSenders} senders, default limits`
   for (const p of d.fixed) {
     const r = p.result

@@ -4,11 +4,10 @@
 // process can log, return or publish it.
 import { randomInt } from 'node:crypto'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
-import * as nip44 from 'nostr-tools/nip44'
 import { npubEncode } from 'nostr-tools/nip19'
 import { validateEvent, type EventTemplate } from 'nostr-tools/pure'
 import type { NostrEvent, Rumor } from '../../nec01/types.js'
-import { eventHash, keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, oneTimeKey, publicKeyHex, signEvent, verifyEvent } from '../crypto.js'
+import { eventHash, keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, nip44Decrypt, nip44Encrypt, oneTimeKey, publicKeyHex, signEvent, verifyEvent } from '../crypto.js'
 
 export type { Rumor }
 
@@ -104,10 +103,10 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
     if (wrap.kind !== KIND_GIFT_WRAP) throw new Error(`unexpected wrap kind ${wrap.kind}, expected ${KIND_GIFT_WRAP}`)
     if (!verifyEvent(wrap)) throw new Error('gift wrap signature is invalid')
     // The wrap's key is used once, so this ECDH is never worth caching.
-    const seal = parseObject(nip44.v2.decrypt(wrap.content, nip44ConversationKey(ecdh.sharedX(wrap.pubkey))), 'seal')
+    const seal = parseObject(nip44Decrypt(nip44ConversationKey(ecdh.sharedX(wrap.pubkey)), wrap.content), 'seal')
     if (seal.kind !== KIND_SEAL) throw new Error(`unexpected seal kind ${String(seal.kind)}, expected ${KIND_SEAL}`)
     if (!verifyEvent(seal)) throw new Error('seal signature is invalid')
-    const rumor = parseObject(nip44.v2.decrypt(seal.content, peerKeys(seal.pubkey).nip44), 'rumor')
+    const rumor = parseObject(nip44Decrypt(peerKeys(seal.pubkey).nip44, seal.content), 'rumor')
     if (rumor.pubkey !== seal.pubkey) throw new Error('rumor pubkey does not match seal pubkey')
     if (!isRumor(rumor)) throw new Error('rumor is not an unsigned event with an id')
     return rumor
@@ -116,14 +115,14 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
   function giftWrap(input: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor } {
     const unsigned = { pubkey, created_at: input.created_at, kind: input.kind, tags: input.tags, content: input.content }
     const rumor: Rumor = { ...unsigned, id: eventHash(unsigned) }
-    const seal = sign({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), peerKeys(recipient).nip44) })
+    const seal = sign({ kind: KIND_SEAL, created_at: randomPast(), tags: [], content: nip44Encrypt(peerKeys(recipient).nip44, JSON.stringify(rumor)) })
     const oneTime = oneTimeKey()
     const wrap = signEvent(
       {
         kind: KIND_GIFT_WRAP,
         created_at: randomPast(),
         tags: [['p', recipient]],
-        content: nip44.v2.encrypt(JSON.stringify(seal), nip44ConversationKey(oneTime.agreement.sharedX(recipient))),
+        content: nip44Encrypt(nip44ConversationKey(oneTime.agreement.sharedX(recipient)), JSON.stringify(seal)),
       },
       oneTime,
     )
@@ -137,8 +136,8 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
     sign,
     nip04Encrypt: (peer, text) => nip04Encrypt(peerKeys(peer).nip04, text),
     nip04Decrypt: (peer, ciphertext) => nip04Decrypt(peerKeys(peer).nip04, ciphertext),
-    nip44Encrypt: (peer, text) => nip44.v2.encrypt(text, peerKeys(peer).nip44),
-    nip44Decrypt: (peer, payload) => nip44.v2.decrypt(payload, peerKeys(peer).nip44),
+    nip44Encrypt: (peer, text) => nip44Encrypt(peerKeys(peer).nip44, text),
+    nip44Decrypt: (peer, payload) => nip44Decrypt(peerKeys(peer).nip44, payload),
     unwrap,
     giftWrap,
     // Keep the key out of any accidental serialisation or inspection of this object.
