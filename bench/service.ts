@@ -155,7 +155,7 @@ export interface ServiceDetails {
   rest: { defaultLimitsMb: number; raisedLimitsMb: number }
   fixed: PhaseRecord[]
   saturation: PhaseRecord[]
-  bulk: (PhaseRecord & { rssAtProgress: Array<[number, number]>; endMb: number; dedupEntries: number | null }) | null
+  bulk: (PhaseRecord & { rssAtProgress: Array<[number, number]>; endMb: number; dedupEntries: number | null; relayRssAtProgress: Array<[number, number]>; relayEndMb: number }) | null
   serviceErrors: string[]
   /** starts after which the service never answered (the inbox subscription was lost) */
   deafStarts: number
@@ -315,7 +315,7 @@ export async function runServiceBench(opts: ServiceBenchOptions): Promise<{ rows
     const p = await phase(b, 'bulk', loadConfig(b, relay.url, cheapest, bulkMode, scale.bulkSenders, scale, Math.max(1, Math.floor(bulkCount / PROGRESS_SAMPLES))), scale.bulkMaxSec, log)
     await sleep(scale.restSettleMs)
     const health = await healthCounters(b.healthUrl)
-    bulk = { ...p, rssAtProgress: p.run.rssAtProgress, endMb: rssMb(b.pid), dedupEntries: health.dedup_entries ?? null }
+    bulk = { ...p, rssAtProgress: p.run.rssAtProgress, endMb: rssMb(b.pid), dedupEntries: health.dedup_entries ?? null, relayRssAtProgress: p.run.relayRssAtProgress, relayEndMb: rssMb(process.pid) }
     serviceErrors.push(...errorLines(b.logFile))
     await b.stop()
   } finally {
@@ -384,6 +384,40 @@ function nip17Rows(d: ServiceDetails, section: string): Row[] {
       comparison: `ours / floor = ${ratio(ours / floor.ms)}`,
       target: `≤ ${NIP17_MAX_MS} ms, ≤ ${NIP17_FLOOR_MAX}× floor`,
       pass: ours <= NIP17_MAX_MS && ours / floor.ms <= NIP17_FLOOR_MAX,
+    }),
+  ]
+}
+
+/**
+ * GC makes single samples jump by tens of MB, so halves are compared by their medians; the
+ * first sample (JIT, caches filling) belongs to the warm-up.
+ */
+function flatness(points: Array<[number, number]>): { settled: Array<[number, number]>; firstHalf: number; secondHalf: number; growth: number } {
+  const settled = points.slice(1)
+  const mid = Math.floor(settled.length / 2)
+  const firstHalf = median(settled.slice(0, mid).map((x) => x[1]))
+  const secondHalf = median(settled.slice(mid).map((x) => x[1]))
+  return { settled, firstHalf, secondHalf, growth: secondHalf / firstHalf }
+}
+
+const byAnswered = (points: Array<[number, number]>): string => points.map(([n, v]) => `${n >= 1000 ? `${Math.round(n / 1000)}k` : n} ${fmt(v, 0)}`).join(', ')
+
+/** The embedded relay runs in this process: its RSS is this process's, orchestration included. */
+function relayRssRows(points: Array<[number, number]>, endMb: number, count: number): Row[] {
+  const section = 'embedded relay: resident memory (VmRSS of the bench process, which runs it)'
+  const { settled, firstHalf, secondHalf, growth } = flatness(points)
+  return [
+    row({ id: 'relay.rss.after', section, figure: `after the ${count} requests`, value: mb(endMb), raw: endMb, unit: 'MB', comparison: `RSS by answered: ${byAnswered(points)}` }),
+    row({
+      id: 'relay.rss.flat',
+      section,
+      figure: 'flat after warm-up: median RSS, second half / first half',
+      value: ratio(growth),
+      raw: growth,
+      unit: '×',
+      comparison: settled.length < 2 ? 'too few progress samples' : `${mb(firstHalf)} → ${mb(secondHalf)}; highest sample ${mb(Math.max(...points.map((x) => x[1])))}`,
+      target: `≤ ${RSS_FLAT_MAX}×`,
+      pass: settled.length >= 2 && growth <= RSS_FLAT_MAX,
     }),
   ]
 }
@@ -515,13 +549,7 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
   if (b !== null) {
     const r = b.result
     const points = b.rssAtProgress
-    // GC makes single samples jump by tens of MB, so halves are compared by their medians;
-    // the first sample (JIT, caches filling) belongs to the warm-up.
-    const settled = points.slice(1)
-    const mid = Math.floor(settled.length / 2)
-    const firstHalf = median(settled.slice(0, mid).map((x) => x[1]))
-    const secondHalf = median(settled.slice(mid).map((x) => x[1]))
-    const growth = secondHalf / firstHalf
+    const { settled, firstHalf, secondHalf, growth } = flatness(points)
     rows.push(
       row({
         id: 'service.bulk',
@@ -541,7 +569,7 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
         value: mb(b.endMb),
         raw: b.endMb,
         unit: 'MB',
-        comparison: `dedup entries ${b.dedupEntries ?? '?'}; RSS by answered: ${points.map(([n, v]) => `${n >= 1000 ? `${Math.round(n / 1000)}k` : n} ${fmt(v, 0)}`).join(', ')}`,
+        comparison: `dedup entries ${b.dedupEntries ?? '?'}; RSS by answered: ${byAnswered(points)}`,
         target: `< ${RSS_MAX_MB} MB`,
         pass: b.endMb < RSS_MAX_MB,
       }),
@@ -557,6 +585,7 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
         pass: settled.length >= 2 && growth <= RSS_FLAT_MAX,
       }),
     )
+    rows.push(...relayRssRows(b.relayRssAtProgress, b.relayEndMb, scale.bulkCount))
   }
   if (d.serviceErrors.length > 0) {
     rows.push(row({ id: 'service.errors', section: 'service: every phase', figure: 'error lines in the service logs', value: String(d.serviceErrors.length), raw: d.serviceErrors.length, unit: 'lines', comparison: d.serviceErrors[0]!.slice(0, 200) }))
