@@ -33,7 +33,7 @@ import {
   type RunningService,
 } from './service-process.js'
 import { quietLogger, startSimulatedService } from './simulated.js'
-import { median } from './stats.js'
+import { median, medianRatio } from './stats.js'
 
 /** Targets (issues 7 and 18). */
 export const NIP17_MAX_MS = 3.5
@@ -125,6 +125,8 @@ export interface FloorFigures {
   rounds: number
   /** the rounds right before and after each saturation phase, as requests/s */
   aroundSaturation: Record<Transport, number>
+  /** NIP-17 requests interleaved with their cryptography alone (bench/floor.ts) */
+  nip17Operations: { nip17Ms: number; operationsMs: number; overOperations: number; rounds: number }
 }
 
 /** CPU seconds spent during a phase (warm-up, measured part and drain) */
@@ -264,6 +266,9 @@ export async function runServiceBench(opts: ServiceBenchOptions): Promise<{ rows
   }
   await measureFloor(TRANSPORTS, false)
   log(`  ${TRANSPORTS.map((t) => `${t} ${fmt(median(floorRounds[t]))} ms`).join(', ')}`)
+  const pair = await floor.measureNip17Operations()
+  const nip17Operations = { nip17Ms: median(pair.nip17), operationsMs: median(pair.operations), overOperations: medianRatio(pair.nip17, pair.operations), rounds: pair.nip17.length }
+  log(`  nip17 ${fmt(nip17Operations.nip17Ms)} ms against its operations alone ${fmt(nip17Operations.operationsMs)} ms`)
 
   const dir = mkdtempSync(join(tmpdir(), 'nec01-bench-svc-'))
   const relay = await startEmbeddedRelay({ host: '127.0.0.1', port: 0, logger: quietLogger })
@@ -331,6 +336,7 @@ export async function runServiceBench(opts: ServiceBenchOptions): Promise<{ rows
     perSec: Object.fromEntries(TRANSPORTS.map((t) => [t, perSecOf(floorRounds[t])])) as Record<Transport, number>,
     rounds: floorRounds.rpc.length,
     aroundSaturation: Object.fromEntries(TRANSPORTS.map((t) => [t, perSecOf(aroundRounds[t])])) as Record<Transport, number>,
+    nip17Operations,
   }
   const details: ServiceDetails = { libs: libs.figures, floor: floorFigures, rest, fixed, saturation, bulk, serviceErrors: serviceErrors.slice(0, 20), deafStarts }
   return { rows: [...libs.rows, ...serviceRows(details, { ...scale, bulkCount })], details }
@@ -341,11 +347,9 @@ function lostText(r: PhaseRecord['result']): string {
 }
 
 /**
- * What one NIP-17 round cannot do without, each operation at the fastest implementation
- * measured in this run (bench/libs.ts): the wrap's and the seal's signatures checked, the
- * seal signed and checked again (BIP-340's fault guard), the wrap signed, a fresh wrap key,
- * one ECDH with the service's key (constant time only) and one with the wrap key (any),
- * two NIP-44 layers opened and two sealed. The sender's conversation key is cached.
+ * The same operations, priced from the libraries' medians (bench/libs.ts): the fastest
+ * implementation of each, the service's long-term ECDH among the constant-time ones only.
+ * For scale: those medians are taken minutes earlier, on 200-byte events.
  */
 const NIP17_OPERATIONS: { op: keyof typeof OP; count: number; constantTime?: true }[] = [
   { op: 'verify', count: 3 },
@@ -357,7 +361,7 @@ const NIP17_OPERATIONS: { op: keyof typeof OP; count: number; constantTime?: tru
   { op: 'decrypt', count: 2 },
 ]
 
-function nip17FloorMs(libs: LibFigures): { ms: number; parts: string[] } {
+function nip17PricedMs(libs: LibFigures): { ms: number; parts: string[] } {
   let us = 0
   const parts: string[] = []
   for (const { op, count, constantTime } of NIP17_OPERATIONS) {
@@ -370,20 +374,21 @@ function nip17FloorMs(libs: LibFigures): { ms: number; parts: string[] } {
 }
 
 function nip17Rows(d: ServiceDetails, section: string): Row[] {
-  const floor = nip17FloorMs(d.libs)
-  const ours = d.floor.ms.nip17
+  const priced = nip17PricedMs(d.libs)
+  const pair = d.floor.nip17Operations
   return [
-    row({ id: 'service.floor.nip17.operations', section, figure: 'nip17: operation count × the fastest primitive of this run', value: ms(floor.ms), raw: floor.ms, unit: 'ms', comparison: floor.parts.join(', ') }),
+    row({ id: 'service.floor.nip17.priced', section, figure: 'nip17 operations, priced from the libraries above', value: ms(priced.ms), raw: priced.ms, unit: 'ms', comparison: priced.parts.join(', ') }),
+    row({ id: 'service.floor.nip17.operations', section, figure: `nip17 operations alone, interleaved with the requests below (${pair.rounds} rounds)`, value: ms(pair.operationsMs), raw: pair.operationsMs, unit: 'ms', comparison: 'the same operations on the service\'s primitives, on real-size events (bench/floor.ts)' }),
     row({
       id: 'service.floor.nip17.target',
       section,
-      figure: 'nip17: one ping in process, against that floor',
-      value: ms(ours),
-      raw: ours,
+      figure: 'nip17: one ping in process, against its operations alone',
+      value: ms(pair.nip17Ms),
+      raw: pair.nip17Ms,
       unit: 'ms',
-      comparison: `ours / floor = ${ratio(ours / floor.ms)}`,
+      comparison: `= ${perSec(1000 / pair.nip17Ms)} on one core; ours / operations = ${ratio(pair.overOperations)}`,
       target: `≤ ${NIP17_MAX_MS} ms, ≤ ${NIP17_FLOOR_MAX}× floor`,
-      pass: ours <= NIP17_MAX_MS && ours / floor.ms <= NIP17_FLOOR_MAX,
+      pass: pair.nip17Ms <= NIP17_MAX_MS && pair.overOperations <= NIP17_FLOOR_MAX,
     }),
   ]
 }
