@@ -1,7 +1,7 @@
 // The load generator's side of the three transports: the same wire format as `nec01 dm`,
 // `nec01 dm --nip04` and `nec01 attest` (NIP-17 gift wrap, NIP-04, NIP-44 RPC), built on the
-// service's own primitives (src/crypto.ts: Schnorr through tiny-secp256k1, ids and ECDH
-// through node:crypto), the fastest measured (bench/libs.ts), with each sender's public key
+// service's own primitives (src/crypto.ts: Schnorr through tiny-secp256k1, ids, ECDH and
+// NIP-44 through node:crypto), the fastest measured (bench/libs.ts), with each sender's public key
 // and shared secrets computed once, so the client steals as little of the two cores from the
 // service as possible. selfCheck() proves each builder against nostr-tools' own
 // implementation before any figure is taken.
@@ -13,7 +13,7 @@ import type { NostrEvent } from '../nec01/types.js'
 import { RPC_KIND } from '../nec01/rpc.js'
 import { GIFT_WRAP_BACKDATE_SEC } from '../nec01/windows.js'
 import type { Rumor } from '../nec01/types.js'
-import { keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, oneTimeKey, publicKeyHex, signEvent, verifyEvent, type SigningKey } from '../src/crypto.js'
+import { keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, nip44Decrypt, nip44Encrypt, oneTimeKey, publicKeyHex, signEvent, verifyEvent, type SigningKey } from '../src/crypto.js'
 
 export { RPC_KIND }
 
@@ -45,7 +45,7 @@ export function clientKey(service: string): ClientKey {
 
 export function rpcRequest(key: ClientKey, service: string, id: string, method = 'ping'): NostrEvent {
   const body = JSON.stringify({ id, method, params: {} })
-  return signEvent({ kind: RPC_KIND, created_at: nowSec(), content: nip44.v2.encrypt(body, key.nip44), tags: [['p', service]] }, key)
+  return signEvent({ kind: RPC_KIND, created_at: nowSec(), content: nip44Encrypt(key.nip44, body), tags: [['p', service]] }, key)
 }
 
 export function nip04Request(key: ClientKey, service: string, text = 'ping'): NostrEvent {
@@ -66,24 +66,24 @@ export function nip17Request(key: ClientKey, service: string, text = 'ping'): { 
   const tags = [['p', service], [BENCH_TAG, String(rumorCounter++)]]
   const rumor: Omit<Rumor, 'id'> & { id?: string } = { pubkey: key.pubkey, created_at: nowSec(), kind: kinds.PrivateDirectMessage, tags, content: text }
   rumor.id = getEventHash(rumor as NostrEvent)
-  const seal = signEvent({ kind: kinds.Seal, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), key.nip44) }, key)
+  const seal = signEvent({ kind: kinds.Seal, created_at: randomPast(), tags: [], content: nip44Encrypt(key.nip44, JSON.stringify(rumor)) }, key)
   const oneTime = oneTimeKey()
   const wrapKey = nip44ConversationKey(oneTime.agreement.sharedX(service))
-  const wrap = signEvent({ kind: kinds.GiftWrap, created_at: randomPast(), tags: [['p', service]], content: nip44.v2.encrypt(JSON.stringify(seal), wrapKey) }, oneTime)
+  const wrap = signEvent({ kind: kinds.GiftWrap, created_at: randomPast(), tags: [['p', service]], content: nip44Encrypt(wrapKey, JSON.stringify(seal)) }, oneTime)
   return { wrap, rumorId: rumor.id }
 }
 
 /** Opens a reply wrap addressed to `key`: checks the seal's signature and that it came from `service`. */
 export function unwrapReply(key: ClientKey, wrap: NostrEvent, service: string): Rumor {
-  const seal = JSON.parse(nip44.v2.decrypt(wrap.content, conversationKey(key.secret, wrap.pubkey))) as NostrEvent
+  const seal = JSON.parse(nip44Decrypt(conversationKey(key.secret, wrap.pubkey), wrap.content)) as NostrEvent
   if (seal.kind !== kinds.Seal || seal.pubkey !== service || !verifyEvent(seal)) throw new Error('seal is not from the service or its signature is invalid')
-  const rumor = JSON.parse(nip44.v2.decrypt(seal.content, key.nip44)) as Rumor
+  const rumor = JSON.parse(nip44Decrypt(key.nip44, seal.content)) as Rumor
   if (rumor.pubkey !== seal.pubkey) throw new Error('rumor pubkey is not the seal signer')
   return rumor
 }
 
 export function replyText(key: ClientKey, event: NostrEvent): string {
-  return event.kind === kinds.EncryptedDirectMessage ? nip04Decrypt(key.nip04, event.content) : nip44.v2.decrypt(event.content, key.nip44)
+  return event.kind === kinds.EncryptedDirectMessage ? nip04Decrypt(key.nip04, event.content) : nip44Decrypt(key.nip44, event.content)
 }
 
 /**

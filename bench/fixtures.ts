@@ -10,6 +10,8 @@ export const FIXTURES_DIR = resolve(process.env.NEC01_FIXTURES ?? join(process.c
 export const NOAUTH_DOC = 'noauth-enclaved-README-ca61c6e-attestation.b64'
 /** Its validity window (fixtures README): 2025-04-01T13:16:05Z .. 16:16:08Z. */
 const NOAUTH_WINDOW: [string, string] = ['2025-04-01T13:16:05Z', '2025-04-01T16:16:08Z']
+/** What a fresh process verifies first, untimed, before the headline document (bench/fresh.ts). */
+export const FRESH_WARMUP_DOC = 'marlin-2024-12-13-nondebug'
 /** The two documents that share one leaf certificate: a new document on a known chain. */
 export const SHARED_LEAF_PAIR = ['marlin-2024-08-07a-nondebug', 'marlin-2024-08-07b-nondebug'] as const
 

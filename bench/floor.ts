@@ -10,7 +10,10 @@ import type { NostrEvent } from '../nec01/types.js'
 import { runCommand, type CommandDeps } from '../src/service/commands.js'
 import { createVarsStore } from '../src/service/vars.js'
 import { startInbox, type InboxSource } from '../src/service/inbox.js'
+import { randomBytes } from 'node:crypto'
+import * as kinds from 'nostr-tools/kinds'
 import { UNLIMITED_BUDGETS } from '../src/service/limits.js'
+import { keyAgreement, nip44ConversationKey, nip44Decrypt, nip44Encrypt, oneTimeKey, publicKeyHex, signEvent, verifyEvent } from '../src/crypto.js'
 import { clientKey, nip04Request, nip17Request, rpcRequest, type ClientKey } from './client-crypto.js'
 import type { Transport } from './load-protocol.js'
 import { SINK_URL, quietLogger, type SimulatedService } from './simulated.js'
@@ -24,6 +27,8 @@ const UNLIMITED = { ratePerSec: 1e9, burst: 100_000 }
 const BATCH = 15
 const QUICK_BATCH = 5
 const ROUNDS: RoundsOptions = { rounds: 5, minRounds: 3, warmupBatches: 1, maxMs: 10_000 }
+/** the NIP-17 pair: more rounds, since the ratio of the two is a target */
+const OPERATION_ROUNDS: RoundsOptions = { rounds: 15, minRounds: 7, warmupBatches: 1, maxMs: 20_000 }
 const QUICK_ROUNDS: RoundsOptions = { rounds: 3, minRounds: 2, warmupBatches: 1, maxMs: 3000 }
 
 /** Per-request milliseconds, one value per round, by transport. */
@@ -32,7 +37,51 @@ export type FloorRounds = Partial<Record<Transport, number[]>>
 export interface Floor {
   /** rounds of the given transports, interleaved; bounded by rounds and time */
   measure(transports: readonly Transport[]): Promise<FloorRounds>
+  /** NIP-17 requests interleaved with its operations alone (nip17Operations) */
+  measureNip17Operations(): Promise<{ nip17: number[]; operations: number[] }>
   close(): void
+}
+
+/** A reply rumor with its tee_root is about this size; the seal around it, encrypted, about 10 KB. */
+const REPLY_RUMOR_BYTES = 7 * 1024
+
+/**
+ * One NIP-17 round's cryptography and nothing else, on the service's primitives (the fastest
+ * measured for each operation, bench/libs.ts), on data of the real sizes: the request's wrap
+ * and seal checked, one ECDH with a long-term key (OpenSSL, constant time) and two layers
+ * opened; the reply's seal signed and checked again, a fresh wrap key and its ECDH
+ * (libsecp256k1), two layers sealed, the wrap signed. No parsing, dedup, command or
+ * publishing: what the per-request figure costs above this is the service's own.
+ */
+function nip17Operations(batch: number): Contender {
+  const secret = new Uint8Array(randomBytes(32))
+  const own = { secret, pubkey: publicKeyHex(secret) }
+  const agreement = keyAgreement(secret)
+  const sender = clientKey(own.pubkey)
+  const rumor = JSON.stringify({ content: 'r'.repeat(REPLY_RUMOR_BYTES) })
+  let wraps: string[] = []
+  const check = (ok: boolean): void => {
+    if (!ok) throw new Error('floor: NIP-17 operations failed')
+  }
+  return {
+    batch,
+    prepare: (n) => {
+      wraps = Array.from({ length: n }, () => JSON.stringify(nip17Request(sender, own.pubkey).wrap))
+    },
+    op: (i) => {
+      const wrap = JSON.parse(wraps[i]!) as NostrEvent
+      check(verifyEvent(wrap))
+      const seal = JSON.parse(nip44Decrypt(nip44ConversationKey(agreement.sharedX(wrap.pubkey)), wrap.content)) as NostrEvent
+      check(verifyEvent(seal))
+      // the sender's conversation key is cached by the service, as sender.nip44 is here
+      nip44Decrypt(sender.nip44, seal.content)
+      const reply = signEvent({ kind: kinds.Seal, created_at: 0, tags: [], content: nip44Encrypt(sender.nip44, rumor) }, own)
+      check(verifyEvent(reply))
+      const once = oneTimeKey()
+      const wrapKey = nip44ConversationKey(once.agreement.sharedX(sender.pubkey))
+      signEvent({ kind: kinds.GiftWrap, created_at: 0, tags: [['p', sender.pubkey]], content: nip44Encrypt(wrapKey, JSON.stringify(reply)) }, once)
+    },
+  }
 }
 
 export function buildRequest(transport: Transport, key: ClientKey, service: string): NostrEvent {
@@ -94,6 +143,10 @@ export async function startFloor(sim: SimulatedService, opts: { quick: boolean }
     async measure(transports) {
       const contenders = Object.fromEntries(transports.map((t) => [t, contender(t, batch)])) as Record<Transport, Contender>
       return compareInRounds(contenders, rounds)
+    },
+    async measureNip17Operations() {
+      const t = await compareInRounds({ nip17: contender('nip17', batch), operations: nip17Operations(batch) }, opts.quick ? QUICK_ROUNDS : OPERATION_ROUNDS)
+      return { nip17: t.nip17, operations: t.operations }
     },
     close() {
       sim.onPublish(null)

@@ -21,6 +21,7 @@ import type { NostrEvent } from '../nec01/types.js'
 import { RPC_KIND } from '../nec01/kinds.js'
 import { initNostrWasm } from 'nostr-wasm'
 import { conversationKey } from './client-crypto.js'
+import { nip44Decrypt, nip44Encrypt } from '../src/crypto.js'
 import { fmt, ratio, row, type Row } from './report.js'
 import { compareInRounds, median, medianRatio, type Contender } from './stats.js'
 
@@ -37,6 +38,25 @@ const IMPL_LABEL: Record<Impl, string> = {
   node: 'node:crypto',
   nodeKeyed: 'node:crypto, own key loaded once',
 }
+
+/** The operations, by id: the NIP-17 floor (bench/service.ts) counts them. */
+export const OP = {
+  verify: 'Schnorr verify (event id + signature)',
+  sign: 'Schnorr sign (finalizeEvent: pubkey, id, signature)',
+  ecdh: 'ECDH → NIP-44 conversation key',
+  pubkey: 'public key from secret (one-time wrap keys)',
+  encrypt: 'NIP-44 v2 encrypt, a 7 KB rumor',
+  decrypt: 'NIP-44 v2 decrypt, a 1 KB request layer',
+} as const
+/**
+ * ECDH implementations whose time does not depend on the scalar: the only ones fit for the
+ * service's long-term key. tiny-secp256k1's (libsecp256k1's public-key tweak, in the release
+ * it bundles) is not, and serves one-time keys only (src/crypto.ts).
+ */
+export const CONSTANT_TIME_ECDH: readonly Impl[] = ['current', 'noble', 'node', 'nodeKeyed']
+/** A reply rumor with its tee_root, and a request's seal, as the NIP-17 path handles them. */
+const RUMOR_BYTES = 7 * 1024
+const REQUEST_LAYER_BYTES = 1024
 
 export interface LibFigures {
   versions: Record<string, string>
@@ -96,6 +116,13 @@ function tinyFinalize(t: pure.EventTemplate, sk: Uint8Array): NostrEvent {
   return { ...event, id, sig: Buffer.from(tiny.signSchnorr(Buffer.from(id, 'hex'), sk, randomBytes(32))).toString('hex') }
 }
 
+/** libsecp256k1's public-key tweak: variable time in the bundled release (see CONSTANT_TIME_ECDH) */
+function tinyConversationKey(sk: Uint8Array, peer: string): Uint8Array {
+  const shared = tiny.pointMultiply(Buffer.from(`02${peer}`, 'hex'), sk, true)
+  if (shared === null) throw new Error('libs: point at infinity')
+  return new Uint8Array(createHmac('sha256', NIP44_SALT).update(shared.subarray(1)).digest())
+}
+
 function nodePublicKey(sk: Uint8Array): string {
   const ecdh = createECDH('secp256k1')
   ecdh.setPrivateKey(sk)
@@ -117,7 +144,9 @@ function crossCheck(sk: Uint8Array, peer: string, template: pure.EventTemplate):
     if (tinyVerify({ ...copy(), content: `${e.content}!` })) throw new Error('libs: tiny-secp256k1 accepts a tampered event')
   }
   const reference = bytesToHex(nip44.v2.utils.getConversationKey(sk, peer))
-  if (bytesToHex(nobleConversationKey(sk, peer)) !== reference || bytesToHex(conversationKey(sk, peer)) !== reference) throw new Error('libs: conversation keys differ')
+  if (bytesToHex(nobleConversationKey(sk, peer)) !== reference || bytesToHex(conversationKey(sk, peer)) !== reference || bytesToHex(tinyConversationKey(sk, peer)) !== reference) {
+    throw new Error('libs: conversation keys differ')
+  }
 }
 
 export async function measureLibs(opts: { quick: boolean }): Promise<{ rows: Row[]; figures: LibFigures }> {
@@ -152,32 +181,45 @@ export async function measureLibs(opts: { quick: boolean }): Promise<{ rows: Row
   }
   const each = (op: (i: number) => unknown): Contender => ({ batch, op })
 
+  const nip44Key = nip44.v2.utils.getConversationKey(sk, peers[0]!)
+  const rumor = 'r'.repeat(RUMOR_BYTES)
+  const layer = nip44.v2.encrypt('q'.repeat(REQUEST_LAYER_BYTES), nip44Key)
+  if (nip44Decrypt(nip44Key, nip44.v2.encrypt(rumor, nip44Key)) !== rumor || nip44.v2.decrypt(nip44Encrypt(nip44Key, rumor), nip44Key) !== rumor) throw new Error('libs: NIP-44 implementations disagree')
   const groups: Record<string, Partial<Record<Impl, Contender>>> = {
-    'Schnorr verify (event id + signature)': {
+    [OP.verify]: {
       current: verifier((e) => pure.verifyEvent(e)),
       noble: verifier(nobleVerify),
       wasm: verifier((e) => wasm.verifyEvent(e)),
       tiny: verifier(tinyVerify),
     },
-    'Schnorr sign (finalizeEvent: pubkey, id, signature)': {
+    [OP.sign]: {
       current: each(() => pure.finalizeEvent({ ...template }, sk)),
       noble: each(() => nobleFinalize(template, sk)),
       wasm: each(() => wasm.finalizeEvent({ ...template }, sk)),
       tiny: each(() => tinyFinalize(template, sk)),
     },
-    'ECDH → NIP-44 conversation key': {
+    [OP.ecdh]: {
       current: each((i) => nip44.v2.utils.getConversationKey(sk, peers[i % PEERS]!)),
+      tiny: each((i) => tinyConversationKey(sk, peers[i % PEERS]!)),
       noble: each((i) => nobleConversationKey(sk, peers[i % PEERS]!)),
       node: each((i) => conversationKey(sk, peers[i % PEERS]!)),
       // the service's key never changes: setPrivateKey (itself a point multiplication) once
       nodeKeyed: each((i) => keyedConversationKey(peers[i % PEERS]!)),
     },
-    'public key from secret (one-time wrap keys)': {
+    [OP.pubkey]: {
       current: each(() => pure.getPublicKey(sk)),
       noble: each(() => schnorr.getPublicKey(sk)),
       wasm: each(() => wasm.getPublicKey(sk)),
       tiny: each(() => tiny.xOnlyPointFromScalar(sk)),
       node: each(() => nodePublicKey(sk)),
+    },
+    [OP.encrypt]: {
+      current: each(() => nip44.v2.encrypt(rumor, nip44Key)),
+      node: each(() => nip44Encrypt(nip44Key, rumor)),
+    },
+    [OP.decrypt]: {
+      current: each(() => nip44.v2.decrypt(layer, nip44Key)),
+      node: each(() => nip44Decrypt(nip44Key, layer)),
     },
   }
 
@@ -202,7 +244,7 @@ export async function measureLibs(opts: { quick: boolean }): Promise<{ rows: Row
         value: `${fmt(us.current!, 1)} µs`,
         raw: us.current!,
         unit: 'µs',
-        comparison: `value: ${IMPL_LABEL.current} (noble, what nec01/ uses in browsers); ${others.map((i) => `${IMPL_LABEL[i]} ${fmt(us[i]!, 1)} µs (${ratio(speedup[i]!)})`).join(', ')}`,
+        comparison: `value: ${IMPL_LABEL.current} (noble; nostr-tools' nip44 for NIP-44); ${others.map((i) => `${IMPL_LABEL[i]} ${fmt(us[i]!, 1)} µs (${ratio(speedup[i]!)})`).join(', ')}`,
       }),
     )
   }

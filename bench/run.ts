@@ -60,7 +60,7 @@ async function main(): Promise<number> {
   if (parts.includes('verifier')) {
     const v = await runVerifierBench({ quick, log })
     rows.push(...v.rows)
-    details.verifier = { docs: v.docs, sharedLeaf: v.sharedLeaf, memo: v.memo }
+    details.verifier = { docs: v.docs, sharedLeaf: v.sharedLeaf, memo: v.memo, fresh: v.fresh }
   }
   if (parts.includes('service')) {
     const s = await runServiceBench({ quick, log, ...(bulk === undefined ? {} : { bulkCount: bulk }) })

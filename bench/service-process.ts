@@ -155,6 +155,8 @@ export interface LoadRun {
   rssSamples: number[]
   /** service RSS at each progress message: [answered, MiB] */
   rssAtProgress: Array<[number, number]>
+  /** this process's RSS at the same moments: the embedded relay's, with the orchestration */
+  relayRssAtProgress: Array<[number, number]>
 }
 
 /** Forks a load client and samples the service's RSS until it reports; bounded by `timeoutMs`. */
@@ -162,6 +164,7 @@ export function runLoad(config: LoadConfig, servicePid: number, sampleMs: number
   const child = fork(LOAD_CLIENT, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const rssSamples: number[] = []
   const rssAtProgress: Array<[number, number]> = []
+  const relayRssAtProgress: Array<[number, number]> = []
   return new Promise<LoadRun>((resolve, reject) => {
     // A service that dies mid-phase ends the phase with that error, not the bench.
     const sample = (): number | null => {
@@ -183,7 +186,7 @@ export function runLoad(config: LoadConfig, servicePid: number, sampleMs: number
       clearInterval(sampler)
       clearTimeout(timer)
       if (err !== null || result === undefined) reject(err ?? new Error('load client sent no result'))
-      else resolve({ result, rssSamples, rssAtProgress })
+      else resolve({ result, rssSamples, rssAtProgress, relayRssAtProgress })
     }
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
@@ -193,6 +196,7 @@ export function runLoad(config: LoadConfig, servicePid: number, sampleMs: number
       if (m.type === 'progress') {
         const mb = sample()
         if (mb !== null) rssAtProgress.push([m.answered, mb])
+        relayRssAtProgress.push([m.answered, rssMb(process.pid)])
         onProgress?.(m.answered)
       } else if (m.type === 'done') finish(null, m.result)
       else finish(new Error(`load client: ${m.message}`))

@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { startEmbeddedRelay } from '../src/embedded/relay.js'
 import { selfCheck } from './client-crypto.js'
 import { startFloor, type FloorRounds } from './floor.js'
-import { measureLibs, type LibFigures } from './libs.js'
+import { CONSTANT_TIME_ECDH, OP, measureLibs, type LibFigures } from './libs.js'
 import { TRANSPORTS, type LoadConfig, type Transport } from './load-protocol.js'
 import { fmt, mb, ms, perSec, ratio, row, type Row } from './report.js'
 import {
@@ -33,9 +33,11 @@ import {
   type RunningService,
 } from './service-process.js'
 import { quietLogger, startSimulatedService } from './simulated.js'
-import { median } from './stats.js'
+import { median, medianRatio } from './stats.js'
 
-/** Targets (issue 7). */
+/** Targets (issues 7 and 18). */
+export const NIP17_MAX_MS = 3.5
+export const NIP17_FLOOR_MAX = 1.3
 export const FIXED_RATE_PER_SEC = 50
 export const P99_MAX_MS = 100
 export const SATURATION_FLOOR_MIN = 0.5
@@ -123,6 +125,8 @@ export interface FloorFigures {
   rounds: number
   /** the rounds right before and after each saturation phase, as requests/s */
   aroundSaturation: Record<Transport, number>
+  /** NIP-17 requests interleaved with their cryptography alone (bench/floor.ts) */
+  nip17Operations: { nip17Ms: number; operationsMs: number; overOperations: number; rounds: number }
 }
 
 /** CPU seconds spent during a phase (warm-up, measured part and drain) */
@@ -153,7 +157,7 @@ export interface ServiceDetails {
   rest: { defaultLimitsMb: number; raisedLimitsMb: number }
   fixed: PhaseRecord[]
   saturation: PhaseRecord[]
-  bulk: (PhaseRecord & { rssAtProgress: Array<[number, number]>; endMb: number; dedupEntries: number | null }) | null
+  bulk: (PhaseRecord & { rssAtProgress: Array<[number, number]>; endMb: number; dedupEntries: number | null; relayRssAtProgress: Array<[number, number]>; relayEndMb: number }) | null
   serviceErrors: string[]
   /** starts after which the service never answered (the inbox subscription was lost) */
   deafStarts: number
@@ -262,6 +266,9 @@ export async function runServiceBench(opts: ServiceBenchOptions): Promise<{ rows
   }
   await measureFloor(TRANSPORTS, false)
   log(`  ${TRANSPORTS.map((t) => `${t} ${fmt(median(floorRounds[t]))} ms`).join(', ')}`)
+  const pair = await floor.measureNip17Operations()
+  const nip17Operations = { nip17Ms: median(pair.nip17), operationsMs: median(pair.operations), overOperations: medianRatio(pair.nip17, pair.operations), rounds: pair.nip17.length }
+  log(`  nip17 ${fmt(nip17Operations.nip17Ms)} ms against its operations alone ${fmt(nip17Operations.operationsMs)} ms`)
 
   const dir = mkdtempSync(join(tmpdir(), 'nec01-bench-svc-'))
   const relay = await startEmbeddedRelay({ host: '127.0.0.1', port: 0, logger: quietLogger })
@@ -313,7 +320,7 @@ export async function runServiceBench(opts: ServiceBenchOptions): Promise<{ rows
     const p = await phase(b, 'bulk', loadConfig(b, relay.url, cheapest, bulkMode, scale.bulkSenders, scale, Math.max(1, Math.floor(bulkCount / PROGRESS_SAMPLES))), scale.bulkMaxSec, log)
     await sleep(scale.restSettleMs)
     const health = await healthCounters(b.healthUrl)
-    bulk = { ...p, rssAtProgress: p.run.rssAtProgress, endMb: rssMb(b.pid), dedupEntries: health.dedup_entries ?? null }
+    bulk = { ...p, rssAtProgress: p.run.rssAtProgress, endMb: rssMb(b.pid), dedupEntries: health.dedup_entries ?? null, relayRssAtProgress: p.run.relayRssAtProgress, relayEndMb: rssMb(process.pid) }
     serviceErrors.push(...errorLines(b.logFile))
     await b.stop()
   } finally {
@@ -329,6 +336,7 @@ export async function runServiceBench(opts: ServiceBenchOptions): Promise<{ rows
     perSec: Object.fromEntries(TRANSPORTS.map((t) => [t, perSecOf(floorRounds[t])])) as Record<Transport, number>,
     rounds: floorRounds.rpc.length,
     aroundSaturation: Object.fromEntries(TRANSPORTS.map((t) => [t, perSecOf(aroundRounds[t])])) as Record<Transport, number>,
+    nip17Operations,
   }
   const details: ServiceDetails = { libs: libs.figures, floor: floorFigures, rest, fixed, saturation, bulk, serviceErrors: serviceErrors.slice(0, 20), deafStarts }
   return { rows: [...libs.rows, ...serviceRows(details, { ...scale, bulkCount })], details }
@@ -336,6 +344,87 @@ export async function runServiceBench(opts: ServiceBenchOptions): Promise<{ rows
 
 function lostText(r: PhaseRecord['result']): string {
   return `lost ${r.lost}${r.refusedByRelay > 0 ? `, refused ${r.refusedByRelay}` : ''}${r.errorReplies > 0 ? `, error replies ${r.errorReplies}` : ''}`
+}
+
+/**
+ * The same operations, priced from the libraries' medians (bench/libs.ts): the fastest
+ * implementation of each, the service's long-term ECDH among the constant-time ones only.
+ * For scale: those medians are taken minutes earlier, on 200-byte events.
+ */
+const NIP17_OPERATIONS: { op: keyof typeof OP; count: number; constantTime?: true }[] = [
+  { op: 'verify', count: 3 },
+  { op: 'sign', count: 2 },
+  { op: 'pubkey', count: 1 },
+  { op: 'ecdh', count: 1, constantTime: true },
+  { op: 'ecdh', count: 1 },
+  { op: 'encrypt', count: 2 },
+  { op: 'decrypt', count: 2 },
+]
+
+function nip17PricedMs(libs: LibFigures): { ms: number; parts: string[] } {
+  let us = 0
+  const parts: string[] = []
+  for (const { op, count, constantTime } of NIP17_OPERATIONS) {
+    const impls = Object.entries(libs.us[OP[op]] ?? {}).filter(([impl]) => constantTime !== true || (CONSTANT_TIME_ECDH as readonly string[]).includes(impl))
+    const [impl, fastest] = impls.reduce((a, b) => (b[1] < a[1] ? b : a))
+    us += count * fastest
+    parts.push(`${count}× ${op}${constantTime === true ? ' (constant time)' : ''} ${fmt(fastest, 0)} µs (${impl})`)
+  }
+  return { ms: us / 1000, parts }
+}
+
+function nip17Rows(d: ServiceDetails, section: string): Row[] {
+  const priced = nip17PricedMs(d.libs)
+  const pair = d.floor.nip17Operations
+  return [
+    row({ id: 'service.floor.nip17.priced', section, figure: 'nip17 operations, priced from the libraries above', value: ms(priced.ms), raw: priced.ms, unit: 'ms', comparison: priced.parts.join(', ') }),
+    row({ id: 'service.floor.nip17.operations', section, figure: `nip17 operations alone, interleaved with the requests below (${pair.rounds} rounds)`, value: ms(pair.operationsMs), raw: pair.operationsMs, unit: 'ms', comparison: 'the same operations on the service\'s primitives, on real-size events (bench/floor.ts)' }),
+    row({
+      id: 'service.floor.nip17.target',
+      section,
+      figure: 'nip17: one ping in process, against its operations alone',
+      value: ms(pair.nip17Ms),
+      raw: pair.nip17Ms,
+      unit: 'ms',
+      comparison: `= ${perSec(1000 / pair.nip17Ms)} on one core; ours / operations = ${ratio(pair.overOperations)}`,
+      target: `≤ ${NIP17_MAX_MS} ms, ≤ ${NIP17_FLOOR_MAX}× floor`,
+      pass: pair.nip17Ms <= NIP17_MAX_MS && pair.overOperations <= NIP17_FLOOR_MAX,
+    }),
+  ]
+}
+
+/**
+ * GC makes single samples jump by tens of MB, so halves are compared by their medians; the
+ * first sample (JIT, caches filling) belongs to the warm-up.
+ */
+function flatness(points: Array<[number, number]>): { settled: Array<[number, number]>; firstHalf: number; secondHalf: number; growth: number } {
+  const settled = points.slice(1)
+  const mid = Math.floor(settled.length / 2)
+  const firstHalf = median(settled.slice(0, mid).map((x) => x[1]))
+  const secondHalf = median(settled.slice(mid).map((x) => x[1]))
+  return { settled, firstHalf, secondHalf, growth: secondHalf / firstHalf }
+}
+
+const byAnswered = (points: Array<[number, number]>): string => points.map(([n, v]) => `${n >= 1000 ? `${Math.round(n / 1000)}k` : n} ${fmt(v, 0)}`).join(', ')
+
+/** The embedded relay runs in this process: its RSS is this process's, orchestration included. */
+function relayRssRows(points: Array<[number, number]>, endMb: number, count: number): Row[] {
+  const section = 'embedded relay: resident memory (VmRSS of the bench process, which runs it)'
+  const { settled, firstHalf, secondHalf, growth } = flatness(points)
+  return [
+    row({ id: 'relay.rss.after', section, figure: `after the ${count} requests`, value: mb(endMb), raw: endMb, unit: 'MB', comparison: `RSS by answered: ${byAnswered(points)}` }),
+    row({
+      id: 'relay.rss.flat',
+      section,
+      figure: 'flat after warm-up: median RSS, second half / first half',
+      value: ratio(growth),
+      raw: growth,
+      unit: '×',
+      comparison: settled.length < 2 ? 'too few progress samples' : `${mb(firstHalf)} → ${mb(secondHalf)}; highest sample ${mb(Math.max(...points.map((x) => x[1])))}`,
+      target: `≤ ${RSS_FLAT_MAX}×`,
+      pass: settled.length >= 2 && growth <= RSS_FLAT_MAX,
+    }),
+  ]
 }
 
 function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
@@ -346,6 +435,7 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
       row({ id: `service.floor.${t}`, section: floorSection, figure: `${t}: one ping, request in → reply handed to the relay`, value: ms(d.floor.ms[t]), raw: d.floor.ms[t], unit: 'ms', comparison: `= ${perSec(d.floor.perSec[t])} on one core` }),
     )
   }
+  rows.push(...nip17Rows(d, floorSection))
   const fixedSection = `service: ${FIXED_RATE_PER_SEC} requests/s offered, open loop, ${scale.fixedSenders} senders, default limits`
   for (const p of d.fixed) {
     const r = p.result
@@ -464,13 +554,7 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
   if (b !== null) {
     const r = b.result
     const points = b.rssAtProgress
-    // GC makes single samples jump by tens of MB, so halves are compared by their medians;
-    // the first sample (JIT, caches filling) belongs to the warm-up.
-    const settled = points.slice(1)
-    const mid = Math.floor(settled.length / 2)
-    const firstHalf = median(settled.slice(0, mid).map((x) => x[1]))
-    const secondHalf = median(settled.slice(mid).map((x) => x[1]))
-    const growth = secondHalf / firstHalf
+    const { settled, firstHalf, secondHalf, growth } = flatness(points)
     rows.push(
       row({
         id: 'service.bulk',
@@ -490,7 +574,7 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
         value: mb(b.endMb),
         raw: b.endMb,
         unit: 'MB',
-        comparison: `dedup entries ${b.dedupEntries ?? '?'}; RSS by answered: ${points.map(([n, v]) => `${n >= 1000 ? `${Math.round(n / 1000)}k` : n} ${fmt(v, 0)}`).join(', ')}`,
+        comparison: `dedup entries ${b.dedupEntries ?? '?'}; RSS by answered: ${byAnswered(points)}`,
         target: `< ${RSS_MAX_MB} MB`,
         pass: b.endMb < RSS_MAX_MB,
       }),
@@ -506,6 +590,7 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
         pass: settled.length >= 2 && growth <= RSS_FLAT_MAX,
       }),
     )
+    rows.push(...relayRssRows(b.relayRssAtProgress, b.relayEndMb, scale.bulkCount))
   }
   if (d.serviceErrors.length > 0) {
     rows.push(row({ id: 'service.errors', section: 'service: every phase', figure: 'error lines in the service logs', value: String(d.serviceErrors.length), raw: d.serviceErrors.length, unit: 'lines', comparison: d.serviceErrors[0]!.slice(0, 200) }))

@@ -3,16 +3,14 @@
 //   trusted root = cabundle[0] → cabundle[1] → … → cabundle[n-1] → certificate (leaf)
 // and a bounded cache of verified paths, because a real NSM reuses one leaf for ~3 hours.
 import { certLabel, parseCertificate, KEY_USAGE, type Certificate } from './cert.js'
-import { bytesEqual, bytesToKey, copyBytes, onArrayBuffer } from './encoding.js'
+import { importP384, verifyEs384, verifyEs384Concurrent, type VerifyKey } from '#es384'
+import { bytesEqual, bytesToKey, copyBytes } from './encoding.js'
 import { createLru } from './lru.js'
 import { VerifyError } from './result.js'
 import { isoTime } from './time.js'
 
-/** The key type WebCrypto hands back (named this way so both the DOM and Node typings agree). */
-export type VerifyKey = Awaited<ReturnType<typeof globalThis.crypto.subtle.importKey>>
-
-const P384_IMPORT = { name: 'ECDSA', namedCurve: 'P-384' } as const
-const ES384_VERIFY = { name: 'ECDSA', hash: 'SHA-384' } as const
+// WebCrypto in browsers, node:crypto under Node: package.json `imports` picks (nec01/es384.ts)
+export { importP384, verifyEs384, type VerifyKey }
 
 /** Verified paths remembered: a few hundred enclaves' chains, ~1 KiB of key bytes each. */
 export const CHAIN_CACHE_LIMIT = 256
@@ -84,14 +82,6 @@ function samePath(entry: CachedChain, root: Uint8Array, cabundle: Uint8Array[]):
   if (!bytesEqual(entry.root, root) || entry.cabundle.length !== cabundle.length) return false
   for (let i = 0; i < cabundle.length; i++) if (!bytesEqual(entry.cabundle[i]!, cabundle[i]!)) return false
   return true
-}
-
-export function importP384(point: Uint8Array<ArrayBuffer>): Promise<VerifyKey> {
-  return globalThis.crypto.subtle.importKey('raw', point, P384_IMPORT, false, ['verify'])
-}
-
-export function verifyEs384(key: VerifyKey, signature: Uint8Array<ArrayBuffer>, data: Uint8Array): Promise<boolean> {
-  return globalThis.crypto.subtle.verify(ES384_VERIFY, key, signature, onArrayBuffer(data)).catch(() => false)
 }
 
 function chainError(message: string): VerifyError {
@@ -203,8 +193,10 @@ export async function verifyChain(
   const bad = keys.findIndex((k) => k === null)
   if (bad >= 0) throw chainError(`${labels[bad]}: public key is not a valid P-384 point`)
   const leafKey = keys[n - 1]!
+  // the links first, so they are under way while `alongside` runs (on this thread, under Node)
+  const linkChecks = Promise.all(certs.slice(1).map((c, j) => verifyEs384Concurrent(keys[j]!, c.signature, c.tbs)))
   const extra = alongside === undefined ? null : alongside(leafKey).catch(() => false)
-  const links = await Promise.all(certs.slice(1).map((c, j) => verifyEs384(keys[j]!, c.signature, c.tbs)))
+  const links = await linkChecks
   const broken = links.indexOf(false)
   if (broken >= 0) throw chainError(`the signature on ${labels[broken + 1]} does not verify with the key of ${labels[broken]}`)
 

@@ -2,8 +2,8 @@
 // (alg ES384, RFC 9053 §2.1), empty unprotected header, an attached payload and a raw
 // r‖s signature. Anything else is rejected as `cose`.
 import { CBOR_MAJOR, CborError, decodeCbor, encodeHeader, type CborLimits } from './cbor.js'
-import type { VerifyKey } from './chain.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
+import { verifyEs384, type VerifyKey } from './chain.js'
 import { bytesEqual } from './encoding.js'
 import { VerifyError } from './result.js'
 
@@ -99,15 +99,9 @@ export function sigStructure(protectedHeader: Uint8Array, payload: Uint8Array): 
 }
 
 /**
- * ES384 over the Sig_structure with the leaf key. WebCrypto takes the raw r‖s form and
- * does not impose low-S (real NSM signatures are high-S about half the time).
+ * ES384 over the Sig_structure with the leaf key, in the raw r‖s form. Neither WebCrypto
+ * nor OpenSSL imposes low-S (real NSM signatures are high-S about half the time).
  */
-export async function verifyCoseSignature(key: VerifyKey, cose: CoseSign1): Promise<boolean> {
-  const data = sigStructure(cose.protected, cose.payload)
-  const signature = new Uint8Array(cose.signature)
-  try {
-    return await globalThis.crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-384' }, key, signature, data)
-  } catch {
-    return false
-  }
+export function verifyCoseSignature(key: VerifyKey, cose: CoseSign1): Promise<boolean> {
+  return verifyEs384(key, cose.signature, sigStructure(cose.protected, cose.payload))
 }

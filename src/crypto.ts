@@ -1,12 +1,14 @@
-// The service's secp256k1 and NIP-04/NIP-44 key material, on the fastest libraries measured
+// The service's secp256k1, NIP-04 and NIP-44 primitives, on the fastest libraries measured
 // (bench/libs.ts): BIP-340 Schnorr signing, verification and public keys through
-// tiny-secp256k1 (libsecp256k1 compiled to WASM, with a raw hash-in API), event ids and ECDH
-// through node:crypto (OpenSSL). ECDH stays on OpenSSL on purpose: tiny-secp256k1 offers it
-// only as libsecp256k1's public-key tweak, which older libsecp256k1 releases computed in
-// time that depends on the scalar, and the scalar here is the service's key. nec01/ stays
-// on noble: it must run in browsers without a WASM init step. No secret is kept here:
-// callers pass theirs in, and the ECDH objects live in the caller's closure.
-import { createCipheriv, createDecipheriv, createECDH, createHash, createHmac, randomBytes, type ECDH } from 'node:crypto'
+// tiny-secp256k1 (libsecp256k1 compiled to WASM, with a raw hash-in API); event ids, ECDH
+// with the service's key, AES, ChaCha20 and HMAC through node:crypto (OpenSSL). ECDH with the
+// service's key stays on OpenSSL on purpose: tiny-secp256k1 offers it only as libsecp256k1's
+// public-key tweak, which the release it bundles computes in time that depends on the
+// scalar, and that scalar is the service's long-term key. A one-time NIP-59 wrap key is
+// used for one multiplication and then dropped, so there the tweak is fine and 4× cheaper.
+// nec01/ stays on noble: it must run in browsers without a WASM init step. No secret is kept
+// here: callers pass theirs in, and the ECDH objects live in the caller's closure.
+import { createCipheriv, createDecipheriv, createECDH, createHash, createHmac, randomBytes, timingSafeEqual, type ECDH } from 'node:crypto'
 import { serializeEvent, validateEvent, type EventTemplate } from 'nostr-tools/pure'
 import * as secp from 'tiny-secp256k1'
 import { createLru } from '../nec01/lru.js'
@@ -106,12 +108,29 @@ export function keyAgreement(secret: Uint8Array): KeyAgreement {
   }
 }
 
+/**
+ * ECDH for a key used once (a NIP-59 wrap key): libsecp256k1's point multiplication, ~4×
+ * cheaper than OpenSSL's. Its time depends on the scalar, which a single multiplication
+ * with a fresh key, never repeated, gives an observer no way to accumulate.
+ */
+function singleUseAgreement(secret: Uint8Array): KeyAgreement {
+  return {
+    sharedX(peer) {
+      if (!isPubkeyHex(peer)) throw new Error('invalid public key')
+      // throws on an x with no point on the curve
+      const shared = secp.pointMultiply(Buffer.from(EVEN_Y_PREFIX + peer, 'hex'), secret, true)
+      if (shared === null) throw new Error('invalid public key')
+      return Buffer.from(shared.subarray(1))
+    },
+  }
+}
+
 /** A one-time key (NIP-59 wraps), its public key and its key agreement, from the OS CSPRNG. */
 export function oneTimeKey(): SigningKey & { agreement: KeyAgreement } {
   for (;;) {
     const secret = new Uint8Array(randomBytes(32))
     // zero or ≥ n has probability ≈ 2^-128: draw again
-    if (secp.isPrivate(secret)) return { secret, pubkey: publicKeyHex(secret), agreement: keyAgreement(secret) }
+    if (secp.isPrivate(secret)) return { secret, pubkey: publicKeyHex(secret), agreement: singleUseAgreement(secret) }
   }
 }
 
@@ -143,4 +162,75 @@ export function nip04Decrypt(key: Uint8Array, data: string): string {
   if (iv.length !== NIP04_IV_BYTES || ct.length === 0 || ct.length % AES_BLOCK_BYTES !== 0) throw new Error('invalid NIP-04 payload')
   const decipher = createDecipheriv('aes-256-cbc', key, iv)
   return utf8.decode(Buffer.concat([decipher.update(ct), decipher.final()]))
+}
+
+/** NIP-44 v2 limits: plaintext bytes, payload characters, decoded payload bytes. */
+const NIP44_VERSION = 2
+const NIP44_NONCE_BYTES = 32
+const NIP44_MAC_BYTES = 32
+const NIP44_MAX_PLAINTEXT = 65535
+const NIP44_PAYLOAD_CHARS = { min: 132, max: 87472 } as const
+const NIP44_DECODED_BYTES = { min: 99, max: 65603 } as const
+/** HKDF-expand output: ChaCha20 key 32, ChaCha20 nonce 12, HMAC key 32. */
+const NIP44_KEYS_BYTES = 76
+/** OpenSSL's chacha20 IV is the 32-bit little-endian block counter (0 here) followed by the 96-bit nonce. */
+const CHACHA_COUNTER_ZERO = Buffer.alloc(4)
+
+/** NIP-44 v2 padding: 32 bytes up to 32, then steps of a power of two over 8 (at least 32). */
+export function nip44PaddedLength(length: number): number {
+  if (length <= 32) return 32
+  const nextPower = 1 << (Math.floor(Math.log2(length - 1)) + 1)
+  const chunk = nextPower <= 256 ? 32 : nextPower / 8
+  return chunk * (Math.floor((length - 1) / chunk) + 1)
+}
+
+/** HKDF-expand (RFC 5869 §2.3) with SHA-256, the conversation key as PRK and the nonce as info. */
+function nip44MessageKeys(conversationKey: Uint8Array, nonce: Uint8Array): { key: Buffer; iv: Buffer; hmacKey: Buffer } {
+  const blocks: Buffer[] = []
+  let previous = Buffer.alloc(0)
+  for (let i = 1; blocks.length * 32 < NIP44_KEYS_BYTES; i++) {
+    previous = createHmac('sha256', conversationKey).update(previous).update(nonce).update(Buffer.of(i)).digest()
+    blocks.push(previous)
+  }
+  const okm = Buffer.concat(blocks)
+  return { key: okm.subarray(0, 32), iv: Buffer.concat([CHACHA_COUNTER_ZERO, okm.subarray(32, 44)]), hmacKey: okm.subarray(44, NIP44_KEYS_BYTES) }
+}
+
+/**
+ * NIP-44 v2 encryption on OpenSSL (ChaCha20, HMAC-SHA256, HKDF), byte-equal to nostr-tools'
+ * nip44.v2.encrypt for the same nonce (test/nip44.test.ts runs the NIP's vectors). The
+ * nonce parameter exists for those vectors; the service always draws a fresh one.
+ */
+export function nip44Encrypt(conversationKey: Uint8Array, text: string, nonce: Uint8Array = randomBytes(NIP44_NONCE_BYTES)): string {
+  const plain = Buffer.from(text, 'utf8')
+  if (plain.length < 1 || plain.length > NIP44_MAX_PLAINTEXT) throw new Error('invalid NIP-44 plaintext length')
+  const padded = Buffer.alloc(2 + nip44PaddedLength(plain.length))
+  padded.writeUInt16BE(plain.length, 0)
+  plain.copy(padded, 2)
+  const { key, iv, hmacKey } = nip44MessageKeys(conversationKey, nonce)
+  const cipher = createCipheriv('chacha20', key, iv)
+  const ciphertext = Buffer.concat([cipher.update(padded), cipher.final()])
+  const mac = createHmac('sha256', hmacKey).update(nonce).update(ciphertext).digest()
+  return Buffer.concat([Buffer.of(NIP44_VERSION), nonce, ciphertext, mac]).toString('base64')
+}
+
+/** Throws on a payload of the wrong size, version or encoding, a wrong MAC or bad padding. */
+export function nip44Decrypt(conversationKey: Uint8Array, payload: string): string {
+  if (payload.length < NIP44_PAYLOAD_CHARS.min || payload.length > NIP44_PAYLOAD_CHARS.max) throw new Error('invalid NIP-44 payload length')
+  if (payload[0] === '#') throw new Error('unknown NIP-44 encryption version')
+  // Node's decoder skips junk characters: the encoding is checked first
+  if (!BASE64.test(payload)) throw new Error('invalid NIP-44 base64')
+  const data = Buffer.from(payload, 'base64')
+  if (data.length < NIP44_DECODED_BYTES.min || data.length > NIP44_DECODED_BYTES.max) throw new Error('invalid NIP-44 payload length')
+  if (data[0] !== NIP44_VERSION) throw new Error(`unknown NIP-44 encryption version ${String(data[0])}`)
+  const nonce = data.subarray(1, 1 + NIP44_NONCE_BYTES)
+  const ciphertext = data.subarray(1 + NIP44_NONCE_BYTES, data.length - NIP44_MAC_BYTES)
+  const { key, iv, hmacKey } = nip44MessageKeys(conversationKey, nonce)
+  const mac = createHmac('sha256', hmacKey).update(nonce).update(ciphertext).digest()
+  if (!timingSafeEqual(mac, data.subarray(data.length - NIP44_MAC_BYTES))) throw new Error('invalid NIP-44 MAC')
+  const decipher = createDecipheriv('chacha20', key, iv)
+  const padded = Buffer.concat([decipher.update(ciphertext), decipher.final()])
+  const length = padded.readUInt16BE(0)
+  if (length < 1 || padded.length !== 2 + nip44PaddedLength(length)) throw new Error('invalid NIP-44 padding')
+  return utf8.decode(padded.subarray(2, 2 + length))
 }

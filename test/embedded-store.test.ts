@@ -109,3 +109,31 @@ test('a plain event stored while a repository transaction is open waits for it: 
     await store.destroy()
   }
 })
+
+test('DMs expire a window after they arrived and beyond the count limit, oldest first; other events stay', async () => {
+  let now = 1_000_000
+  const store = await openEventStore(':memory:', { retention: { windowSec: 3600, maxEvents: 4 }, now: () => now })
+  const db = store.getDatabase() as unknown as Db
+  const ids = (): string[] => (db.prepare('SELECT id FROM events ORDER BY rowid').all() as { id: string }[]).map((r) => r.id)
+  const tagged = (): number => db.prepare('SELECT event_id FROM generic_tags').all().length
+  try {
+    // backdated as NIP-59 wraps are: arrival counts, not created_at
+    const first = [signed(4, [['p', peer]], 'a'), signed(1059, [['p', peer]], 'b', 1_600_000_000), signed(4, [['p', peer]], 'c')]
+    const note = signed(1, [['p', peer]], 'a note stays')
+    for (const e of [...first, note]) await store.upsert(e)
+    assert.equal(store.prune(), 0, 'nothing is old or over the limit yet')
+    now += 1800 * 1000
+    const later = [signed(4, [['p', peer]], 'd'), signed(1059, [['p', peer]], 'e')]
+    for (const e of later) await store.upsert(e)
+    assert.equal(store.prune(), 1, 'five DMs, four kept: the oldest goes')
+    assert.deepEqual(ids(), [...first.slice(1), note, ...later].map((e) => e.id))
+    now += 1801 * 1000
+    assert.equal(store.prune(), 2, 'an hour after the first prune, what had arrived by then is gone')
+    assert.deepEqual(ids(), [note, ...later].map((e) => e.id))
+    assert.equal(tagged(), 3, 'their tag rows went with them')
+    assert.equal(await store.findOne({ ids: [first[2]!.id] }), null)
+    assert.equal((await store.find({ kinds: [4, 1059], '#p': [peer] })).length, 2)
+  } finally {
+    await store.destroy()
+  }
+})

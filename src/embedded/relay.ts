@@ -27,7 +27,7 @@ import { matchFilter, type Filter } from 'nostr-tools/filter'
 import type { ClientContext, HandleMessagePlugin, HandleMessageResult, IncomingMessage as RelayIncoming, Logger as RelayLogger } from '@nostr-relay/common'
 import { eventHash, verifyEvent } from '../crypto.js'
 import { createLogger, type Logger } from '../log.js'
-import { openEventStore } from './store.js'
+import { openEventStore, type Retention } from './store.js'
 import { parseClientMessage, MAX_FILTERS, MAX_SUBID_LENGTH, type ClientMessage, type ClientMessageError, type WireEvent } from './client-messages.js'
 
 export interface EmbeddedRelayOptions {
@@ -36,6 +36,8 @@ export interface EmbeddedRelayOptions {
   port?: number
   /** ':memory:' (default) or a file; reuse the file to restart a relay with its events */
   dbPath?: string
+  /** how long DMs (kind 4, 1059) are kept; default a day, at most 10,000 (store.ts) */
+  dmRetention?: Retention
   /** NIP-42: publishing needs AUTH; DMs are only served to their author or recipient */
   requireAuth?: boolean
   /** bytes of one client message; advertised in NIP-11 and enforced */
@@ -118,7 +120,7 @@ export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Pr
 
   const { NostrRelay } = await import('@nostr-relay/core')
   useServiceEventChecks()
-  const repo = await openEventStore(options.dbPath ?? ':memory:')
+  const repo = await openEventStore(options.dbPath ?? ':memory:', options.dmRetention === undefined ? {} : { retention: options.dmRetention })
   // hostname turns on core's NIP-42 (challenge on connect, AUTH verification). The two caches
   // are off: a 1 s filter-result cache would hide events published just before a REQ.
   const relay = new NostrRelay(repo, {

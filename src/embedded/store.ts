@@ -9,6 +9,10 @@
 // the plain case takes the direct path: a regular event (no d tag value: not replaceable) that
 // is not indexed for search. Replaceable, addressable and searchable events, deletions and
 // REQ queries stay the repository's own code.
+//
+// DMs do not stay forever (see docs/relays.md, "How long the embedded relay keeps events"):
+// kind 4 and 1059 and anything in the ephemeral range are dropped a window after they
+// arrived, and beyond a count, oldest first. Everything else is kept.
 import { createRequire } from 'node:module'
 import type { Event, EventRepositoryUpsertResult, Filter } from '@nostr-relay/common'
 import type { EventRepositorySqlite } from '@nostr-relay/event-repository-sqlite'
@@ -22,6 +26,38 @@ const STATEMENT_CACHE_LIMIT = 256
  * pages; 0.21 ms and 0.35 ms with 16 KB. It takes effect only when the database is created.
  */
 const PAGE_SIZE = 16_384
+
+/** How long DMs are kept: whichever bound is reached first. */
+export interface Retention {
+  /** seconds after a DM arrived */
+  windowSec: number
+  /** DMs kept at most, the oldest (by arrival) dropped first */
+  maxEvents: number
+}
+
+/**
+ * A day of DMs, at most 10,000 (about 40 MB in memory with the service's 7 KB replies): a
+ * developer can read yesterday's replies, and `npm start` left running for a week stays at
+ * the size it reached on its first busy hour.
+ */
+export const DEFAULT_RETENTION: Retention = { windowSec: 24 * 3600, maxEvents: 10_000 }
+/** Events stored on the direct path between two prunes; a timer prunes an idle store. */
+const PRUNE_EVERY_EVENTS = 500
+const PRUNE_INTERVAL_MS = 60_000
+
+/** NIP-04 DMs, NIP-59 gift wraps and the ephemeral range (NIP-01), should core ever store one. */
+const EXPIRING = '(kind IN (4, 1059) OR kind BETWEEN 20000 AND 29999)'
+const LAST_ROWID = 'SELECT max(rowid) AS n FROM events'
+/** rowid grows with each insert: the rowid of the newest DM beyond the count limit. */
+const OVER_LIMIT = `SELECT rowid AS n FROM events WHERE ${EXPIRING} ORDER BY rowid DESC LIMIT 1 OFFSET ?`
+const EXPIRE_TAGS = `DELETE FROM generic_tags WHERE event_id IN (SELECT id FROM events WHERE rowid <= ? AND ${EXPIRING})`
+const EXPIRE_EVENTS = `DELETE FROM events WHERE rowid <= ? AND ${EXPIRING}`
+
+export interface EventStoreOptions {
+  retention?: Retention
+  /** ms since the epoch; tests move it */
+  now?: () => number
+}
 
 interface SqliteStatement {
   run(...params: unknown[]): { changes: number }
@@ -115,10 +151,41 @@ function hasCode(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code
 }
 
+/**
+ * Arrival time without a column per event: every prune notes the newest rowid and the time,
+ * so every event up to a note older than the window arrived more than a window ago (a DM
+ * goes at most one prune interval late). The notes start with the process.
+ */
+function createPruner(db: SqliteDatabase, retention: Retention, now: () => number): () => number {
+  const notes: { at: number; rowid: number }[] = []
+  const expire = db.transaction((upTo: number) => {
+    db.prepare(EXPIRE_TAGS).run(upTo)
+    return db.prepare(EXPIRE_EVENTS).run(upTo).changes
+  })
+  return () => {
+    // a repository transaction is open on this connection: next time
+    if (db.inTransaction) return 0
+    const t = now()
+    notes.push({ at: t, rowid: (db.prepare(LAST_ROWID).get() as { n: number | null }).n ?? 0 })
+    let upTo = 0
+    while (notes.length > 0 && notes[0]!.at <= t - retention.windowSec * 1000) upTo = notes.shift()!.rowid
+    const over = db.prepare(OVER_LIMIT).get(retention.maxEvents) as { n: number } | undefined
+    if (over !== undefined) upTo = Math.max(upTo, over.n)
+    return upTo > 0 ? expire(upTo) : 0
+  }
+}
+
+/** The repository, with DMs pruned (`prune()` runs one pass now; it also runs by itself). */
+export type EventStore = EventRepositorySqlite & { prune(): number }
+
 /** Opens (':memory:' or a file) and migrates the store. */
-export async function openEventStore(filename: string): Promise<EventRepositorySqlite> {
+export async function openEventStore(filename: string, options: EventStoreOptions = {}): Promise<EventStore> {
   const m = await loadModules()
   const db = openDatabase(m.Database, filename)
+  const prune = createPruner(db, options.retention ?? DEFAULT_RETENTION, options.now ?? Date.now)
+  let storedSincePrune = 0
+  const timer = setInterval(prune, PRUNE_INTERVAL_MS)
+  timer.unref()
 
   const storePlain = db.transaction((event: Event, author: string, tags: string[]) => {
     db.prepare(INSERT_EVENT).run(event.id, event.pubkey, author, event.kind, event.created_at, JSON.stringify(event.tags), event.content, event.sig)
@@ -128,7 +195,7 @@ export async function openEventStore(filename: string): Promise<EventRepositoryS
     for (const tag of tags) insertTag.run(tag, event.id, event.kind, author, event.created_at)
   })
 
-  class EventStore extends m.EventRepositorySqlite {
+  class PrunedStore extends m.EventRepositorySqlite {
     override async upsert(event: Event): Promise<EventRepositoryUpsertResult> {
       // A kysely transaction spans awaits on this same connection. While one is open (a
       // replaceable event, a deletion) the direct path would join it, so it queues behind
@@ -136,6 +203,10 @@ export async function openEventStore(filename: string): Promise<EventRepositoryS
       if (db.inTransaction || m.EventUtils.extractDTagValue(event) !== null || m.extractSearchableContent(event) !== '') return super.upsert(event)
       try {
         storePlain(event, m.EventUtils.getAuthor(event), genericTags(event))
+        if (++storedSincePrune >= PRUNE_EVERY_EVENTS) {
+          storedSincePrune = 0
+          prune()
+        }
         return { isDuplicate: false }
       } catch (err) {
         if (hasCode(err, SQLITE_CONSTRAINT_PRIMARYKEY)) return { isDuplicate: true }
@@ -149,9 +220,18 @@ export async function openEventStore(filename: string): Promise<EventRepositoryS
       if (row === undefined) return null
       return { id: row.id, pubkey: row.pubkey, kind: row.kind, tags: JSON.parse(row.tags) as string[][], content: row.content, sig: row.sig, created_at: row.created_at }
     }
+
+    prune(): number {
+      return prune()
+    }
+
+    override async destroy(): Promise<void> {
+      clearInterval(timer)
+      await super.destroy()
+    }
   }
 
-  const store = new EventStore(db as unknown as ConstructorParameters<typeof EventRepositorySqlite>[0])
+  const store = new PrunedStore(db as unknown as ConstructorParameters<typeof EventRepositorySqlite>[0])
   await store.init()
   return store
 }

@@ -5,14 +5,13 @@
 import * as kinds from 'nostr-tools/kinds'
 import { randomInt } from 'node:crypto'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
-import * as nip44 from 'nostr-tools/nip44'
 import { npubEncode } from 'nostr-tools/nip19'
 import { validateEvent, type EventTemplate } from 'nostr-tools/pure'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { createLru } from '../../nec01/lru.js'
 import type { NostrEvent, Rumor } from '../../nec01/types.js'
 import { GIFT_WRAP_BACKDATE_SEC } from '../../nec01/windows.js'
-import { eventHash, keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, oneTimeKey, publicKeyHex, signEvent, verifyEvent } from '../crypto.js'
+import { eventHash, keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationKey, nip44Decrypt, nip44Encrypt, oneTimeKey, publicKeyHex, signEvent, verifyEvent } from '../crypto.js'
 
 export type { Rumor }
 
@@ -111,10 +110,10 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
     if (wrap.kind !== kinds.GiftWrap) throw new Error(`unexpected wrap kind ${wrap.kind}, expected ${kinds.GiftWrap}`)
     if (!verifyEvent(wrap)) throw new Error('gift wrap signature is invalid')
     // The wrap's key is used once, so this ECDH is never worth caching.
-    const seal = parseObject(nip44.v2.decrypt(wrap.content, nip44ConversationKey(ecdh.sharedX(wrap.pubkey))), 'seal')
+    const seal = parseObject(nip44Decrypt(nip44ConversationKey(ecdh.sharedX(wrap.pubkey)), wrap.content), 'seal')
     if (seal.kind !== kinds.Seal) throw new Error(`unexpected seal kind ${String(seal.kind)}, expected ${kinds.Seal}`)
     if (!verifyEvent(seal)) throw new Error('seal signature is invalid')
-    const rumor = parseObject(nip44.v2.decrypt(seal.content, peerKeys(seal.pubkey).nip44), 'rumor')
+    const rumor = parseObject(nip44Decrypt(peerKeys(seal.pubkey).nip44, seal.content), 'rumor')
     if (rumor.pubkey !== seal.pubkey) throw new Error('rumor pubkey does not match seal pubkey')
     if (!isRumor(rumor)) throw new Error('rumor is not an unsigned event with an id')
     return rumor
@@ -123,14 +122,14 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
   function giftWrap(input: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor } {
     const unsigned = { pubkey, created_at: input.created_at, kind: input.kind, tags: input.tags, content: input.content }
     const rumor: Rumor = { ...unsigned, id: eventHash(unsigned) }
-    const seal = sign({ kind: kinds.Seal, created_at: randomPast(), tags: [], content: nip44.v2.encrypt(JSON.stringify(rumor), peerKeys(recipient).nip44) })
+    const seal = sign({ kind: kinds.Seal, created_at: randomPast(), tags: [], content: nip44Encrypt(peerKeys(recipient).nip44, JSON.stringify(rumor)) })
     const oneTime = oneTimeKey()
     const wrap = signEvent(
       {
         kind: kinds.GiftWrap,
         created_at: randomPast(),
         tags: [['p', recipient]],
-        content: nip44.v2.encrypt(JSON.stringify(seal), nip44ConversationKey(oneTime.agreement.sharedX(recipient))),
+        content: nip44Encrypt(nip44ConversationKey(oneTime.agreement.sharedX(recipient)), JSON.stringify(seal)),
       },
       oneTime,
     )
@@ -144,11 +143,11 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
     sign,
     nip04Encrypt: (peer, text) => nip04Encrypt(peerKeys(peer).nip04, text),
     nip04Decrypt: (peer, ciphertext) => nip04Decrypt(peerKeys(peer).nip04, ciphertext),
-    nip44Encrypt: (peer, text) => nip44.v2.encrypt(text, peerKeys(peer).nip44),
-    nip44Decrypt: (peer, payload) => nip44.v2.decrypt(payload, peerKeys(peer).nip44),
+    nip44Encrypt: (peer, text) => nip44Encrypt(peerKeys(peer).nip44, text),
+    nip44Decrypt: (peer, payload) => nip44Decrypt(peerKeys(peer).nip44, payload),
     unwrap,
     giftWrap,
-    encryptSecretTo: (peer) => nip44.v2.encrypt(bytesToHex(sk), peerKeys(peer).nip44),
+    encryptSecretTo: (peer) => nip44Encrypt(peerKeys(peer).nip44, bytesToHex(sk)),
     // Keep the key out of any accidental serialisation or inspection of this object.
     toJSON: () => ({ pubkey }),
     [Symbol.for('nodejs.util.inspect.custom')]: () => `Identity(${pubkey})`,
