@@ -19,12 +19,13 @@
 //   stored through prepared statements (store.ts): under load these were most of
 //   the relay's CPU.
 import * as kinds from 'nostr-tools/kinds'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer, WebSocket, type RawData } from 'ws'
 import { matchFilter, type Filter } from 'nostr-tools/filter'
 import type { ClientContext, HandleMessagePlugin, HandleMessageResult, IncomingMessage as RelayIncoming, Logger as RelayLogger } from '@nostr-relay/common'
+import type { NostrRelay } from '@nostr-relay/core'
 import { eventHash, verifyEvent } from '../crypto.js'
 import { createLogger, type Logger } from '../log.js'
 import { openEventStore, type Retention } from './store.js'
@@ -108,33 +109,80 @@ interface Connection {
   ctx?: ClientContext
 }
 
+/** What the connection handlers share: the core relay, its store and the limits. */
+interface RelayState {
+  relay: NostrRelay
+  repo: { destroy(): Promise<void> }
+  log: Logger
+  requireAuth: boolean
+  maxMessageLength: number | undefined
+  connections: Map<object, Connection>
+  /** message handlers still running: close() waits for them before the store goes */
+  inflight: Set<Promise<void>>
+}
+
 export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Promise<EmbeddedRelay> {
   const host = options.host ?? '127.0.0.1'
-  const requireAuth = options.requireAuth ?? false
   const maxMessageLength = options.maxMessageLength
   if (maxMessageLength !== undefined && (!Number.isSafeInteger(maxMessageLength) || maxMessageLength < 64)) {
     throw new RangeError('maxMessageLength must be an integer >= 64')
   }
   const log = (options.logger ?? createLogger()).child({ component: 'embedded-relay' })
-  const authHostname = options.authHostname ?? (host === '0.0.0.0' || host === '::' ? 'localhost' : host)
+  const state = await openRelay(options, host, log)
+  state.relay.register(admissionPlugin(state))
 
+  const server = createServer((req, res) => serveHttp(req, res, relayInfo(state)))
+  const wss = new WebSocketServer({
+    server,
+    maxPayload: maxMessageLength !== undefined ? Math.max(2 * maxMessageLength, maxMessageLength + 65_536) : DEFAULT_MAX_PAYLOAD,
+  })
+  wss.on('connection', (ws, req) => acceptConnection(state, ws, req.socket.remoteAddress))
+  wss.on('error', (err) => log.warn('websocket server error', { error: err }))
+
+  await listen(server, options.port ?? 0, host).catch(async (err: unknown) => {
+    await state.relay.destroy()
+    await state.repo.destroy()
+    throw err
+  })
+  server.on('error', (err) => log.warn('http server error', { error: err }))
+
+  const port = (server.address() as AddressInfo).port
+  const url = `ws://${host.includes(':') ? `[${host}]` : host}:${port}`
+  log.info('embedded relay listening', { url, require_auth: state.requireAuth, db: options.dbPath ?? ':memory:' })
+
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => (closing ??= closeRelay(state, wss, server, url))
+  return { url, host, port, connections: () => state.connections.size, close }
+}
+
+/** core's relay over the event store; hostname turns on core's NIP-42 (challenge, AUTH check). */
+async function openRelay(options: EmbeddedRelayOptions, host: string, log: Logger): Promise<RelayState> {
   const { NostrRelay } = await import('@nostr-relay/core')
   useServiceEventChecks()
   const repo = await openEventStore(options.dbPath ?? ':memory:', options.dmRetention === undefined ? {} : { retention: options.dmRetention })
-  // hostname turns on core's NIP-42 (challenge on connect, AUTH verification). The two caches
-  // are off: a 1 s filter-result cache would hide events published just before a REQ.
+  // The two caches are off: a 1 s filter-result cache would hide events published just before a REQ.
   const relay = new NostrRelay(repo, {
-    hostname: authHostname,
+    hostname: options.authHostname ?? (host === '0.0.0.0' || host === '::' ? 'localhost' : host),
     logger: relayLogger(log),
     maxSubscriptionsPerClient: EMBEDDED_MAX_SUBSCRIPTIONS,
     filterResultCacheTtl: 0,
     eventHandlingResultCacheTtl: 0,
   })
+  return {
+    relay,
+    repo,
+    log,
+    requireAuth: options.requireAuth ?? false,
+    maxMessageLength: options.maxMessageLength,
+    connections: new Map(),
+    inflight: new Set(),
+  }
+}
 
-  const connections = new Map<object, Connection>()
-  const inflight = new Set<Promise<void>>()
-
-  const plugin: HandleMessagePlugin = {
+/** Refusals core does not make, or makes with the wrong NIP-42 prefix. */
+function admissionPlugin(state: RelayState): HandleMessagePlugin {
+  const { connections, requireAuth } = state
+  return {
     async handleMessage(ctx, message, next): Promise<HandleMessageResult> {
       const conn = connections.get(ctx.client)
       if (conn) conn.ctx = ctx
@@ -161,130 +209,114 @@ export async function startEmbeddedRelay(options: EmbeddedRelayOptions = {}): Pr
       return next()
     },
   }
-  relay.register(plugin)
+}
 
-  const nip11 = JSON.stringify({
+/** The NIP-11 document. */
+function relayInfo(state: RelayState): string {
+  return JSON.stringify({
     name: 'nec01 embedded relay',
     description: 'development relay for nec01 (not for production use)',
     software: 'nec01 embedded relay (@nostr-relay/core + SQLite)',
     supported_nips: [1, 9, 11, 40, 42, 70],
     limitation: {
-      ...(maxMessageLength !== undefined ? { max_message_length: maxMessageLength } : {}),
+      ...(state.maxMessageLength !== undefined ? { max_message_length: state.maxMessageLength } : {}),
       max_subscriptions: EMBEDDED_MAX_SUBSCRIPTIONS,
       max_filters: MAX_FILTERS,
       max_subid_length: MAX_SUBID_LENGTH,
       auth_required: false,
-      restricted_writes: requireAuth,
+      restricted_writes: state.requireAuth,
     },
   })
+}
 
-  const server = createServer((req, res) => serveHttp(req, res, nip11))
-  const wss = new WebSocketServer({
-    server,
-    maxPayload: maxMessageLength !== undefined ? Math.max(2 * maxMessageLength, maxMessageLength + 65_536) : DEFAULT_MAX_PAYLOAD,
-  })
-
-  wss.on('connection', (ws, req) => {
-    const conn: Connection = {
-      ws,
-      client: {
-        get readyState() {
-          return ws.readyState
-        },
-        send: (data: string) => deliver(conn, data),
+function acceptConnection(state: RelayState, ws: WebSocket, remoteAddress: string | undefined): void {
+  const { relay, connections, inflight, log } = state
+  const conn: Connection = {
+    ws,
+    client: {
+      get readyState() {
+        return ws.readyState
       },
-    }
-    connections.set(conn.client, conn)
-    ws.on('error', (err) => log.debug('client socket error', { error: err }))
-    ws.on('close', () => {
-      connections.delete(conn.client)
-      relay.handleDisconnect(conn.client)
-    })
-    ws.on('message', (data, isBinary) => {
-      const p = onMessage(conn, data, isBinary).catch((err: unknown) => log.warn('message handling failed', { error: err }))
-      inflight.add(p)
-      void p.finally(() => inflight.delete(p))
-    })
-    relay.handleConnection(conn.client, req.socket.remoteAddress)
+      send: (data: string) => deliver(state, conn, data),
+    },
+  }
+  connections.set(conn.client, conn)
+  ws.on('error', (err) => log.debug('client socket error', { error: err }))
+  ws.on('close', () => {
+    connections.delete(conn.client)
+    relay.handleDisconnect(conn.client)
   })
-  wss.on('error', (err) => log.warn('websocket server error', { error: err }))
+  ws.on('message', (data, isBinary) => {
+    const p = onMessage(state, conn, data, isBinary).catch((err: unknown) => log.warn('message handling failed', { error: err }))
+    inflight.add(p)
+    void p.finally(() => inflight.delete(p))
+  })
+  relay.handleConnection(conn.client, remoteAddress)
+}
 
-  function deliver(conn: Connection, data: string): void {
-    if (conn.ws.readyState !== WebSocket.OPEN) return
-    if (requireAuth && data.startsWith('["EVENT",') && !mayDeliverDm(conn, data)) return
-    conn.ws.send(data)
+function deliver(state: RelayState, conn: Connection, data: string): void {
+  if (conn.ws.readyState !== WebSocket.OPEN) return
+  if (state.requireAuth && data.startsWith('["EVENT",') && !mayDeliverDm(conn, data)) return
+  conn.ws.send(data)
+}
+
+/** requireAuth: a DM (kind 4 or 1059) only to its author or a p-tagged recipient. */
+function mayDeliverDm(conn: Connection, data: string): boolean {
+  let event: WireEvent
+  try {
+    ;[, , event] = JSON.parse(data) as [string, unknown, WireEvent]
+  } catch {
+    return false
   }
+  if (!DM_KINDS.has(event.kind)) return true
+  const me = conn.ctx?.pubkey
+  if (me === undefined) return false
+  return event.pubkey === me || event.tags.some((t) => t[0] === 'p' && t[1] === me)
+}
 
-  /** requireAuth: a DM (kind 4 or 1059) only to its author or a p-tagged recipient. */
-  function mayDeliverDm(conn: Connection, data: string): boolean {
-    let event: WireEvent
-    try {
-      ;[, , event] = JSON.parse(data) as [string, unknown, WireEvent]
-    } catch {
-      return false
-    }
-    if (!DM_KINDS.has(event.kind)) return true
-    const me = conn.ctx?.pubkey
-    if (me === undefined) return false
-    return event.pubkey === me || event.tags.some((t) => t[0] === 'p' && t[1] === me)
+async function onMessage(state: RelayState, conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
+  const { maxMessageLength } = state
+  const buf = toBuffer(data)
+  if (isBinary) return reply(conn, { reply: 'NOTICE', message: 'invalid: binary messages are not supported' })
+  const parsed = parseClientMessage(buf.toString('utf8'))
+  if ('reply' in parsed) return reply(conn, parsed)
+  if (maxMessageLength !== undefined && buf.length > maxMessageLength) {
+    return reply(conn, tooLarge(parsed, `invalid: message too large (${buf.length} bytes > max_message_length ${maxMessageLength})`))
   }
-
-  async function onMessage(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
-    const buf = toBuffer(data)
-    if (isBinary) return reply(conn, { reply: 'NOTICE', message: 'invalid: binary messages are not supported' })
-    const parsed = parseClientMessage(buf.toString('utf8'))
-    if ('reply' in parsed) return reply(conn, parsed)
-    if (maxMessageLength !== undefined && buf.length > maxMessageLength) {
-      return reply(conn, tooLarge(parsed, `invalid: message too large (${buf.length} bytes > max_message_length ${maxMessageLength})`))
-    }
-    try {
-      await relay.handleMessage(conn.client, toRelayMessage(parsed))
-    } catch (err) {
-      log.warn('message handling failed', { error: err, type: parsed.type })
-      reply(conn, tooLarge(parsed, 'error: internal relay error'))
-    }
+  try {
+    await state.relay.handleMessage(conn.client, toRelayMessage(parsed))
+  } catch (err) {
+    state.log.warn('message handling failed', { error: err, type: parsed.type })
+    reply(conn, tooLarge(parsed, 'error: internal relay error'))
   }
+}
 
-  function reply(conn: Connection, r: ClientMessageError): void {
-    if (conn.ws.readyState !== WebSocket.OPEN) return
-    const msg = r.reply === 'OK' ? ['OK', r.id, false, r.message] : r.reply === 'CLOSED' ? ['CLOSED', r.subId, r.message] : ['NOTICE', r.message]
-    conn.ws.send(JSON.stringify(msg))
-  }
+function reply(conn: Connection, r: ClientMessageError): void {
+  if (conn.ws.readyState !== WebSocket.OPEN) return
+  const msg = r.reply === 'OK' ? ['OK', r.id, false, r.message] : r.reply === 'CLOSED' ? ['CLOSED', r.subId, r.message] : ['NOTICE', r.message]
+  conn.ws.send(JSON.stringify(msg))
+}
 
-  await new Promise<void>((resolve, reject) => {
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(options.port ?? 0, host, () => {
+    server.listen(port, host, () => {
       server.off('error', reject)
       resolve()
     })
-  }).catch(async (err: unknown) => {
-    await relay.destroy()
-    await repo.destroy()
-    throw err
   })
-  server.on('error', (err) => log.warn('http server error', { error: err }))
+}
 
-  const port = (server.address() as AddressInfo).port
-  const url = `ws://${host.includes(':') ? `[${host}]` : host}:${port}`
-  log.info('embedded relay listening', { url, require_auth: requireAuth, db: options.dbPath ?? ':memory:' })
-
-  let closing: Promise<void> | undefined
-  const close = (): Promise<void> => {
-    closing ??= (async () => {
-      for (const conn of connections.values()) conn.ws.terminate()
-      await new Promise<void>((resolve) => wss.close(() => resolve()))
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-      // Queries still running would otherwise hit a closed database.
-      await Promise.allSettled([...inflight])
-      await relay.destroy()
-      await repo.destroy()
-      log.info('embedded relay closed', { url })
-    })()
-    return closing
-  }
-
-  return { url, host, port, connections: () => connections.size, close }
+async function closeRelay(state: RelayState, wss: WebSocketServer, server: Server, url: string): Promise<void> {
+  for (const conn of state.connections.values()) conn.ws.terminate()
+  await new Promise<void>((resolve) => wss.close(() => resolve()))
+  server.closeAllConnections()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  // Queries still running would otherwise hit a closed database.
+  await Promise.allSettled([...state.inflight])
+  await state.relay.destroy()
+  await state.repo.destroy()
+  state.log.info('embedded relay closed', { url })
 }
 
 function eventRefusal(event: { pubkey: string; tags: string[][] }, authed: string | undefined, requireAuth: boolean): string | null {
