@@ -187,14 +187,18 @@ export async function verifyChain(
   }
   checkLeaf(certs[n - 1]!, labels[n - 1]!)
 
-  // Import every key and check every link concurrently: WebCrypto runs them in parallel
-  // where it can, and the verdict is only read once all have settled.
-  const keys = await Promise.all(certs.map((c, i) => (i === 0 ? Promise.resolve(anchor.key) : importP384(c.publicKey).catch(() => null))))
+  // Each link starts the moment its issuer's key is in (the root's already is), so the
+  // first checks are under way on the thread pool while the other keys import; the
+  // verdicts are only read once every key has imported, so a bad key is reported first.
+  const imports = certs.map((c, i) => (i === 0 ? Promise.resolve(anchor.key) : importP384(c.publicKey).catch(() => null)))
+  const linkChecks = Promise.all(
+    certs.slice(1).map((c, j) => imports[j]!.then((k) => (k === null ? false : verifyEs384Concurrent(k, c.signature, c.tbs)))),
+  )
+  const keys = await Promise.all(imports)
   const bad = keys.findIndex((k) => k === null)
   if (bad >= 0) throw chainError(`${labels[bad]}: public key is not a valid P-384 point`)
   const leafKey = keys[n - 1]!
-  // the links first, so they are under way while `alongside` runs (on this thread, under Node)
-  const linkChecks = Promise.all(certs.slice(1).map((c, j) => verifyEs384Concurrent(keys[j]!, c.signature, c.tbs)))
+  // the links are under way while `alongside` runs (on this thread, under Node)
   const extra = alongside === undefined ? null : alongside(leafKey).catch(() => false)
   const links = await linkChecks
   const broken = links.indexOf(false)
