@@ -10,7 +10,7 @@
 // that compared nothing would read as a guarantee that was never made.
 import { sha256 } from '@noble/hashes/sha2.js'
 import { AWS_NITRO_ROOT_G1_SHA256 } from './aws-root.js'
-import { checkValidity, isTrustedRoot, verifyChain, type CertWindow } from './chain.js'
+import { checkValidity, isTrustedRoot, verifyChain, type CertWindow, type VerifyKey } from './chain.js'
 import { certLabel, parseCertificate } from './cert.js'
 import { MAX_PAYLOAD_BYTES, parseCoseSign1, verifyCoseSignature, type CoseSign1 } from './cose.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
@@ -86,11 +86,10 @@ function hexOrNull(bytes: Uint8Array | null): string | null {
   return bytes === null ? null : bytesToHex(bytes)
 }
 
-async function attestationInfo(payload: AttestationPayload, windows: CertWindow[]): Promise<AttestationInfo> {
-  const leaf = windows[windows.length - 1]!
-  // The path is valid where every certificate is: the latest notBefore to the earliest notAfter.
-  const pathFrom = Math.max(...windows.map((w) => w.notBefore))
-  const pathUntil = Math.min(...windows.map((w) => w.notAfter))
+/** The report's fields read from the payload alone: everything but the certificate windows. */
+type PayloadInfo = Omit<AttestationInfo, 'certificate' | 'chain'>
+
+function payloadInfo(payload: AttestationPayload): PayloadInfo {
   const pcrs: Record<string, string> = {}
   for (const [index, value] of [...payload.pcrs].sort((a, b) => a[0] - b[0])) pcrs[String(index)] = bytesToHex(value)
   return {
@@ -101,9 +100,27 @@ async function attestationInfo(payload: AttestationPayload, windows: CertWindow[
     public_key: hexOrNull(payload.public_key),
     user_data: hexOrNull(payload.user_data),
     nonce: hexOrNull(payload.nonce),
+    pcr16_binds_public_key: pcr16Binds(payload),
+  }
+}
+
+function attestationInfo(info: PayloadInfo, windows: CertWindow[]): AttestationInfo {
+  const leaf = windows[windows.length - 1]!
+  // The path is valid where every certificate is: the latest notBefore to the earliest notAfter.
+  const pathFrom = Math.max(...windows.map((w) => w.notBefore))
+  const pathUntil = Math.min(...windows.map((w) => w.notAfter))
+  // the fields in the order the report has always listed them (JSON output follows it)
+  return {
+    module_id: info.module_id,
+    timestamp: info.timestamp,
+    digest: info.digest,
+    pcrs: info.pcrs,
+    public_key: info.public_key,
+    user_data: info.user_data,
+    nonce: info.nonce,
     certificate: { notBefore: leaf.notBefore / 1000, notAfter: leaf.notAfter / 1000 },
     chain: { notBefore: pathFrom / 1000, notAfter: pathUntil / 1000 },
-    pcr16_binds_public_key: pcr16Binds(payload),
+    pcr16_binds_public_key: info.pcr16_binds_public_key,
   }
 }
 
@@ -224,13 +241,20 @@ export async function verifyAttestation(doc: Uint8Array, options?: VerifyOptions
     stage = 'chain'
     // the document signature is checked together with the path (concurrently on a cold
     // path); it is reported only after the path and the validity period have passed
-    const chain = await verifyChain(opts.root, payload.cabundle, payload.certificate, (leafKey) => verifyCoseSignature(leafKey, cose))
+    let info: PayloadInfo | null = null
+    const signed = (leafKey: VerifyKey): Promise<boolean> => {
+      const verdict = verifyCoseSignature(leafKey, cose)
+      // a cold path's links are on the thread pool now: this thread writes the report meanwhile
+      info = payloadInfo(payload)
+      return verdict
+    }
+    const chain = await verifyChain(opts.root, payload.cabundle, payload.certificate, signed)
     pass(
       checks,
       'chain',
       `${chain.windows.length - 1} ES384 certificate signatures verify from the root to the leaf; names chain, CA flags, keyUsage and pathLen hold${chain.cached ? ' (cached path)' : ''}`,
     )
-    attestation = await attestationInfo(payload, chain.windows)
+    attestation = attestationInfo(info ?? payloadInfo(payload), chain.windows)
 
     stage = 'time'
     const time = checkValidity(chain.windows, opts.nowMs)

@@ -130,6 +130,9 @@ function parseTime(bytes: Uint8Array, tlv: Tlv, what: string): number {
   return ms
 }
 
+/** One decoder for every Name: a non-streaming decode() keeps no state between calls. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
 /** The string values of one attribute type in a Name, in order (a Name may repeat a type). */
 function nameValues(bytes: Uint8Array, name: Tlv, oid: Uint8Array): string[] {
   const out: string[] = []
@@ -139,7 +142,7 @@ function nameValues(bytes: Uint8Array, name: Tlv, oid: Uint8Array): string[] {
       if (type === undefined || value === undefined || extra !== undefined || type.tag !== TAG.oid) throw new DerError('Name: malformed attribute')
       if (!bytesEqual(contentOf(bytes, type), oid)) continue
       if (value.tag !== TAG.utf8String && value.tag !== TAG.printableString && value.tag !== TAG.ia5String) throw new DerError('Name: attribute is not a string')
-      out.push(new TextDecoder('utf-8', { fatal: true }).decode(contentOf(bytes, value)))
+      out.push(UTF8.decode(contentOf(bytes, value)))
     }
   }
   return out
@@ -192,12 +195,15 @@ function parseKeyUsage(value: Uint8Array): number {
   if (bits.end !== value.length) throw new DerError('keyUsage: trailing bytes')
   const content = contentOf(value, bits)
   if (content.length < 2 || content[0]! > 7) throw new DerError('keyUsage: malformed BIT STRING')
-  // bit 0 is the most significant bit of the first byte (X.690 §8.6.2.1)
-  let mask = 0
-  for (let bit = 0; bit < Math.min((content.length - 1) * 8, 16); bit++) {
-    if (content[1 + (bit >> 3)]! & (0x80 >> (bit & 7))) mask |= 1 << bit
-  }
-  return mask
+  // bit 0 is the most significant bit of the first byte (X.690 §8.6.2.1); the mask keeps bits 0..15
+  return reverseBits(content[1]!) | (content.length > 2 ? reverseBits(content[2]!) << 8 : 0)
+}
+
+/** A byte's bits in reverse order, without a loop (this runs uncompiled on a first verification). */
+function reverseBits(byte: number): number {
+  let b = ((byte & 0xf0) >> 4) | ((byte & 0x0f) << 4)
+  b = ((b & 0xcc) >> 2) | ((b & 0x33) << 2)
+  return ((b & 0xaa) >> 1) | ((b & 0x55) << 1)
 }
 
 /** Dotted form of an OID's content octets (X.690 §8.19), for messages only. */

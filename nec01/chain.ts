@@ -165,6 +165,11 @@ export async function verifyChain(
   const certs: Certificate[] = [anchor.cert]
   const labels: string[] = [`root (${certLabel(anchor.cert)})`]
   const ders = [...cabundle.slice(1), leaf]
+  // The first link needs only the root's key, which is in: it starts on the thread pool as
+  // soon as cabundle[1] parses and runs while the rest of the path is parsed and checked.
+  // Its verdict is read after every structural check, so failures are reported exactly as
+  // before; a malformed path may cost this one signature, less than a well-formed forgery.
+  let firstLink: Promise<boolean> | null = null
   ders.forEach((der, j) => {
     const name = j === ders.length - 1 ? 'leaf certificate' : `cabundle[${j + 1}]`
     let cert: Certificate
@@ -173,11 +178,12 @@ export async function verifyChain(
     } catch (err) {
       throw chainError(`${name}: ${err instanceof Error ? err.message : 'unparseable'}`)
     }
+    if (j === 0) firstLink = verifyEs384Concurrent(anchor.key, cert.signature, cert.tbs)
     certs.push(cert)
     labels.push(`${name} (${certLabel(cert)})`)
   })
 
-  // Everything that needs no cryptography first, so a malformed path costs no signatures.
+  // Everything else that needs no cryptography first, so a malformed path costs no more.
   const n = certs.length
   for (let i = 1; i < n; i++) {
     // RFC 5280 §6.1.3 (a)(4): issuer equals the working issuer name; compared as DER bytes,
@@ -187,14 +193,20 @@ export async function verifyChain(
   }
   checkLeaf(certs[n - 1]!, labels[n - 1]!)
 
-  // Import every key and check every link concurrently: WebCrypto runs them in parallel
-  // where it can, and the verdict is only read once all have settled.
-  const keys = await Promise.all(certs.map((c, i) => (i === 0 ? Promise.resolve(anchor.key) : importP384(c.publicKey).catch(() => null))))
+  // Each other link starts the moment its issuer's key is in, so checks are under way on
+  // the thread pool while the other keys import; the verdicts are only read once every key
+  // has imported, so a bad key is reported first.
+  const imports = certs.map((c, i) => (i === 0 ? Promise.resolve(anchor.key) : importP384(c.publicKey).catch(() => null)))
+  const linkChecks = Promise.all(
+    certs
+      .slice(1)
+      .map((c, j) => (j === 0 && firstLink !== null ? firstLink : imports[j]!.then((k) => (k === null ? false : verifyEs384Concurrent(k, c.signature, c.tbs))))),
+  )
+  const keys = await Promise.all(imports)
   const bad = keys.findIndex((k) => k === null)
   if (bad >= 0) throw chainError(`${labels[bad]}: public key is not a valid P-384 point`)
   const leafKey = keys[n - 1]!
-  // the links first, so they are under way while `alongside` runs (on this thread, under Node)
-  const linkChecks = Promise.all(certs.slice(1).map((c, j) => verifyEs384Concurrent(keys[j]!, c.signature, c.tbs)))
+  // the links are under way while `alongside` runs (on this thread, under Node)
   const extra = alongside === undefined ? null : alongside(leafKey).catch(() => false)
   const links = await linkChecks
   const broken = links.indexOf(false)
