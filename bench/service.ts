@@ -405,25 +405,30 @@ function flatness(points: Array<[number, number]>): { settled: Array<[number, nu
   return { settled, firstHalf, secondHalf, growth: secondHalf / firstHalf }
 }
 
+/** The flatness row: a process's RSS over the long run, warm-up excluded (see flatness). */
+function rssFlatRow(id: string, section: string, points: Array<[number, number]>): Row {
+  const { settled, firstHalf, secondHalf, growth } = flatness(points)
+  return row({
+    id,
+    section,
+    figure: 'flat after warm-up: median RSS, second half / first half',
+    value: ratio(growth),
+    raw: growth,
+    unit: '×',
+    comparison: settled.length < 2 ? 'too few progress samples' : `${mb(firstHalf)} → ${mb(secondHalf)}; highest sample ${mb(Math.max(...points.map((x) => x[1])))}`,
+    target: `≤ ${RSS_FLAT_MAX}×`,
+    pass: settled.length >= 2 && growth <= RSS_FLAT_MAX,
+  })
+}
+
 const byAnswered = (points: Array<[number, number]>): string => points.map(([n, v]) => `${n >= 1000 ? `${Math.round(n / 1000)}k` : n} ${fmt(v, 0)}`).join(', ')
 
 /** The embedded relay runs in this process: its RSS is this process's, orchestration included. */
 function relayRssRows(points: Array<[number, number]>, endMb: number, count: number): Row[] {
   const section = 'embedded relay: resident memory (VmRSS of the bench process, which runs it)'
-  const { settled, firstHalf, secondHalf, growth } = flatness(points)
   return [
     row({ id: 'relay.rss.after', section, figure: `after the ${count} requests`, value: mb(endMb), raw: endMb, unit: 'MB', comparison: `RSS by answered: ${byAnswered(points)}` }),
-    row({
-      id: 'relay.rss.flat',
-      section,
-      figure: 'flat after warm-up: median RSS, second half / first half',
-      value: ratio(growth),
-      raw: growth,
-      unit: '×',
-      comparison: settled.length < 2 ? 'too few progress samples' : `${mb(firstHalf)} → ${mb(secondHalf)}; highest sample ${mb(Math.max(...points.map((x) => x[1])))}`,
-      target: `≤ ${RSS_FLAT_MAX}×`,
-      pass: settled.length >= 2 && growth <= RSS_FLAT_MAX,
-    }),
+    rssFlatRow('relay.rss.flat', section, points),
   ]
 }
 
@@ -554,7 +559,6 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
   if (b !== null) {
     const r = b.result
     const points = b.rssAtProgress
-    const { settled, firstHalf, secondHalf, growth } = flatness(points)
     rows.push(
       row({
         id: 'service.bulk',
@@ -578,17 +582,7 @@ function serviceRows(d: ServiceDetails, scale: Scale): Row[] {
         target: `< ${RSS_MAX_MB} MB`,
         pass: b.endMb < RSS_MAX_MB,
       }),
-      row({
-        id: 'service.rss.flat',
-        section: memSection,
-        figure: 'flat after warm-up: median RSS, second half / first half',
-        value: ratio(growth),
-        raw: growth,
-        unit: '×',
-        comparison: settled.length < 2 ? 'too few progress samples' : `${mb(firstHalf)} → ${mb(secondHalf)}; highest sample ${mb(Math.max(...points.map((x) => x[1])))}`,
-        target: `≤ ${RSS_FLAT_MAX}×`,
-        pass: settled.length >= 2 && growth <= RSS_FLAT_MAX,
-      }),
+      rssFlatRow('service.rss.flat', memSection, points),
     )
     rows.push(...relayRssRows(b.relayRssAtProgress, b.relayEndMb, scale.bulkCount))
   }
