@@ -1,6 +1,6 @@
 // The load generator's side of the three transports: the same wire format as `nec01 dm`,
 // `nec01 dm --nip04` and `nec01 attest` (NIP-17 gift wrap, NIP-04, NIP-44 RPC), built on the
-// service's own primitives (src/crypto.ts: Schnorr through tiny-secp256k1, ids, ECDH and
+// service's own primitives (src/crypto.ts: Schnorr through tiny-secp256k1, ECDH through native libsecp256k1, ids and
 // NIP-44 through node:crypto), the fastest measured (bench/libs.ts), with each sender's public key
 // and shared secrets computed once, so the client steals as little of the two cores from the
 // service as possible. selfCheck() proves each builder against nostr-tools' own

@@ -48,9 +48,9 @@ const REPLY_RUMOR_BYTES = 7 * 1024
 /**
  * One NIP-17 round's cryptography and nothing else, on the service's primitives (the fastest
  * measured for each operation, bench/libs.ts), on data of the real sizes: the request's wrap
- * and seal checked, one ECDH with a long-term key (OpenSSL, constant time) and two layers
- * opened; the reply's seal signed and checked again, a fresh wrap key and its ECDH
- * (libsecp256k1), two layers sealed, the wrap signed. No parsing, dedup, command or
+ * and seal checked, one ECDH with a long-term key (constant time) and two layers opened;
+ * the reply's seal signed and checked again, a fresh wrap key and its ECDH, two layers
+ * sealed, the wrap signed. Both ECDHs on the backend the service runs (src/crypto.ts). No parsing, dedup, command or
  * publishing: what the per-request figure costs above this is the service's own.
  */
 function nip17Operations(batch: number): Contender {

@@ -2,9 +2,10 @@
 // copy bundled with nostr-tools, what nec01/ uses in browsers), the project's own
 // @noble/curves, nostr-tools/wasm (nostr-wasm: libsecp256k1 in WASM, event-level API,
 // Schnorr only), tiny-secp256k1 (libsecp256k1 in WASM, hash-level API; the service's
-// Schnorr) and node:crypto (OpenSSL: ECDH and point multiplication, no BIP-340 Schnorr; the
-// service's ECDH). Every implementation's output is checked against the others' before
-// anything is timed.
+// Schnorr), the `secp256k1` package's native addon (libsecp256k1's secp256k1_ecdh; the
+// service's ECDH) and node:crypto (OpenSSL: ECDH and point multiplication, no BIP-340
+// Schnorr; the service's ECDH when the addon is missing). Every implementation's output is
+// checked against the others' before anything is timed.
 import { createECDH, createHash, createHmac, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -21,7 +22,7 @@ import type { NostrEvent } from '../nec01/types.js'
 import { RPC_KIND } from '../nec01/kinds.js'
 import { initNostrWasm } from 'nostr-wasm'
 import { conversationKey } from './client-crypto.js'
-import { nip44Decrypt, nip44Encrypt } from '../src/crypto.js'
+import { keyAgreement, nip44ConversationKey, nip44Decrypt, nip44Encrypt, type EcdhBackend } from '../src/crypto.js'
 import { fmt, ratio, row, type Row } from './report.js'
 import { compareInRounds, median, medianRatio, type Contender } from './stats.js'
 
@@ -29,12 +30,13 @@ const SECTION = 'secp256k1 libraries (µs per operation)'
 const NIP44_SALT = new TextEncoder().encode('nip44-v2')
 const PEERS = 64
 
-type Impl = 'current' | 'noble' | 'wasm' | 'tiny' | 'node' | 'nodeKeyed'
+type Impl = 'current' | 'noble' | 'wasm' | 'tiny' | 'native' | 'node' | 'nodeKeyed'
 const IMPL_LABEL: Record<Impl, string> = {
   current: 'nostr-tools/pure',
   noble: '@noble/curves',
   wasm: 'nostr-wasm',
   tiny: 'tiny-secp256k1',
+  native: 'libsecp256k1 native (secp256k1_ecdh)',
   node: 'node:crypto',
   nodeKeyed: 'node:crypto, own key loaded once',
 }
@@ -51,9 +53,10 @@ export const OP = {
 /**
  * ECDH implementations whose time does not depend on the scalar: the only ones fit for the
  * service's long-term key. tiny-secp256k1's (libsecp256k1's public-key tweak, in the release
- * it bundles) is not, and serves one-time keys only (src/crypto.ts).
+ * it bundles) is not, and serves one-time keys only, when the native addon is missing
+ * (src/crypto.ts); libsecp256k1's secp256k1_ecdh runs on secp256k1_ecmult_const.
  */
-export const CONSTANT_TIME_ECDH: readonly Impl[] = ['current', 'noble', 'node', 'nodeKeyed']
+export const CONSTANT_TIME_ECDH: readonly Impl[] = ['current', 'noble', 'native', 'node', 'nodeKeyed']
 /** A reply rumor with its tee_root, and a request's seal, as the NIP-17 path handles them. */
 const RUMOR_BYTES = 7 * 1024
 const REQUEST_LAYER_BYTES = 1024
@@ -83,6 +86,7 @@ function versions(): Record<string, string> {
     '@noble/curves': packageVersion(process.cwd(), '@noble/curves'),
     'nostr-wasm': packageVersion(process.cwd(), 'nostr-wasm'),
     'tiny-secp256k1': packageVersion(process.cwd(), 'tiny-secp256k1'),
+    secp256k1: packageVersion(process.cwd(), 'secp256k1'),
     openssl: process.versions.openssl ?? '?',
   }
 }
@@ -123,6 +127,11 @@ function tinyConversationKey(sk: Uint8Array, peer: string): Uint8Array {
   return new Uint8Array(createHmac('sha256', NIP44_SALT).update(shared.subarray(1)).digest())
 }
 
+/** The service's ECDH on one backend, the key loaded per call as for a one-time key. */
+function backendConversationKey(sk: Uint8Array, peer: string, backend: EcdhBackend): Uint8Array {
+  return nip44ConversationKey(keyAgreement(sk, backend).sharedX(peer))
+}
+
 function nodePublicKey(sk: Uint8Array): string {
   const ecdh = createECDH('secp256k1')
   ecdh.setPrivateKey(sk)
@@ -144,7 +153,8 @@ function crossCheck(sk: Uint8Array, peer: string, template: pure.EventTemplate):
     if (tinyVerify({ ...copy(), content: `${e.content}!` })) throw new Error('libs: tiny-secp256k1 accepts a tampered event')
   }
   const reference = bytesToHex(nip44.v2.utils.getConversationKey(sk, peer))
-  if (bytesToHex(nobleConversationKey(sk, peer)) !== reference || bytesToHex(conversationKey(sk, peer)) !== reference || bytesToHex(tinyConversationKey(sk, peer)) !== reference) {
+  const others = [nobleConversationKey(sk, peer), conversationKey(sk, peer), tinyConversationKey(sk, peer), backendConversationKey(sk, peer, 'libsecp256k1'), backendConversationKey(sk, peer, 'openssl')]
+  if (others.some((key) => bytesToHex(key) !== reference)) {
     throw new Error('libs: conversation keys differ')
   }
 }
@@ -202,7 +212,8 @@ export async function measureLibs(opts: { quick: boolean }): Promise<{ rows: Row
       current: each((i) => nip44.v2.utils.getConversationKey(sk, peers[i % PEERS]!)),
       tiny: each((i) => tinyConversationKey(sk, peers[i % PEERS]!)),
       noble: each((i) => nobleConversationKey(sk, peers[i % PEERS]!)),
-      node: each((i) => conversationKey(sk, peers[i % PEERS]!)),
+      native: each((i) => backendConversationKey(sk, peers[i % PEERS]!, 'libsecp256k1')),
+      node: each((i) => backendConversationKey(sk, peers[i % PEERS]!, 'openssl')),
       // the service's key never changes: setPrivateKey (itself a point multiplication) once
       nodeKeyed: each((i) => keyedConversationKey(peers[i % PEERS]!)),
     },

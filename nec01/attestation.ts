@@ -91,7 +91,8 @@ type PayloadInfo = Omit<AttestationInfo, 'certificate' | 'chain'>
 
 function payloadInfo(payload: AttestationPayload): PayloadInfo {
   const pcrs: Record<string, string> = {}
-  for (const [index, value] of [...payload.pcrs].sort((a, b) => a[0] - b[0])) pcrs[String(index)] = bytesToHex(value)
+  // integer-like keys enumerate in ascending order whatever the insertion order (ECMA-262 OrdinaryOwnPropertyKeys)
+  for (const [index, value] of payload.pcrs) pcrs[index] = bytesToHex(value)
   return {
     module_id: payload.module_id,
     timestamp: payload.timestamp,

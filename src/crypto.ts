@@ -1,17 +1,20 @@
 // The service's secp256k1, NIP-04 and NIP-44 primitives, on the fastest libraries measured
 // (bench/libs.ts): BIP-340 Schnorr signing, verification and public keys through
-// tiny-secp256k1 (libsecp256k1 compiled to WASM, with a raw hash-in API); event ids, ECDH
-// with the service's key, AES, ChaCha20 and HMAC through node:crypto (OpenSSL). ECDH with the
-// service's key stays on OpenSSL on purpose: tiny-secp256k1 offers it only as libsecp256k1's
-// public-key tweak, which the release it bundles computes in time that depends on the
-// scalar, and that scalar is the service's long-term key. A one-time NIP-59 wrap key is
-// used for one multiplication and then dropped, so there the tweak is fine and 4× cheaper.
+// tiny-secp256k1 (libsecp256k1 compiled to WASM, with a raw hash-in API); ECDH through
+// libsecp256k1's native secp256k1_ecdh (src/ecdh-native.ts), constant time in the scalar;
+// event ids, AES, ChaCha20 and HMAC through node:crypto (OpenSSL). Where the native addon did
+// not load, ECDH with the service's key falls back to OpenSSL (constant time too, ~13×
+// slower), never to tiny-secp256k1: that offers ECDH only as libsecp256k1's public-key
+// tweak, which the release it bundles computes in time that depends on the scalar, and that
+// scalar would be the service's long-term key. A one-time NIP-59 wrap key is used for one
+// multiplication and dropped, so there the fallback may take the tweak.
 // nec01/ stays on noble: it must run in browsers without a WASM init step. No secret is kept
 // here: callers pass theirs in, and the ECDH objects live in the caller's closure.
 import { createCipheriv, createDecipheriv, createECDH, createHash, createHmac, randomBytes, timingSafeEqual, type ECDH } from 'node:crypto'
 import { serializeEvent, validateEvent, type EventTemplate } from 'nostr-tools/pure'
 import * as secp from 'tiny-secp256k1'
 import { createLru } from '../nec01/lru.js'
+import { nativeEcdh, nativeEcdhError } from './ecdh-native.js'
 import type { NostrEvent } from '../nec01/types.js'
 
 /** NIP-44 v2: conversation key = HKDF-extract(salt "nip44-v2", shared x) = HMAC-SHA256(salt, x). */
@@ -90,35 +93,59 @@ export function publicKeyHex(secret: Uint8Array): string {
   return Buffer.from(secp.xOnlyPointFromScalar(secret)).toString('hex')
 }
 
-/** ECDH with a fixed own key: the scalar is loaded into OpenSSL once, not per peer. */
+/** ECDH with a fixed own key. */
 export interface KeyAgreement {
   /** the shared point's x coordinate (NIP-04's AES key, NIP-44's HKDF input) */
   sharedX(peer: string): Buffer
 }
 
-export function keyAgreement(secret: Uint8Array): KeyAgreement {
+export type EcdhBackend = 'libsecp256k1' | 'openssl'
+
+/** Which library computes the service's ECDH, and why when it is not the native one (for the log). */
+export function ecdhBackend(): { name: EcdhBackend; reason: string | null } {
+  return nativeEcdh !== null ? { name: 'libsecp256k1', reason: null } : { name: 'openssl', reason: nativeEcdhError }
+}
+
+/** The peer's x-only key as the SEC1 point with even y (BIP-340); throws on anything else. */
+function evenYPoint(peer: string): Buffer {
+  // Buffer.from(hex) silently stops at the first bad digit: check before decoding.
+  if (!isPubkeyHex(peer)) throw new Error('invalid public key')
+  return Buffer.from(EVEN_Y_PREFIX + peer, 'hex')
+}
+
+/** ECDH with `secret` on the native addon when it loaded, else OpenSSL; `backend` picks one (tests, bench). */
+export function keyAgreement(secret: Uint8Array, backend: EcdhBackend = ecdhBackend().name): KeyAgreement {
+  if (backend === 'libsecp256k1') {
+    const native = nativeEcdh
+    if (native === null) throw new Error(`libsecp256k1 ECDH is not available: ${nativeEcdhError ?? 'not loaded'}`)
+    return { sharedX: (peer) => native.sharedX(evenYPoint(peer), secret) }
+  }
+  // OpenSSL: the scalar is loaded once, not per peer
   const ecdh: ECDH = createECDH('secp256k1')
   ecdh.setPrivateKey(secret)
   return {
     sharedX(peer) {
-      // Buffer.from(hex) silently stops at the first bad digit: check before decoding.
-      if (!isPubkeyHex(peer)) throw new Error('invalid public key')
-      return ecdh.computeSecret(Buffer.from(EVEN_Y_PREFIX + peer, 'hex'))
+      try {
+        return ecdh.computeSecret(evenYPoint(peer))
+      } catch {
+        throw new Error('invalid public key')
+      }
     },
   }
 }
 
 /**
- * ECDH for a key used once (a NIP-59 wrap key): libsecp256k1's point multiplication, ~4×
- * cheaper than OpenSSL's. Its time depends on the scalar, which a single multiplication
- * with a fresh key, never repeated, gives an observer no way to accumulate.
+ * ECDH for a key used once (a NIP-59 wrap key). Without the native addon: libsecp256k1's
+ * point multiplication in tiny-secp256k1, ~4× cheaper than OpenSSL's; its time depends on
+ * the scalar, which a single multiplication with a fresh key, never repeated, gives an
+ * observer no way to accumulate.
  */
 function singleUseAgreement(secret: Uint8Array): KeyAgreement {
+  if (nativeEcdh !== null) return keyAgreement(secret)
   return {
     sharedX(peer) {
-      if (!isPubkeyHex(peer)) throw new Error('invalid public key')
       // throws on an x with no point on the curve
-      const shared = secp.pointMultiply(Buffer.from(EVEN_Y_PREFIX + peer, 'hex'), secret, true)
+      const shared = secp.pointMultiply(evenYPoint(peer), secret, true)
       if (shared === null) throw new Error('invalid public key')
       return Buffer.from(shared.subarray(1))
     },

@@ -1,13 +1,14 @@
 // The service's NIP-44 v2 (src/crypto.ts, on OpenSSL) against the NIP's own test vectors
 // (test/vectors/nip44.json, as nostr-tools ships them) and against nostr-tools itself; and
-// the one-time wrap key's ECDH (libsecp256k1) against the service key's (OpenSSL).
+// both ECDH backends (libsecp256k1's native secp256k1_ecdh and OpenSSL's fallback) against
+// the vectors and nostr-tools; the one-time wrap key's ECDH against the service key's.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as nip44 from 'nostr-tools/nip44'
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure'
-import { keyAgreement, nip44ConversationKey, nip44Decrypt, nip44Encrypt, nip44PaddedLength, oneTimeKey } from '../src/crypto.js'
+import { ecdhBackend, keyAgreement, nip44ConversationKey, nip44Decrypt, nip44Encrypt, nip44PaddedLength, oneTimeKey } from '../src/crypto.js'
 
 interface Vectors {
   valid: {
@@ -81,7 +82,7 @@ describe('NIP-44 v2 on OpenSSL: against nostr-tools', () => {
 })
 
 describe('one-time wrap keys', () => {
-  it('agree with the service key ECDH (OpenSSL) and with nostr-tools, and refuse bad peers', () => {
+  it('agree with the service key ECDH and with nostr-tools, and refuse bad peers', () => {
     for (let i = 0; i < 16; i++) {
       const once = oneTimeKey()
       const peerSecret = generateSecretKey()
@@ -98,4 +99,32 @@ describe('one-time wrap keys', () => {
       assert.throws(() => once.agreement.sharedX(bad), Error, bad)
     }
   })
+})
+
+describe('ECDH backends: native libsecp256k1 and the OpenSSL fallback', () => {
+  it('the native addon loads here (the secp256k1 package ships a linux-x64 prebuild)', { skip: process.platform !== 'linux' || process.arch !== 'x64' }, () => {
+    assert.deepEqual(ecdhBackend(), { name: 'libsecp256k1', reason: null })
+  })
+
+  for (const backend of ['libsecp256k1', 'openssl'] as const) {
+    it(`${backend}: the NIP-44 conversation-key vectors, random keys against nostr-tools, and every invalid vector refused`, () => {
+      for (const v of vectors.valid.get_conversation_key) {
+        assert.equal(toHex(nip44ConversationKey(keyAgreement(hex(v.sec1), backend).sharedX(v.pub2))), v.conversation_key, v.sec1)
+      }
+      for (let i = 0; i < 32; i++) {
+        const a = generateSecretKey()
+        const b = generateSecretKey()
+        const x = keyAgreement(a, backend).sharedX(getPublicKey(b))
+        assert.equal(toHex(nip44ConversationKey(x)), toHex(nip44.v2.utils.getConversationKey(b, getPublicKey(a))))
+      }
+      for (const v of vectors.invalid.get_conversation_key) {
+        assert.throws(() => keyAgreement(hex(v.sec1), backend).sharedX(v.pub2), Error, v.note)
+      }
+      const agreement = keyAgreement(generateSecretKey(), backend)
+      const pk = getPublicKey(generateSecretKey())
+      for (const bad of [pk.slice(2), pk.toUpperCase(), `${pk.slice(0, 62)}zz`, `${pk}00`]) {
+        assert.throws(() => agreement.sharedX(bad), /invalid public key/, bad)
+      }
+    })
+  }
 })

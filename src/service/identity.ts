@@ -85,7 +85,7 @@ export function isSecretKey(bytes: Uint8Array): boolean {
 export function identityFromSecret(secretKey: Uint8Array): Identity {
   const sk = Uint8Array.from(secretKey)
   const pubkey = publicKeyHex(sk)
-  // The scalar goes into OpenSSL once; every peer's ECDH then skips that multiplication.
+  // ECDH per peer is cached below; a gift wrap's one-time key is the only uncached one.
   const ecdh = keyAgreement(sk)
   const peers = createLru<string, PeerKeys>(PEER_CACHE_LIMIT)
 
