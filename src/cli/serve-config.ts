@@ -1,8 +1,9 @@
-// serve's configuration beyond the flags themselves: the NEC flags, the operator, the upgrade
-// policy, the ports, the sealing flags and --upgrade-from, read and checked in that order
-// before anything starts. Loaded by serve once the flags alone are known to be right.
+// serve's configuration beyond the flags themselves: the NEC flags, the relays, the operator,
+// the upgrade policy, the ports, the sealing flags and --upgrade-from, read and checked in that
+// order before anything starts. Loaded by serve once the flags alone are known to be right.
 import { errorText } from '../../nec01/errors.js'
 import { packageFile } from '../files.js'
+import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
 import { OPERATOR_FILE, UPGRADE_FILE } from '../measured-files.js'
 import { loadKmsSettings } from '../service/kms-config.js'
 import { loadOperatorFile, OperatorConfigError, parseOperatorKey } from '../service/operator-config.js'
@@ -16,12 +17,25 @@ import { checkUpgradeFrom } from './upgrade-from.js'
 
 export interface ServeConfig {
   signed: ServeNecOptions
+  /** --relay, else the relays file (none with --embedded-relay alone): the embedded relay comes beside them */
+  relays: RelayEntry[]
   /** the operator's hex key, or null: operator commands are refused */
   operator: string | null
   upgradePolicy: UpgradePolicy | null
   sealingFlags: SealingFlags
   /** the holder's hex key with --upgrade-from */
   upgradeFrom: string | undefined
+}
+
+/** --relay URL..., else --relays FILE or relays.json unless the embedded relay is all there is. */
+function readRelays(v: ServeValues): RelayEntry[] {
+  try {
+    if (v.relay !== undefined) return relaysFromUrls(v.relay).relays
+    return v['embedded-relay'] === true ? [] : loadRelayConfig(v.relays ?? DEFAULT_RELAYS_FILE).relays
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message)
+    throw err
+  }
 }
 
 /** --operator in dev, else operator.json beside the package. */
@@ -64,6 +78,7 @@ function sealingFlagsOf(flags: ServeFlags): SealingFlags {
 export async function checkServeConfig(flags: ServeFlags): Promise<ServeConfig> {
   const v = flags.values
   const signed = serveNecOptions(v, flags.proxy)
+  const relays = readRelays(v)
   const operator = readOperator(v)
   const upgradePolicy = readUpgradePolicy(v['upgrade-policy'], flags.t)
   const health = healthPortUse(flags.healthPort)
@@ -75,5 +90,5 @@ export async function checkServeConfig(flags: ServeFlags): Promise<ServeConfig> 
     sealed: sealingFlags.embeddedKms || (sealingFlags.kmsKey ?? sealingFlags.measured?.key) !== undefined,
     signatures: signed.source !== undefined,
   })
-  return { signed, operator, upgradePolicy, sealingFlags, upgradeFrom }
+  return { signed, relays, operator, upgradePolicy, sealingFlags, upgradeFrom }
 }

@@ -1,6 +1,7 @@
 // serve once its flags and configuration are checked: the relays, the NSM, the sealing, the
 // service, the banner, then the wait for a signal (or, in dev, for a handed-over key to serve
-// from memory). serve loads this module only then: it brings in the service, the NSM and the
+// from memory). Each part that starts is kept on a stack of closers, so a failed start closes
+// what it had started, last first, as a normal stop does. serve loads this module only then: it brings in the service, the NSM and the
 // relay pool, which a usage error never needs.
 import { errorText } from '../../nec01/errors.js'
 import type { NostrEvent } from '../../nec01/types.js'
@@ -9,12 +10,13 @@ import { isSimulated, openNsm, type OpenedNsm } from '../nsm/open.js'
 import type { NsmSimulator } from '../nsm/simulator.js'
 import { simulatorRootPem } from '../nsm/state-dir.js'
 import { isNsmError } from '../nsm/types.js'
-import { ConfigError, DEFAULT_RELAYS_FILE, loadRelayConfig, relaysFromUrls, type RelayEntry } from '../relays/config.js'
+import type { RelayEntry } from '../relays/config.js'
 import { trustFlags } from '../service/announce.js'
 import { operatorNpub } from '../service/operator-config.js'
 import { SERVICE_NAME, startService, type Service, type ServiceConfig } from '../service/service.js'
 import { createAdopt, type Adopted } from '../upgrade/adopt.js'
 import { VERSION } from '../version.js'
+import { createClosers, type Closers } from './closers.js'
 import { CliError, EXIT_OK } from './exit.js'
 import { prepareSealing, type PreparedSealing } from './sealing.js'
 import type { ServeConfig } from './serve-config.js'
@@ -51,6 +53,7 @@ interface Serving {
   releases: NostrEvent[]
   simulator: NsmSimulator | null
   life: Lifecycle
+  started: Closers
 }
 
 async function startEmbedded(flags: ServeFlags, log: Logger): Promise<EmbeddedRelay> {
@@ -64,49 +67,39 @@ async function startEmbedded(flags: ServeFlags, log: Logger): Promise<EmbeddedRe
   }
 }
 
-/** The embedded relay (beside any --relay), --relay, or the relays.json file. */
-async function startRelays(flags: ServeFlags, log: Logger): Promise<{ relays: RelayEntry[]; embedded: EmbeddedRelay | null }> {
-  const v = flags.values
-  try {
-    if (v['embedded-relay'] === true) {
-      const embedded = await startEmbedded(flags, log)
-      return { relays: [...(v.relay === undefined ? [] : relaysFromUrls(v.relay).relays), { url: embedded.url, read: true, write: true }], embedded }
-    }
-    return { relays: v.relay !== undefined ? relaysFromUrls(v.relay).relays : loadRelayConfig(v.relays ?? DEFAULT_RELAYS_FILE).relays, embedded: null }
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message)
-    throw err
-  }
+/** The configured relays, and with --embedded-relay the embedded one beside them. */
+async function startRelays(flags: ServeFlags, config: ServeConfig, log: Logger, started: Closers): Promise<{ relays: RelayEntry[]; embedded: EmbeddedRelay | null }> {
+  if (flags.values['embedded-relay'] !== true) return { relays: config.relays, embedded: null }
+  const embedded = await startEmbedded(flags, log)
+  started.add('embedded relay', () => embedded.close())
+  return { relays: [...config.relays, { url: embedded.url, read: true, write: true }], embedded }
 }
 
-/** /dev/nsm, or the simulator with --dev; on failure the embedded relay is closed. */
-async function openModule(flags: ServeFlags, config: ServeConfig, embedded: EmbeddedRelay | null): Promise<OpenedNsm> {
+/** /dev/nsm, or the simulator with --dev. */
+async function openModule(flags: ServeFlags, config: ServeConfig, started: Closers): Promise<OpenedNsm> {
   const { dev, stateDir, marginSec, leafLifetimeSec } = flags
   try {
-    return await openNsm({
+    const nsm = await openNsm({
       dev,
       stateDir,
       ...config.signed.simulator,
       ...(leafLifetimeSec === undefined ? {} : { leafLifetimeSec, leafRenewMarginSec: Math.min(marginSec + 300, Math.floor(leafLifetimeSec / 2)) }),
     })
+    // the service closes it too; closing twice is a no-op
+    started.add('nsm', () => nsm.close())
+    return nsm
   } catch (err) {
-    await embedded?.close()
     if (isNsmError(err)) throw new CliError(err.message)
     throw err
   }
 }
 
 /** The sealing (which may start the KMS stand-in) and, with --upgrade-from, this build's releases. */
-async function prepareKey(config: ServeConfig, nsm: OpenedNsm, simulator: NsmSimulator | null, embedded: EmbeddedRelay | null): Promise<{ sealing: PreparedSealing; releases: NostrEvent[] }> {
-  try {
-    const sealing = await prepareSealing(config.sealingFlags, simulator)
-    const releases = config.upgradeFrom !== undefined && config.signed.source !== undefined ? await releasesFrom(config.signed.source) : []
-    return { sealing, releases }
-  } catch (err) {
-    await nsm.close().catch(() => undefined)
-    await embedded?.close()
-    throw err
-  }
+async function prepareKey(config: ServeConfig, simulator: NsmSimulator | null, started: Closers): Promise<{ sealing: PreparedSealing; releases: NostrEvent[] }> {
+  const sealing = await prepareSealing(config.sealingFlags, simulator)
+  started.add('sealing', () => sealing.close())
+  const releases = config.upgradeFrom !== undefined && config.signed.source !== undefined ? await releasesFrom(config.signed.source) : []
+  return { sealing, releases }
 }
 
 // Listen before starting: a sealed identity may take a while to open (KMS down), and a
@@ -173,14 +166,11 @@ function serviceConfig(s: Serving, nsm: OpenedNsm, handed: InMemory | null): Ser
   }
 }
 
-/** The first start; on failure all started so far is closed. null: a signal stopped it. */
+/** The first start. null: a signal stopped it. */
 async function startFirst(s: Serving, nsm: OpenedNsm): Promise<Service | null> {
   try {
     return await startService(serviceConfig(s, nsm, null))
   } catch (err) {
-    await nsm.close().catch(() => undefined)
-    await s.sealing.close()
-    await s.embedded?.close()
     if (s.life.shutdown.signal.aborted) return null
     const e = err as NodeJS.ErrnoException
     if (e.code === 'EADDRINUSE') throw portError(healthPortUse(s.flags.healthPort), e)
@@ -209,40 +199,49 @@ function bannerLines(s: Serving, service: Service): string[] {
   ]
 }
 
-/** Waits for a signal; a key handed over in memory first restarts the service with it. Resolves to the service to close. */
-async function serveUntilStopped(s: Serving, service: Service): Promise<Service> {
+/** Waits for a signal; a key handed over in memory first restarts the service with it. `closeFirst` closes the first service. */
+async function serveUntilStopped(s: Serving, closeFirst: () => Promise<void>): Promise<void> {
   const { life } = s
   await new Promise<void>((resolveWake) => {
     life.wake = resolveWake
     if (life.shutdown.signal.aborted || life.inMemory !== null) resolveWake()
   })
   const handed = life.inMemory
-  if (handed === null || life.shutdown.signal.aborted) return service
+  if (handed === null || life.shutdown.signal.aborted) return
   // dev, not sealed: a new simulated boot (PCR16 takes one key per boot) with the key in memory
-  await service.close()
-  const nsm = await openModule(s.flags, s.config, s.embedded)
+  await closeFirst()
+  const nsm = await openModule(s.flags, s.config, s.started)
   const next = await startService(serviceConfig(s, nsm, handed))
+  s.started.add('service', () => next.close())
   s.log.warn('serving the handed-over key from memory: it is lost when this process stops', { npub: next.identity.npub })
   console.log(`npub:    ${next.identity.npub}  (handed over; NOT sealed: lost at restart)`)
   await life.stopped
-  return next
+}
+
+/** Starts each part, keeping it in `started`, then serves until a signal. */
+async function startAndServe(flags: ServeFlags, config: ServeConfig, held: HeldLog, log: Logger, started: Closers): Promise<number> {
+  const { relays, embedded } = await startRelays(flags, config, log, started)
+  const nsm = await openModule(flags, config, started)
+  const simulator = isSimulated(nsm) ? nsm : null
+  const { sealing, releases } = await prepareKey(config, simulator, started)
+  const s: Serving = { flags, config, log, relays, embedded, sealing, releases, simulator, life: listenForShutdown(log), started }
+  const service = await startFirst(s, nsm)
+  if (service === null) return EXIT_OK
+  const closeFirst = started.add('service', () => service.close())
+  console.log(bannerLines(s, service).join('\n'))
+  held.release()
+  await serveUntilStopped(s, closeFirst)
+  return EXIT_OK
 }
 
 /** Runs the service until a signal; `held` holds the info lines until the banner is out. */
 export async function runServe(flags: ServeFlags, config: ServeConfig, held: HeldLog): Promise<number> {
   const log = createLogger({ service: SERVICE_NAME }, { sink: held.sink })
-  const { relays, embedded } = await startRelays(flags, log)
-  const nsm = await openModule(flags, config, embedded)
-  const simulator = isSimulated(nsm) ? nsm : null
-  const { sealing, releases } = await prepareKey(config, nsm, simulator, embedded)
-  const s: Serving = { flags, config, log, relays, embedded, sealing, releases, simulator, life: listenForShutdown(log) }
-  const service = await startFirst(s, nsm)
-  if (service === null) return EXIT_OK
-  console.log(bannerLines(s, service).join('\n'))
-  held.release()
-  const last = await serveUntilStopped(s, service)
-  await last.close()
-  await sealing.close()
-  await embedded?.close()
-  return EXIT_OK
+  const started = createClosers(log)
+  try {
+    return await startAndServe(flags, config, held, log, started)
+  } finally {
+    // what started, last first: at a stop, or when a step failed (its error goes on up)
+    await started.closeAll()
+  }
 }
