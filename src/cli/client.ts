@@ -116,8 +116,9 @@ export async function sendRequest(session: ClientSession, event: NostrEvent, tim
   throw new CliError(`no relay accepted the request (${why.slice(0, 300)})`, EXIT_INVALID)
 }
 
-export function noReply(timeoutSec: number): CliError {
-  return new CliError(`no reply within ${timeoutSec} s (is the service running and on these relays?)`, EXIT_INVALID)
+/** `also`: one more thing to check, e.g. the proof of work (src/cli/pow.ts powHint). */
+export function noReply(timeoutSec: number, also: string | null = null): CliError {
+  return new CliError(`no reply within ${timeoutSec} s (is the service running and on these relays?${also === null ? '' : ` ${also}`})`, EXIT_INVALID)
 }
 
 export function parseTimeout(value: string | undefined, fallback = 30): number {

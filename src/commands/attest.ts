@@ -13,10 +13,11 @@ import { clientIdentity, clientRelays, noReply, openSession, parsePubkey, parseT
 import { CliError, EXIT_INVALID, EXIT_OK, parseCommandArgs } from '../cli/exit.js'
 import { formatResult } from '../cli/format.js'
 import { hintsFor } from '../cli/hints.js'
+import { checkPow, choosePow, mineRequest, parsePowFlag, POW_USAGE, powHint } from '../cli/pow.js'
 import { TRUST_ARG_OPTIONS, TRUST_USAGE, trustOptions } from '../cli/trust.js'
 import { errorText } from '../../nec01/errors.js'
 
-export const USAGE = `usage: nec01 attest <npub|hex> [--nonce HEX] [--data JSON] [--relay URL]... [--timeout S] [--json] [trust options]
+export const USAGE = `usage: nec01 attest <npub|hex> [--nonce HEX] [--data JSON] [--relay URL]... [--timeout S] [--pow N] [--json] [trust options]
 
 Asks the service (JSON-RPC over Nostr) for a fresh attestation with your nonce and, with
 --data, user_data = SHA-256 of the canonical JSON of the data; then checks the nonce,
@@ -28,6 +29,7 @@ public_key == the service pubkey, user_data, and the full verification.
   --relays FILE      relay list file
   --timeout S        seconds to wait for the reply (default 30)
   --sec KEY          call as this key (nsec or hex); prefer NEC01_SECRET
+${POW_USAGE}
   --json             print { result, verification } as JSON
 ${TRUST_USAGE}
 
@@ -48,6 +50,7 @@ export async function main(args: string[]): Promise<number> {
     relays: { type: 'string' },
     timeout: { type: 'string' },
     sec: { type: 'string' },
+    pow: { type: 'string' },
     json: { type: 'boolean' },
   })
   if (parsed === null) return EXIT_OK
@@ -55,6 +58,7 @@ export async function main(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new CliError('expected exactly one <npub|hex> (see nec01 attest --help)')
   const service = parsePubkey(positionals[0] ?? '')
   const timeoutSec = parseTimeout(values.timeout)
+  const powFlag = parsePowFlag(values.pow)
   const nonce = values.nonce ?? randomBytes(32).toString('hex')
   const { options, warnings } = trustOptions({ ...values, nonce })
   let data: unknown
@@ -78,10 +82,12 @@ export async function main(args: string[]): Promise<number> {
   for (const w of warnings) console.error(w)
   const session = openSession(identity, relays)
   try {
+    const pow = await choosePow(session, service, powFlag, timeoutSec)
     const requestId = bytesToHex(randomBytes(16))
     const body = JSON.stringify({ id: requestId, method: 'attest', params: { nonce, ...(data === undefined ? {} : { data }) } })
-    const now = Math.floor(Date.now() / 1000)
-    const request = identity.sign({ kind: RPC_KIND, created_at: now, content: identity.nip44Encrypt(service, body), tags: [['p', service]] })
+    const template = await mineRequest({ kind: RPC_KIND, created_at: Math.floor(Date.now() / 1000), content: identity.nip44Encrypt(service, body), tags: [['p', service]] }, identity.pubkey, pow.bits)
+    const request = checkPow(identity.sign(template), pow.bits)
+    const now = request.created_at
     const waiting = session.waitFor(
       { kinds: [RPC_KIND], authors: [service], '#p': [identity.pubkey], since: now - RECENT_WINDOW_SEC },
       (e) => e.tags.some((t) => t[0] === 'e' && t[1] === request.id),
@@ -89,7 +95,7 @@ export async function main(args: string[]): Promise<number> {
     )
     await sendRequest(session, request, timeoutSec * 1000)
     const replyEvent = await waiting
-    if (replyEvent === null) throw noReply(timeoutSec)
+    if (replyEvent === null) throw noReply(timeoutSec, powHint(pow))
     const response = parseRpcResponse(identity.nip44Decrypt(service, replyEvent.content))
     if (response === null || response.id !== requestId) throw new CliError('the service sent a malformed JSON-RPC response', EXIT_INVALID)
     if ('error' in response) throw new CliError(`the service refused: ${response.error.code}: ${response.error.message}`, EXIT_INVALID)

@@ -34,7 +34,8 @@ Runs the attested Nostr service. Without --dev it uses the Nitro Secure Module (
   --attest-budget N      of which attest (an NSM attestation each) per second (default 5)
   --lookup-budget N      NIP-17 inbox-relay lookups per second (default 10)
   --pow N                NIP-13 bits of proof of work required of strangers (default 0:
-                         none; at most 32); announced in the kind 13793 announcement
+                         none; at most 32); announced in the kind 13793 announcement, where
+                         nec01 dm and attest read it and mine their requests to it
   --max-request-bytes N  drop larger requests (default 65536)
   --leaf-lifetime SEC    dev only: simulated leaf certificate lifetime (default 10800)
   --operator NPUB        dev only: the operator's key instead of operator.json (the image's

@@ -15,6 +15,9 @@ import { eventHash, keyAgreement, nip04Decrypt, nip04Encrypt, nip44ConversationK
 
 export type { Rumor }
 
+/** Gives `template` (to be signed by `pubkey`) its proof of work: the same event with a nonce tag, maybe another created_at. */
+export type MineWrap = (template: EventTemplate, pubkey: string) => Promise<EventTemplate>
+
 export interface Identity {
   readonly pubkey: string
   readonly npub: string
@@ -27,6 +30,8 @@ export interface Identity {
   unwrap(wrap: NostrEvent): Rumor
   /** NIP-59: a rumor from this identity, sealed with its key and wrapped to `recipient`. */
   giftWrap(rumor: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor }
+  /** giftWrap, the wrap's template passed through `mine` (NIP-13 proof of work) before its one-time key signs it. */
+  giftWrapMined(rumor: Omit<Rumor, 'id' | 'pubkey'>, recipient: string, mine: MineWrap): Promise<{ wrap: NostrEvent; rumor: Rumor }>
   /**
    * The hand-over to an attested successor (docs/upgrades.md): the secret key as hex,
    * NIP-44-encrypted to `peer`. The only way the key ever leaves this closure.
@@ -119,22 +124,35 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
     return rumor
   }
 
-  function giftWrap(input: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor } {
+  /** The rumor, sealed, and the wrap's template with the one-time key that is to sign it. */
+  function wrapParts(input: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { rumor: Rumor; template: EventTemplate; oneTime: ReturnType<typeof oneTimeKey> } {
     const unsigned = { pubkey, created_at: input.created_at, kind: input.kind, tags: input.tags, content: input.content }
     const rumor: Rumor = { ...unsigned, id: eventHash(unsigned) }
     const seal = sign({ kind: kinds.Seal, created_at: randomPast(), tags: [], content: nip44Encrypt(peerKeys(recipient).nip44, JSON.stringify(rumor)) })
     const oneTime = oneTimeKey()
-    const wrap = signEvent(
-      {
-        kind: kinds.GiftWrap,
-        created_at: randomPast(),
-        tags: [['p', recipient]],
-        content: nip44Encrypt(nip44ConversationKey(oneTime.agreement.sharedX(recipient)), JSON.stringify(seal)),
-      },
-      oneTime,
-    )
+    const template = {
+      kind: kinds.GiftWrap,
+      created_at: randomPast(),
+      tags: [['p', recipient]],
+      content: nip44Encrypt(nip44ConversationKey(oneTime.agreement.sharedX(recipient)), JSON.stringify(seal)),
+    }
+    return { rumor, template, oneTime }
+  }
+
+  function giftWrap(input: Omit<Rumor, 'id' | 'pubkey'>, recipient: string): { wrap: NostrEvent; rumor: Rumor } {
+    const { rumor, template, oneTime } = wrapParts(input, recipient)
+    const wrap = signEvent(template, oneTime)
     oneTime.secret.fill(0)
     return { wrap, rumor }
+  }
+
+  async function giftWrapMined(input: Omit<Rumor, 'id' | 'pubkey'>, recipient: string, mine: MineWrap): Promise<{ wrap: NostrEvent; rumor: Rumor }> {
+    const { rumor, template, oneTime } = wrapParts(input, recipient)
+    try {
+      return { wrap: signEvent(await mine(template, oneTime.pubkey), oneTime), rumor }
+    } finally {
+      oneTime.secret.fill(0)
+    }
   }
 
   return {
@@ -147,6 +165,7 @@ export function identityFromSecret(secretKey: Uint8Array): Identity {
     nip44Decrypt: (peer, payload) => nip44Decrypt(peerKeys(peer).nip44, payload),
     unwrap,
     giftWrap,
+    giftWrapMined,
     encryptSecretTo: (peer) => nip44Encrypt(peerKeys(peer).nip44, bytesToHex(sk)),
     // Keep the key out of any accidental serialisation or inspection of this object.
     toJSON: () => ({ pubkey }),
