@@ -60,6 +60,10 @@ describe('serve --dev --embedded-kms (npm start): the same npub across restarts'
     assert.match(line(first.out, 'identity:') ?? '', /^identity: new, sealed \(KMS key arn:aws:kms:/)
     assert.match(first.out, /^dev: {5}a new dev KMS key in the stand-in/m)
     assert.ok(existsSync(join(state.path, 'sealed-key.bin')))
+    // the AWS SDK's multi-line NodeVersionSupportWarning (Node < 22) is one banner line in dev
+    const oldNode = Number(process.versions.node.split('.')[0]) < 22 && process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED === undefined
+    assert.doesNotMatch(first.err, /NodeVersionSupportWarning/)
+    assert.equal((first.out.match(/^node: {4}AWS SDK: Node \d+ support ends .*; move to Node 22$/gm) ?? []).length, oldNode ? 1 : 0, first.out)
     const second = await run(args)
     assert.equal(second.npub, first.npub)
     assert.match(line(second.out, 'identity:') ?? '', /^identity: unsealed: the same npub as before/)

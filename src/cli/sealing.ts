@@ -36,6 +36,22 @@ export interface PreparedSealing {
 
 const MAX_REASON = 500
 
+/** The AWS SDK's documented switch for its NodeVersionSupportWarning, and the Node it asks for. */
+const SDK_NODE_WARNING_ENV = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'
+const SDK_NODE_MAJOR = 22
+
+/**
+ * In dev, the SDK's multi-line warning about this Node on every sealed start becomes one
+ * banner line (the returned one), through the SDK's own switch for exactly that warning.
+ * An enclave's log keeps the SDK's text; a switch the user set is left as it is.
+ */
+function shortSdkNodeWarning(dev: boolean): string | null {
+  const major = Number(process.versions.node.split('.')[0])
+  if (!dev || major >= SDK_NODE_MAJOR || process.env[SDK_NODE_WARNING_ENV] !== undefined) return null
+  process.env[SDK_NODE_WARNING_ENV] = 'true'
+  return `node:    AWS SDK: Node ${major} support ends with its releases after the first week of January 2027; move to Node ${SDK_NODE_MAJOR}`
+}
+
 function httpUrl(value: string, flag: string): void {
   let url: URL | null = null
   try {
@@ -125,6 +141,7 @@ export async function prepareSealing(f: SealingFlags, simulator: NsmSimulator | 
   // AWS's SDK and the stand-in load only for a sealed identity: a plain serve starts without them.
   let embedded: EmbeddedKms | null = null
   let config: SealingConfig | undefined
+  const sdkWarning = f.embeddedKms || keyId !== undefined ? shortSdkNodeWarning(f.dev) : null
   if (f.embeddedKms) ({ config, embedded } = await embeddedSealing(f, simulator, reason))
   else if (keyId !== undefined) config = await outsideSealing(f, keyId, reason)
   return {
@@ -136,6 +153,7 @@ export async function prepareSealing(f: SealingFlags, simulator: NsmSimulator | 
       ...(embedded?.repointed != null
         ? [`dev:     the simulated PCR0 moved (the code changed): the dev KMS key's policy was RE-POINTED at the new PCR0 so this build can unseal. Production never does this (docs/identity.md)`]
         : []),
+      ...(sdkWarning === null ? [] : [sdkWarning]),
     ],
     async close() {
       config?.kms.destroy()
