@@ -165,23 +165,28 @@ export async function verifyChain(
   const certs: Certificate[] = [anchor.cert]
   const labels: string[] = [`root (${certLabel(anchor.cert)})`]
   const ders = [...cabundle.slice(1), leaf]
-  // The first link needs only the root's key, which is in: it starts on the thread pool as
-  // soon as cabundle[1] parses and runs while the rest of the path is parsed and checked.
-  // Its verdict is read after every structural check, so failures are reported exactly as
-  // before; a malformed path may cost this one signature, less than a well-formed forgery.
-  let firstLink: Promise<boolean> | null = null
-  ders.forEach((der, j) => {
+  // Each link starts on the thread pool the moment its certificate parses, its issuer's key
+  // being in already, and runs while the next certificate parses and its key imports: in a
+  // process new to this chain the links, not the parsing, are the long pole. The verdicts
+  // are read after every structural check, so failures are reported as if nothing had
+  // started; a malformed path may cost the signatures already under way, no more than a
+  // well-formed forgery costs.
+  const keys: (VerifyKey | null)[] = [anchor.key]
+  const linkChecks: Promise<boolean>[] = []
+  for (let j = 0; j < ders.length; j++) {
     const name = j === ders.length - 1 ? 'leaf certificate' : `cabundle[${j + 1}]`
     let cert: Certificate
     try {
-      cert = parseCertificate(der)
+      cert = parseCertificate(ders[j]!)
     } catch (err) {
       throw chainError(`${name}: ${err instanceof Error ? err.message : 'unparseable'}`)
     }
-    if (j === 0) firstLink = verifyEs384Concurrent(anchor.key, cert.signature, cert.tbs)
+    const issuerKey = keys[j]!
+    linkChecks.push(issuerKey === null ? Promise.resolve(false) : verifyEs384Concurrent(issuerKey, cert.signature, cert.tbs))
     certs.push(cert)
     labels.push(`${name} (${certLabel(cert)})`)
-  })
+    keys.push(await importP384(cert.publicKey).catch(() => null))
+  }
 
   // Everything else that needs no cryptography first, so a malformed path costs no more.
   const n = certs.length
@@ -193,22 +198,12 @@ export async function verifyChain(
   }
   checkLeaf(certs[n - 1]!, labels[n - 1]!)
 
-  // Each other link starts the moment its issuer's key is in, so checks are under way on
-  // the thread pool while the other keys import; the verdicts are only read once every key
-  // has imported, so a bad key is reported first.
-  const imports = certs.map((c, i) => (i === 0 ? Promise.resolve(anchor.key) : importP384(c.publicKey).catch(() => null)))
-  const linkChecks = Promise.all(
-    certs
-      .slice(1)
-      .map((c, j) => (j === 0 && firstLink !== null ? firstLink : imports[j]!.then((k) => (k === null ? false : verifyEs384Concurrent(k, c.signature, c.tbs))))),
-  )
-  const keys = await Promise.all(imports)
   const bad = keys.findIndex((k) => k === null)
   if (bad >= 0) throw chainError(`${labels[bad]}: public key is not a valid P-384 point`)
   const leafKey = keys[n - 1]!
   // the links are under way while `alongside` runs (on this thread, under Node)
   const extra = alongside === undefined ? null : alongside(leafKey).catch(() => false)
-  const links = await linkChecks
+  const links = await Promise.all(linkChecks)
   const broken = links.indexOf(false)
   if (broken >= 0) throw chainError(`the signature on ${labels[broken + 1]} does not verify with the key of ${labels[broken]}`)
 
